@@ -1,0 +1,594 @@
+"""The validated, frozen description of a microscope (the ``Microscope`` model).
+
+One object holds everything the physics needs: emission wavelength, objective, microlens
+array, camera, the reconstruction volume grid and simulation settings.  It is built from a
+TOML/JSON file (``load_config``), from a preset (``optics.presets``) or from Python keyword
+dictionaries, validated once (every error names the key, the value and what is accepted,
+before any computation) and then frozen.  ``Microscope.hash`` keys the operator cache.
+
+Geometry follows Levoy et al. 2006 and Broxton et al. 2013 (LFM 1.0: the microlens array at
+the native image plane, the sensor one lenslet focal length behind it); the derived quantities
+are listed in ../shared/PHYSICS.md section 1.  Lengths are micrometres throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Objective",
+    "MLA",
+    "Camera",
+    "VolumeGrid",
+    "Simulation",
+    "Microscope",
+    "ConfigError",
+    "load_config",
+    "save_config",
+    "KINDS",
+]
+
+#: Microscope kinds the model knows. Only "widefield" and "lfm" are implemented so far.
+KINDS = ("widefield", "lfm")
+_PLANNED_KINDS = ("lfm-defocused", "flfm")
+
+#: Largest operator (PSF kernels) we agree to build, in bytes; override with LFMSIM_MAX_OPERATOR_GB.
+_DEFAULT_MAX_OPERATOR_GB = 8.0
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key, the value and what is accepted."""
+
+
+def _err(key: str, value: Any, accepted: str) -> ConfigError:
+    return ConfigError(f"{key} = {value!r} is invalid: {accepted}")
+
+
+def _check_number(key: str, value: Any, *, positive: bool = True, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise _err(key, value, "expected a number")
+    v = float(value)
+    if not math.isfinite(v):
+        raise _err(key, value, "expected a finite number")
+    if positive and (v < 0 or (v == 0 and not allow_zero)):
+        raise _err(key, value, "expected a number > 0" if not allow_zero else "expected a number >= 0")
+    return v
+
+
+def _check_int(key: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise _err(key, value, "expected an integer")
+    v = int(value)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise _err(key, value, f"expected an integer in {lo}..{hi}" if hi is not None else f"expected an integer >= {lo}")
+    return v
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise _err(key, value, "expected one of " + ", ".join(repr(c) for c in choices))
+    return value
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Microscope objective and tube lens (object side immersed in ``immersion_index``)."""
+
+    magnification: float = 20.0
+    na: float = 0.5
+    immersion_index: float = 1.33
+    tube_lens_focal_um: float = 200000.0
+
+    def __post_init__(self):
+        m = _check_number("objective.magnification", self.magnification)
+        na = _check_number("objective.na", self.na)
+        n = _check_number("objective.immersion_index", self.immersion_index)
+        if n < 1.0 or n > 2.0:
+            raise _err("objective.immersion_index", self.immersion_index, "expected 1.0 <= n <= 2.0")
+        if na >= n:
+            raise _err(
+                "objective.na", self.na, f"the NA must be smaller than the immersion index ({n})"
+            )
+        ftl = _check_number("objective.tube_lens_focal_um", self.tube_lens_focal_um)
+        for k, v in (("magnification", m), ("na", na), ("immersion_index", n), ("tube_lens_focal_um", ftl)):
+            object.__setattr__(self, k, v)
+
+    @property
+    def focal_um(self) -> float:
+        """Objective focal length f_tl / M (µm)."""
+        return self.tube_lens_focal_um / self.magnification
+
+    @property
+    def half_angle(self) -> float:
+        """Object-side half aperture angle alpha = asin(NA/n) (radians)."""
+        return math.asin(self.na / self.immersion_index)
+
+
+@dataclass(frozen=True)
+class MLA:
+    """Microlens array: ``pitch_um`` and ``focal_um`` on the image side (in air)."""
+
+    pitch_um: float = 150.0
+    focal_um: float = 3000.0
+    aperture: str = "square"
+    grid: str = "square"
+    offset_um: float = 0.0
+    fourier_lens_focal_um: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "pitch_um", _check_number("mla.pitch_um", self.pitch_um))
+        object.__setattr__(self, "focal_um", _check_number("mla.focal_um", self.focal_um))
+        _check_choice("mla.aperture", self.aperture, ("square", "circle"))
+        _check_choice("mla.grid", self.grid, ("square",))
+        object.__setattr__(self, "offset_um", _check_number("mla.offset_um", self.offset_um, positive=False))
+        f2 = _check_number("mla.fourier_lens_focal_um", self.fourier_lens_focal_um, allow_zero=True)
+        object.__setattr__(self, "fourier_lens_focal_um", f2)
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Sensor: pixel pitch, shape (rows, cols) and the noise model of ``optics.camera``."""
+
+    pixel_um: float = 10.0
+    shape: tuple[int, int] = (2048, 2048)
+    quantum_efficiency: float = 0.8
+    read_noise_e: float = 1.5
+    gain_adu_per_e: float = 0.5
+    offset_adu: float = 100.0
+    bit_depth: int = 16
+
+    def __post_init__(self):
+        object.__setattr__(self, "pixel_um", _check_number("camera.pixel_um", self.pixel_um))
+        shape = self.shape
+        if not isinstance(shape, (list, tuple)) or len(shape) != 2:
+            raise _err("camera.shape", shape, "expected [rows, cols], two positive integers")
+        shape = tuple(_check_int(f"camera.shape[{i}]", s, 1) for i, s in enumerate(shape))
+        object.__setattr__(self, "shape", shape)
+        qe = _check_number("camera.quantum_efficiency", self.quantum_efficiency)
+        if qe > 1:
+            raise _err("camera.quantum_efficiency", self.quantum_efficiency, "expected 0 < QE <= 1")
+        object.__setattr__(self, "quantum_efficiency", qe)
+        object.__setattr__(
+            self, "read_noise_e", _check_number("camera.read_noise_e", self.read_noise_e, allow_zero=True)
+        )
+        object.__setattr__(self, "gain_adu_per_e", _check_number("camera.gain_adu_per_e", self.gain_adu_per_e))
+        object.__setattr__(
+            self, "offset_adu", _check_number("camera.offset_adu", self.offset_adu, allow_zero=True)
+        )
+        object.__setattr__(self, "bit_depth", _check_int("camera.bit_depth", self.bit_depth, 1, 32))
+
+
+@dataclass(frozen=True)
+class VolumeGrid:
+    """Reconstruction grid: depths z_min..z_max (inclusive) in steps of z_step (µm, object space)."""
+
+    z_min_um: float = -50.0
+    z_max_um: float = 50.0
+    z_step_um: float = 2.0
+    voxels_per_lenslet: int = 15
+
+    def __post_init__(self):
+        zmin = _check_number("volume.z_min_um", self.z_min_um, positive=False)
+        zmax = _check_number("volume.z_max_um", self.z_max_um, positive=False)
+        step = _check_number("volume.z_step_um", self.z_step_um, positive=False)
+        if step <= 0:
+            raise _err("volume.z_step_um", self.z_step_um, "expected a step > 0")
+        if zmax < zmin:
+            raise _err(
+                "volume.z_max_um", self.z_max_um, f"expected z_max_um >= z_min_um ({zmin}); the range is inverted"
+            )
+        s = _check_int("volume.voxels_per_lenslet", self.voxels_per_lenslet, 1)
+        for k, v in (("z_min_um", zmin), ("z_max_um", zmax), ("z_step_um", step), ("voxels_per_lenslet", s)):
+            object.__setattr__(self, k, v)
+
+    @property
+    def z_um(self) -> np.ndarray:
+        """Depths of the grid (µm), z_min..z_max inclusive."""
+        n = int(math.floor((self.z_max_um - self.z_min_um) / self.z_step_um + 1e-9)) + 1
+        return self.z_min_um + self.z_step_um * np.arange(n, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Numerical settings of the PSF computation."""
+
+    oversampling: int = 3
+    apodization: str = "sqrtcos"
+    vectorial: bool = False
+    propagation: str = "auto"
+
+    def __post_init__(self):
+        object.__setattr__(self, "oversampling", _check_int("simulation.oversampling", self.oversampling, 1, 15))
+        _check_choice("simulation.apodization", self.apodization, ("sqrtcos", "uniform", "sqrtcos-1pluscos"))
+        if not isinstance(self.vectorial, bool):
+            raise _err("simulation.vectorial", self.vectorial, "expected true or false")
+        _check_choice("simulation.propagation", self.propagation, ("auto", "fresnel", "asm"))
+
+
+_SECTIONS = {
+    "objective": Objective,
+    "mla": MLA,
+    "camera": Camera,
+    "volume": VolumeGrid,
+    "simulation": Simulation,
+}
+_MICROSCOPE_KEYS = ("kind", "wavelength_um", "name")
+
+
+@dataclass(frozen=True)
+class Microscope:
+    """A complete, validated, immutable light-field (or wide-field) microscope description.
+
+    Build it with keyword sections, ``Microscope.from_dict(d)``, ``load_config(path)`` or
+    ``optics.presets.get(name)``.  Sections follow ../shared/DESIGN.md.  For ``kind="widefield"``
+    ``mla`` is None, one "lenslet" is one camera pixel and ``voxels_per_lenslet`` must be 1.
+
+    Lateral coordinates are image-oriented: a source at object position (y, x) forms its
+    in-focus image at sensor position (M*y, M*x) from the optical axis, which passes through the
+    centre of the middle lenslet (index ``n_lenslets // 2``).  z is the source's offset from the
+    focal plane, positive away from the objective.
+    """
+
+    kind: str = "lfm"
+    wavelength_um: float = 0.52
+    objective: Objective = field(default_factory=Objective)
+    mla: MLA | None = field(default_factory=MLA)
+    camera: Camera = field(default_factory=Camera)
+    volume: VolumeGrid = field(default_factory=VolumeGrid)
+    simulation: Simulation = field(default_factory=Simulation)
+    name: str = ""
+
+    def __post_init__(self):
+        if self.kind in _PLANNED_KINDS:
+            raise _err("microscope.kind", self.kind, f"not implemented yet; implemented kinds: {', '.join(KINDS)}")
+        _check_choice("microscope.kind", self.kind, KINDS)
+        lam = _check_number("microscope.wavelength_um", self.wavelength_um)
+        if not 0.2 <= lam <= 2.0:
+            raise _err(
+                "microscope.wavelength_um", self.wavelength_um, "expected 0.2..2.0 µm (micrometres, e.g. 0.52 not 520)"
+            )
+        object.__setattr__(self, "wavelength_um", lam)
+        for key, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, key), (cls, type(None))):
+                raise _err(key, getattr(self, key), f"expected a {cls.__name__}")
+        if self.kind == "widefield":
+            if self.mla is not None:
+                object.__setattr__(self, "mla", None)
+            if self.volume.voxels_per_lenslet != 1:
+                raise _err("volume.voxels_per_lenslet", self.volume.voxels_per_lenslet,
+                           "a wide-field microscope samples one voxel per camera pixel: use 1")
+        else:
+            if self.mla is None:
+                raise _err("mla", None, f"a [mla] section is required for kind {self.kind!r}")
+            ratio = self.mla.pitch_um / self.camera.pixel_um
+            nnum = round(ratio)
+            if abs(ratio - nnum) > 1e-6 * ratio or nnum % 2 == 0:
+                raise _err(
+                    "mla.pitch_um / camera.pixel_um", f"{self.mla.pitch_um}/{self.camera.pixel_um} = {ratio:.4g}",
+                    "the number of pixels per lenslet must be an odd integer (so each lenslet has a centre pixel)",
+                )
+            s = self.volume.voxels_per_lenslet
+            if s > nnum:
+                raise _err("volume.voxels_per_lenslet", s, f"expected 1..{nnum} (the pixels per lenslet)")
+            rows, cols = self.camera.shape
+            if rows < nnum or cols < nnum:
+                raise _err("camera.shape", list(self.camera.shape), f"the sensor must hold at least one lenslet ({nnum} x {nnum} pixels)")
+            matched = self.matched_f_number
+            fnum = self.mla.focal_um / self.mla.pitch_um
+            if abs(fnum / matched - 1) > 0.15:
+                warnings.warn(
+                    f"mla f-number {fnum:.3g} is far from the matched value M/(2 NA) = {matched:.3g}: "
+                    f"sub-images will {'overlap' if fnum > matched else 'leave pixels unused'}",
+                    stacklevel=3,
+                )
+
+    # ----------------------------------------------------------------- derived quantities
+    @property
+    def pixels_per_lenslet(self) -> int:
+        """Nnum = pitch / pixel (1 for wide-field)."""
+        if self.mla is None:
+            return 1
+        return round(self.mla.pitch_um / self.camera.pixel_um)
+
+    @property
+    def voxels_per_lenslet(self) -> int:
+        return self.volume.voxels_per_lenslet
+
+    @property
+    def lenslet_pitch_um(self) -> float:
+        """Image-side lenslet pitch d (µm); the camera pixel for wide-field."""
+        return self.mla.pitch_um if self.mla is not None else self.camera.pixel_um
+
+    @property
+    def lenslet_pitch_object_um(self) -> float:
+        """Object-space lenslet pitch d / M (µm)."""
+        return self.lenslet_pitch_um / self.objective.magnification
+
+    @property
+    def voxel_um(self) -> float:
+        """Lateral voxel size d / (M s) in object space (µm)."""
+        return self.lenslet_pitch_object_um / self.voxels_per_lenslet
+
+    @property
+    def pixel_object_um(self) -> float:
+        """Camera pixel referred to object space, p / M (µm)."""
+        return self.camera.pixel_um / self.objective.magnification
+
+    @property
+    def matched_f_number(self) -> float:
+        """Lenslet f-number whose cone matches the objective's image-side NA: M / (2 NA)."""
+        return self.objective.magnification / (2 * self.objective.na)
+
+    @property
+    def pupil_radius_um(self) -> float:
+        """Radius of the pupil image behind one lenslet, f_ml NA / M (µm, sensor plane)."""
+        if self.mla is None:
+            return 0.0
+        return self.mla.focal_um * self.objective.na / self.objective.magnification
+
+    @property
+    def n_lenslets(self) -> tuple[int, int]:
+        """Whole lenslets on the sensor (rows, cols); the image is the central crop they cover."""
+        n = self.pixels_per_lenslet
+        return (self.camera.shape[0] // n, self.camera.shape[1] // n)
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """Shape of the light-field image used: whole lenslets only (rows, cols)."""
+        n = self.pixels_per_lenslet
+        ly, lx = self.n_lenslets
+        return (ly * n, lx * n)
+
+    @property
+    def z_um(self) -> np.ndarray:
+        return self.volume.z_um
+
+    @property
+    def volume_shape(self) -> tuple[int, int, int]:
+        """Reconstruction volume (z, y, x)."""
+        ly, lx = self.n_lenslets
+        s = self.voxels_per_lenslet
+        return (len(self.z_um), ly * s, lx * s)
+
+    @property
+    def fov_um(self) -> tuple[float, float]:
+        """Object-space field of view (rows, cols) covered by the image (µm)."""
+        ny, nx = self.image_shape
+        return (ny * self.pixel_object_um, nx * self.pixel_object_um)
+
+    @property
+    def wavenumber(self) -> float:
+        """Object-space wavenumber k = 2 pi n / lambda0 (1/µm)."""
+        return 2 * math.pi * self.objective.immersion_index / self.wavelength_um
+
+    # ----------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict:
+        """Plain nested dict with the file layout of DESIGN.md (``[microscope]``, ``[objective]``...)."""
+        out: dict[str, Any] = {"microscope": {"kind": self.kind, "wavelength_um": self.wavelength_um}}
+        if self.name:
+            out["microscope"]["name"] = self.name
+        for key in _SECTIONS:
+            sec = getattr(self, key)
+            if sec is None:
+                continue
+            d = dataclasses.asdict(sec)
+            out[key] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Microscope:
+        """Build from the nested-dict layout of a config file; unknown keys are errors."""
+        if not isinstance(data, dict):
+            raise _err("config", type(data).__name__, "expected a table/dict of sections")
+        allowed = ("microscope", *_SECTIONS)
+        for key in data:
+            if key not in allowed:
+                raise _unknown(key, allowed, "section")
+        top = dict(data.get("microscope", {}))
+        for key in top:
+            if key not in _MICROSCOPE_KEYS:
+                raise _unknown(f"microscope.{key}", [f"microscope.{k}" for k in _MICROSCOPE_KEYS], "key")
+        kwargs: dict[str, Any] = dict(top)
+        kind = top.get("kind", "lfm")
+        for key, sec_cls in _SECTIONS.items():
+            if key not in data:
+                if key == "mla" and kind == "widefield":
+                    kwargs["mla"] = None
+                continue
+            sec = data[key]
+            if not isinstance(sec, dict):
+                raise _err(key, sec, "expected a table of keys")
+            names = [f.name for f in dataclasses.fields(sec_cls)]
+            for k in sec:
+                if k not in names:
+                    raise _unknown(f"{key}.{k}", [f"{key}.{n}" for n in names], "key")
+            kwargs[key] = sec_cls(**sec)
+        if kind == "widefield" and "volume" not in data:
+            kwargs["volume"] = VolumeGrid(voxels_per_lenslet=1)
+        return cls(**kwargs)
+
+    def replace(self, **sections) -> Microscope:
+        """A copy with whole sections or top-level fields replaced; nested keys via ``section={...}``.
+
+        ``m.replace(volume={"z_step_um": 5})`` changes one key of a section.
+        """
+        d = self.to_dict()
+        for key, val in sections.items():
+            if key in _SECTIONS and isinstance(val, dict):
+                d.setdefault(key, {}).update(val)
+            elif key in _SECTIONS:
+                d[key] = dataclasses.asdict(val) if val is not None else None
+                if d[key] is None:
+                    d.pop(key)
+            elif key in _MICROSCOPE_KEYS:
+                d["microscope"][key] = val
+            else:
+                raise _unknown(key, (*_SECTIONS, *_MICROSCOPE_KEYS), "field")
+        if d["microscope"].get("kind") == "widefield":
+            d.pop("mla", None)
+        return Microscope.from_dict(d)
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the canonical JSON of everything that shapes the PSF.
+
+        The camera's noise parameters and the display name do not change the operator and are
+        left out, so that changing them keeps the cached operator.
+        """
+        d = self.to_dict()
+        d["microscope"].pop("name", None)
+        cam = d["camera"]
+        d["camera"] = {"pixel_um": cam["pixel_um"], "shape": cam["shape"]}
+        text = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def estimate_operator_bytes(self) -> int:
+        """Upper estimate of the PSF kernels' size in memory (float32), before computing them.
+
+        Each depth keeps s^2 kernels of (2R+1) N pixels square, where R is the support radius in
+        lenslets from the geometric defocus blur M |z| NA / n at the MLA (PHYSICS.md section 3).
+        """
+        n, s = self.pixels_per_lenslet, self.voxels_per_lenslet
+        total = 0
+        for z in self.z_um:
+            side = kernel_side_pixels(self, float(z))
+            total += s * s * side * side * 4
+        return int(total)
+
+    def check_operator_fits(self, max_gb: float | None = None) -> None:
+        """Raise ConfigError if the operator would exceed ``max_gb`` (default env LFMSIM_MAX_OPERATOR_GB or 8)."""
+        if max_gb is None:
+            max_gb = float(os.environ.get("LFMSIM_MAX_OPERATOR_GB", _DEFAULT_MAX_OPERATOR_GB))
+        need = self.estimate_operator_bytes() / 1e9
+        if need > max_gb:
+            raise ConfigError(
+                f"volume = {len(self.z_um)} depths x {self.voxels_per_lenslet}^2 voxel phases is too large: "
+                f"its operator needs about {need:.1f} GB, more than the {max_gb:.1f} GB allowed "
+                "(reduce the z range, increase volume.z_step_um, lower volume.voxels_per_lenslet, "
+                "or raise LFMSIM_MAX_OPERATOR_GB)"
+            )
+
+    def describe(self) -> str:
+        """Human-readable summary of the derived quantities."""
+        lines = [f"{self.name or 'microscope'} ({self.kind}), lambda0 = {self.wavelength_um} um",
+                 f"  objective {self.objective.magnification:g}x / NA {self.objective.na:g}, n = {self.objective.immersion_index:g}"]
+        if self.mla is not None:
+            lines += [
+                f"  MLA pitch {self.mla.pitch_um:g} um, f = {self.mla.focal_um:g} um (f/{self.mla.focal_um / self.mla.pitch_um:.3g}; matched f/{self.matched_f_number:.3g})",
+                f"  {self.pixels_per_lenslet} px per lenslet, {self.n_lenslets[0]} x {self.n_lenslets[1]} lenslets, pupil radius {self.pupil_radius_um:.4g} um",
+                f"  object-space lenslet pitch {self.lenslet_pitch_object_um:.4g} um, voxel {self.voxel_um:.4g} um ({self.voxels_per_lenslet} per lenslet)",
+            ]
+        else:
+            lines.append(f"  voxel {self.voxel_um:.4g} um (camera pixel / M)")
+        fy, fx = self.fov_um
+        z = self.z_um
+        lines += [f"  field of view {fy:.4g} x {fx:.4g} um, z {z[0]:g}..{z[-1]:g} um ({len(z)} planes)",
+                  f"  volume {self.volume_shape}, image {self.image_shape}"]
+        return "\n".join(lines)
+
+
+def kernel_side_pixels(m: Microscope, z_um: float) -> int:
+    """Side (pixels) of the cropped light-field kernel for depth ``z_um``: (2R+1) N.
+
+    R = ceil(r_blur / d) + 1 lenslets, where r_blur = M |z| tan(alpha) is the geometric blur radius at
+    the MLA: the marginal ray from a source at depth z crosses the focal plane z tan(alpha) off axis
+    and the NIP is conjugate to that plane with magnification M.  (PHYSICS.md's paraxial M|z|NA/n is
+    the small-angle form; tan(alpha) is the exact ray bound and matters at NA/n = 0.95.)  One guard
+    lenslet covers the diffraction tails.  This is an upper bound used to size windows and to
+    estimate memory; ``optics.compute_psf`` crops each kernel further to its energy support.
+    """
+    n = m.pixels_per_lenslet
+    if m.mla is None:
+        # wide-field: defocus blur radius on the sensor in pixels plus a few Airy radii
+        blur = m.objective.magnification * abs(z_um) * math.tan(m.objective.half_angle)
+        airy = 0.61 * m.wavelength_um / m.objective.na * m.objective.magnification
+        r = int(math.ceil((blur + 4 * airy) / m.camera.pixel_um)) + 2
+        return 2 * r + 1
+    na, n_imm, mag = m.objective.na, m.objective.immersion_index, m.objective.magnification
+    blur = mag * abs(z_um) * na / math.sqrt(n_imm**2 - na**2)  # M |z| tan(alpha): image-side radius
+    r = int(math.ceil(blur / m.mla.pitch_um)) + 1
+    return (2 * r + 1) * n
+
+
+def _unknown(key: str, allowed, what: str) -> ConfigError:
+    short = key.split(".")[-1]
+    cands = [a.split(".")[-1] for a in allowed]
+    close = difflib.get_close_matches(short, cands, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"unknown {what} {key!r}{hint}; accepted: {', '.join(str(a) for a in allowed)}")
+
+
+def load_config(path: str | os.PathLike) -> Microscope:
+    """Read a Microscope from a TOML (``.toml``) or JSON (``.json``) file.
+
+    Raises ConfigError naming the file if it cannot be read or parsed.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror or e}") from e
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(raw.decode())
+        elif p.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(raw.decode())
+        else:
+            raise ConfigError(f"config file {str(p)!r}: unknown extension {p.suffix!r}; accepted: .toml, .json")
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"config file {str(p)!r} cannot be parsed: {e}") from e
+    try:
+        return Microscope.from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{p.name}: {e}") from None
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def save_config(m: Microscope, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``m`` as TOML or JSON (by extension), atomically; refuses to overwrite unless asked."""
+    from .io import atomic_write_bytes
+
+    p = Path(path)
+    d = m.to_dict()
+    if p.suffix.lower() == ".json":
+        text = json.dumps(d, indent=2)
+    elif p.suffix.lower() == ".toml":
+        parts = []
+        for sec, keys in d.items():
+            parts.append(f"[{sec}]")
+            parts += [f"{k} = {_toml_value(v)}" for k, v in keys.items()]
+            parts.append("")
+        text = "\n".join(parts)
+    else:
+        raise ConfigError(f"path = {str(p)!r}: unknown extension {p.suffix!r}; accepted: .toml, .json")
+    atomic_write_bytes(p, text.encode(), overwrite=overwrite)
+    return p
