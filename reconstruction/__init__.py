@@ -1,0 +1,1 @@
+"""lfmsim reconstruction: light-field operators (forward/adjoint) and deconvolution on GPU or CPU."""
