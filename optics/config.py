@@ -462,7 +462,7 @@ class Microscope:
         Each depth keeps s^2 kernels of (2R+1) N pixels square, where R is the support radius in
         lenslets from the geometric defocus blur M |z| NA / n at the MLA (PHYSICS.md section 3).
         """
-        n, s = self.pixels_per_lenslet, self.voxels_per_lenslet
+        s = self.voxels_per_lenslet
         total = 0
         for z in self.z_um:
             side = kernel_side_pixels(self, float(z))

@@ -65,7 +65,9 @@ def test_hash_tracks_optics_not_noise():
 
 def test_frozen():
     m = presets.get("lfm-20x-0.5w")
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         m.wavelength_um = 0.6  # type: ignore[misc]
 
 
