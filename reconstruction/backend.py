@@ -1,0 +1,246 @@
+"""Array backend: the one place that knows about CuPy.
+
+Every numerical function in :mod:`reconstruction` infers its array module from its inputs
+(``xp = xp_of(array)``, in the style of scipy's ``array_namespace``) and only calls ``xp.*``
+after that, so one algorithm body serves NumPy on the CPU and CuPy on a CUDA GPU.  This module
+is the only one that imports cupy, always lazily inside a function, so ``import reconstruction``
+works (and stays fast) on machines without it.  Device selection follows DESIGN.md: ``"auto"``
+uses a GPU when ``cupy.cuda.is_available()``, ``"gpu"`` without one is an error (never a silent
+fallback), and the choice is logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import resource
+import sys
+from types import ModuleType
+
+import numpy as np
+
+__all__ = [
+    "DeviceError",
+    "get_device",
+    "gpu_available",
+    "xp_of",
+    "xp_for",
+    "is_gpu_array",
+    "to_device",
+    "to_host",
+    "fft_module",
+    "synchronize",
+    "peak_memory_bytes",
+    "reset_peak_memory",
+    "current_rss_bytes",
+    "device_name",
+    "DEVICES",
+]
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+class DeviceError(RuntimeError):
+    """The requested compute device is not available."""
+
+
+def _cupy() -> ModuleType | None:
+    """Import cupy lazily; None when it is not installed or cannot load."""
+    try:
+        import cupy  # noqa: PLC0415  (the only cupy import in lfmsim)
+    except Exception:  # ImportError, or a CUDA library that fails to load
+        return None
+    return cupy
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_available() -> bool:
+    """True when cupy is importable and ``cupy.cuda.is_available()`` (a usable CUDA device)."""
+    cp = _cupy()
+    if cp is None:
+        return False
+    try:
+        return bool(cp.cuda.is_available())
+    except Exception:
+        return False
+
+
+def get_device(device: str = "auto") -> str:
+    """Resolve ``device`` ("auto" | "cpu" | "gpu") to "cpu" or "gpu" and log the choice.
+
+    Raises
+    ------
+    ValueError
+        ``device`` is not one of the accepted names.
+    DeviceError
+        ``device="gpu"`` but cupy or a CUDA GPU is not available.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device = {device!r} is invalid: expected one of 'auto', 'cpu', 'gpu'")
+    if device == "cpu":
+        chosen = "cpu"
+    elif device == "gpu":
+        if not gpu_available():
+            why = "cupy is not installed" if _cupy() is None else "cupy finds no usable CUDA device"
+            raise DeviceError(
+                f"device = 'gpu' was requested but {why}; install the 'gpu' extra "
+                "(cupy-cuda12x) on a machine with an NVIDIA GPU, or use device='cpu' / 'auto'"
+            )
+        chosen = "gpu"
+    else:
+        chosen = "gpu" if gpu_available() else "cpu"
+    log.info("reconstruction device: %s (%s; requested %r)", chosen, device_name(chosen), device)
+    return chosen
+
+
+def device_name(device: str) -> str:
+    """Human-readable name of the CPU or of the current CUDA device."""
+    if device == "gpu":
+        cp = _cupy()
+        try:
+            props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
+            name = props["name"]
+            return name.decode() if isinstance(name, bytes) else str(name)
+        except Exception:
+            return "CUDA GPU"
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu} ({os.cpu_count()} logical cores)"
+
+
+def is_gpu_array(a) -> bool:
+    """True for a cupy array (checked without importing cupy)."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def xp_of(*arrays) -> ModuleType:
+    """Array module (numpy or cupy) of the inputs; mixing host and device arrays is an error."""
+    kinds = {is_gpu_array(a) for a in arrays if a is not None and not np.isscalar(a)}
+    if len(kinds) > 1:
+        raise TypeError(
+            "inputs mix NumPy (host) and CuPy (device) arrays; move them to one device first "
+            "(reconstruction.backend.to_device / to_host)"
+        )
+    if kinds == {True}:
+        return _cupy()
+    return np
+
+
+def xp_for(device: str) -> ModuleType:
+    """Array module of a resolved device ("cpu" -> numpy, "gpu" -> cupy)."""
+    if device == "gpu":
+        cp = _cupy()
+        if cp is None:
+            raise DeviceError("device 'gpu' needs cupy, which is not installed")
+        return cp
+    if device != "cpu":
+        raise ValueError(f"device = {device!r} is invalid: expected 'cpu' or 'gpu' (resolve 'auto' with get_device)")
+    return np
+
+
+def to_device(a, device: str, dtype=None):
+    """Copy (if needed) ``a`` to ``device`` ("cpu" or "gpu"), optionally casting to ``dtype``."""
+    xp = xp_for(device)
+    if device == "cpu" and is_gpu_array(a):
+        a = a.get()
+    return xp.asarray(a, dtype=dtype)
+
+
+def to_host(a) -> np.ndarray:
+    """A NumPy array with the values of ``a`` (explicit device -> host copy for cupy arrays)."""
+    if is_gpu_array(a):
+        return a.get()
+    return np.asarray(a)
+
+
+class _ScipyFFT:
+    """scipy.fft with all cores (``workers=-1``) for the functions the operator uses."""
+
+    def __init__(self):
+        import scipy.fft as sfft
+
+        self._f = sfft
+
+    def rfft2(self, a, s=None, axes=(-2, -1)):
+        return self._f.rfft2(a, s=s, axes=axes, workers=-1)
+
+    def irfft2(self, a, s=None, axes=(-2, -1)):
+        return self._f.irfft2(a, s=s, axes=axes, workers=-1)
+
+    def next_fast_len(self, n: int, real: bool = True) -> int:
+        return self._f.next_fast_len(n, real=real)
+
+
+class _CupyFFT:
+    """cupyx.scipy.fft (cuFFT; plans cached by cupy's plan cache)."""
+
+    def __init__(self):
+        import scipy.fft as sfft
+        from cupyx.scipy import fft as cfft  # noqa: PLC0415
+
+        self._f = cfft
+        self._s = sfft
+
+    def rfft2(self, a, s=None, axes=(-2, -1)):
+        return self._f.rfft2(a, s=s, axes=axes)
+
+    def irfft2(self, a, s=None, axes=(-2, -1)):
+        return self._f.irfft2(a, s=s, axes=axes)
+
+    def next_fast_len(self, n: int, real: bool = True) -> int:
+        # cuFFT is fastest on 2^a 3^b 5^c 7^d sizes; scipy's 5-smooth lengths are a subset.
+        return self._s.next_fast_len(n, real=True)
+
+
+@functools.lru_cache(maxsize=2)
+def fft_module(device: str):
+    """FFT functions (``rfft2``, ``irfft2``, ``next_fast_len``) for a resolved device."""
+    return _CupyFFT() if device == "gpu" else _ScipyFFT()
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work (no-op on the CPU); call before reading a timer."""
+    if device == "gpu":
+        _cupy().cuda.Device().synchronize()
+
+
+def reset_peak_memory(device: str) -> None:
+    """Release cupy's cached blocks so the next ``peak_memory_bytes`` reflects new work (GPU only)."""
+    if device == "gpu":
+        cp = _cupy()
+        cp.get_default_memory_pool().free_all_blocks()
+
+
+def peak_memory_bytes(device: str) -> int:
+    """Memory held: the process's peak resident set (CPU), or cupy's pool total (GPU).
+
+    On the CPU this is ``ru_maxrss`` (the high-water mark of the whole process since start);
+    on the GPU it is the bytes the default memory pool holds now (its high-water mark, since
+    the pool only grows until ``free_all_blocks``).
+    """
+    if device == "gpu":
+        return int(_cupy().get_default_memory_pool().total_bytes())
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def current_rss_bytes() -> int:
+    """Current resident set size of this process (bytes; Linux /proc, else the peak)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return peak_memory_bytes("cpu")

@@ -1,0 +1,462 @@
+"""The light-field projection operator H (forward) and its exact transpose Hᵀ (adjoint).
+
+Model (PHYSICS.md section 4; Broxton et al. 2013, Stefanoiu et al. 2019): the image is
+``y = sum_z sum_ab K_{z,a,b} * (P_ab x_z)``, where ``P_ab`` puts each voxel of sub-lenslet phase
+(a, b) on its lenslet's centre pixel and ``K_{z,a,b}`` is the sensor pattern of that source
+(``optics.psfdata.LightFieldPSF``).  Because the PSF is periodic with the lenslet pitch, split a
+volume slice into its s x s voxel phases (each an L_y x L_x image on the lenslet grid) and the
+sensor into its N x N pixel phases: with p = m N + u (lenslet m, pixel phase u),
+
+    y_u[m] = sum_{z,ab} sum_l G_{z,ab,u}[m - l] x_{z,ab}[l],   G_{z,ab,u}[j] = K_{z,a,b}[(j + R) N + u],
+
+a multi-channel convolution on the lenslet grid with nz s^2 inputs and N^2 outputs whose
+taps span |j| <= R lenslets (DESIGN.md, "Performance model").  We evaluate it in Fourier space:
+per spatial frequency f it is one complex matrix-vector product (N^2 x nz s^2), done as a batched
+``matmul`` over frequencies (and over frames and tiles as extra columns).  The kernel spectra
+``Ĝ[f, u, c]`` are computed once and stay resident on the device.  The adjoint uses the conjugate
+transpose, so forward and adjoint are exact transposes (zero padding keeps the convolution linear,
+not circular).  Large lenslet grids are cut into overlap-save tiles of T lenslets so the kernel
+spectra (size ~ tile^2, not field^2) fit in memory.  Wide-field (N = s = 1) is the same code: a
+per-depth shift-invariant 3-D-to-2-D convolution.
+
+All arithmetic uses the array module of the operator's device (numpy or cupy) through one code
+path; inputs must already live on that device (no silent host/device copies).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backend
+
+__all__ = ["LightFieldOperator", "ProjectionCost", "projection_cost"]
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64): np.dtype(np.complex128)}
+
+
+# --------------------------------------------------------------------------- cost model
+@dataclass(frozen=True)
+class ProjectionCost:
+    """FLOPs and bytes of one projection (forward or adjoint, one frame) by two routes.
+
+    ``direct_*``: the multi-channel convolution evaluated tap by tap on the lenslet grid
+    (2 FLOPs per multiply-add; bytes = kernels + volume + image read/written once).
+    ``fourier_*``: the route used here (kernel-spectrum matmul, 8 real FLOPs per complex
+    multiply-add, plus the real FFTs at 2.5 n log2 n each; bytes = the resident kernel spectra,
+    read once per projection, plus the volume/image spectra).
+    ``naive_flops``: one full-size FFT convolution per depth and phase (pyolaf / oLaF route).
+    """
+
+    direct_flops: float
+    direct_bytes: float
+    fourier_flops: float
+    fourier_matmul_flops: float
+    fourier_bytes: float
+    kernel_spectra_bytes: float
+    naive_flops: float
+
+    def as_dict(self) -> dict:
+        return {k: float(v) for k, v in self.__dict__.items()}
+
+
+def _fft_flops(n: int) -> float:
+    return 2.5 * n * math.log2(max(n, 2))
+
+
+def projection_cost(
+    nz: int, s: int, n: int, lenslets: tuple[int, int], radii, tiles: tuple[int, int] = (1, 1),
+    fft_shape: tuple[int, int] | None = None, itemsize: int = 4,
+) -> ProjectionCost:
+    """Cost of one projection for nz depths, s voxels and n pixels per lenslet (see ``ProjectionCost``).
+
+    Parameters
+    ----------
+    nz, s, n : int
+        Depths, voxels per lenslet, pixels per lenslet.
+    lenslets : (int, int)
+        Lenslet grid (L_y, L_x).
+    radii : sequence of int
+        Kernel radius R_z (lenslets) of each depth.
+    tiles : (int, int)
+        Overlap-save tiles per axis of the Fourier route.
+    fft_shape : (int, int), optional
+        FFT size (P_y, P_x) per tile; default next 5-smooth size of L + max R.
+    itemsize : int
+        Bytes per real number (4 for float32).
+    """
+    ly, lx = lenslets
+    radii = [int(r) for r in radii]
+    rmax = max(radii)
+    if fft_shape is None:
+        import scipy.fft as sfft
+
+        fft_shape = (sfft.next_fast_len(ly + rmax, True), sfft.next_fast_len(lx + rmax, True))
+    py, px = fft_shape
+    ntile = tiles[0] * tiles[1]
+    c = nz * s * s
+    u = n * n
+    taps = sum((2 * min(r, ly - 1) + 1) * (2 * min(r, lx - 1) + 1) for r in radii)
+    direct_flops = 2.0 * s * s * u * ly * lx * taps
+    kernel_bytes = itemsize * s * s * sum(((2 * r + 1) * n) ** 2 for r in radii)
+    vol_img = itemsize * (c * ly * lx + u * ly * lx)
+    f = py * (px // 2 + 1)
+    matmul = 8.0 * f * u * c * ntile
+    ffts = (c + u) * ntile * _fft_flops(py * px)
+    spectra = 2 * itemsize * f * u * c
+    fourier_bytes = spectra + 2 * itemsize * f * (c + u) * ntile * 2
+    big = (ly + 2 * rmax) * n
+    naive = c * 3 * _fft_flops(big * big)
+    return ProjectionCost(direct_flops, kernel_bytes + vol_img, matmul + ffts, matmul, fourier_bytes, spectra, naive)
+
+
+# --------------------------------------------------------------------------- operator
+class LightFieldOperator:
+    """Forward projection H (volume -> light-field image) and its exact adjoint Hᵀ.
+
+    Parameters
+    ----------
+    psf : optics.psfdata.LightFieldPSF
+        Kernels ``psf.kernels[iz]`` of shape (s, s, K_z, K_z), K_z = (2 R_z + 1) N.
+    device : {"auto", "cpu", "gpu"}
+        Where the kernel spectra live and the arithmetic runs (``backend.get_device``).
+    dtype : float32 or float64
+        Real dtype of volumes and images (complex64 / complex128 spectra).
+    max_chunk_bytes : int
+        Bound on the temporaries of one depth chunk (the projection is accumulated over chunks
+        of depths in Fourier space, so peak memory stays bounded for any number of depths).
+    max_kernel_bytes : int, optional
+        Bound on the resident kernel spectra.  When one FFT over the whole lenslet grid would
+        need more, the grid is cut into overlap-save tiles.  Default: 4 GiB on the CPU, half
+        of the free GPU memory on the GPU.
+    tile_lenslets : int or (int, int), optional
+        Force a tile size T (lenslets, per axis); ``None`` chooses automatically.
+    progress : bool
+        Show a progress bar while computing the kernel spectra.
+
+    Attributes
+    ----------
+    volume_shape : (nz, L_y s, L_x s)
+    image_shape : (L_y N, L_x N)
+    device : "cpu" or "gpu"
+    nbytes : int
+        Device memory held by the kernel spectra.
+
+    Notes
+    -----
+    ``forward`` and ``adjoint`` accept a leading time axis, (t, nz, Y, X) and (t, Y', X'); frames
+    become extra matmul columns, so a batch costs little more than one frame to read the
+    kernel spectra.  Both require arrays already on the operator's device.
+    """
+
+    def __init__(self, psf, device: str = "auto", dtype=np.float32, *, max_chunk_bytes: int = 256 * 2**20,
+                 max_kernel_bytes: int | None = None, tile_lenslets=None, progress: bool = False):
+        dt = np.dtype(dtype)
+        if dt not in _DTYPES:
+            raise ValueError(f"dtype = {dtype!r} is invalid: expected float32 or float64")
+        if int(max_chunk_bytes) <= 0:
+            raise ValueError(f"max_chunk_bytes = {max_chunk_bytes!r} is invalid: expected a positive integer")
+        self.psf = psf
+        self.dtype = dt
+        self.cdtype = _DTYPES[dt]
+        self.device = backend.get_device(device)
+        self.xp = backend.xp_for(self.device)
+        self._fft = backend.fft_module(self.device)
+        self.max_chunk_bytes = int(max_chunk_bytes)
+
+        m = psf.microscope
+        self.n = int(psf.pixels_per_lenslet)
+        self.s = int(psf.voxels_per_lenslet)
+        self.lenslets = tuple(int(v) for v in psf.n_lenslets)
+        self.nz = len(psf.z_um)
+        self.volume_shape = tuple(int(v) for v in psf.volume_shape)
+        self.image_shape = tuple(int(v) for v in psf.image_shape)
+        self.voxel_um = (float(m.volume.z_step_um), float(m.voxel_um), float(m.voxel_um))
+        ly, lx = self.lenslets
+        self.radii = [int(r) for r in psf.radius_lenslets]
+        # taps farther than L-1 lenslets never reach the image: drop them per axis
+        self._ry = [min(r, ly - 1) for r in self.radii]
+        self._rx = [min(r, lx - 1) for r in self.radii]
+        self.channels = self.nz * self.s * self.s
+        self.outputs = self.n * self.n
+
+        if max_kernel_bytes is None:
+            max_kernel_bytes = 4 * 2**30
+            if self.device == "gpu":
+                free = self._gpu_free_bytes()
+                max_kernel_bytes = int(0.5 * free) if free else max_kernel_bytes
+        self.max_kernel_bytes = int(max_kernel_bytes)
+        self._plan_tiles(tile_lenslets)
+        self._build(progress)
+
+    # ---------------------------------------------------------------- geometry / planning
+    def _gpu_free_bytes(self) -> int:
+        try:
+            return int(self.xp.cuda.runtime.memGetInfo()[0])
+        except Exception:
+            return 0
+
+    def _axis_plan(self, length: int, rmax: int, tile: int | None):
+        """(tile T, overlap o, FFT size P, tile count) for one axis."""
+        nfl = self._fft.next_fast_len
+        if tile is None or tile >= length:
+            return length, 0, nfl(length + rmax), 1
+        t = max(1, int(tile))
+        return t, rmax, nfl(t + 2 * rmax), math.ceil(length / t)
+
+    def _spectra_bytes(self, py: int, px: int) -> int:
+        return py * (px // 2 + 1) * self.outputs * self.channels * self.cdtype.itemsize
+
+    def _plan_tiles(self, tile_lenslets) -> None:
+        ly, lx = self.lenslets
+        rmy, rmx = max(self._ry), max(self._rx)
+        if tile_lenslets is not None:
+            ty, tx = (tile_lenslets, tile_lenslets) if np.isscalar(tile_lenslets) else tile_lenslets
+            if int(ty) < 1 or int(tx) < 1:
+                raise ValueError(f"tile_lenslets = {tile_lenslets!r} is invalid: expected a positive integer")
+            plans = (self._axis_plan(ly, rmy, int(ty)), self._axis_plan(lx, rmx, int(tx)))
+        else:
+            plans = (self._axis_plan(ly, rmy, None), self._axis_plan(lx, rmx, None))
+            if self._spectra_bytes(plans[0][2], plans[1][2]) > self.max_kernel_bytes:
+                best = None
+                for p in range(8, 4 * max(ly, lx) + 4 * max(rmy, rmx) + 8):
+                    ty, tx = p - 2 * rmy, p - 2 * rmx
+                    if ty < 1 or tx < 1:
+                        continue
+                    py = self._axis_plan(ly, rmy, ty)
+                    px = self._axis_plan(lx, rmx, tx)
+                    nbytes = self._spectra_bytes(py[2], px[2])
+                    if nbytes > self.max_kernel_bytes:
+                        break
+                    work = py[3] * px[3] * py[2] * (px[2] // 2 + 1)
+                    if best is None or work < best[0]:
+                        best = (work, (py, px))
+                if best is None:
+                    raise MemoryError(
+                        f"max_kernel_bytes = {self.max_kernel_bytes} is too small for even the smallest tile "
+                        f"({self._spectra_bytes(self._fft.next_fast_len(2 * rmy + 1), self._fft.next_fast_len(2 * rmx + 1))} bytes "
+                        "of kernel spectra); raise it or reduce the depths / voxels per lenslet"
+                    )
+                plans = best[1]
+        (self.tile_y, self.off_y, self.fft_y, self.ntiles_y), (self.tile_x, self.off_x, self.fft_x, self.ntiles_x) = plans
+        self.nfreq = self.fft_y * (self.fft_x // 2 + 1)
+        self.ntiles = self.ntiles_y * self.ntiles_x
+        # padded lenslet grid holding every tile's input window
+        self._pad_y = (self.ntiles_y - 1) * self.tile_y + self.fft_y
+        self._pad_x = (self.ntiles_x - 1) * self.tile_x + self.fft_x
+
+    # ---------------------------------------------------------------- kernel spectra
+    def _build(self, progress: bool) -> None:
+        xp, n, s = self.xp, self.n, self.s
+        py, px = self.fft_y, self.fft_x
+        f = self.nfreq
+        log.info(
+            "LightFieldOperator: %d depths, s=%d, N=%d, %dx%d lenslets, FFT %dx%d, %d tile(s), "
+            "kernel spectra %.3g GB on %s",
+            self.nz, s, n, *self.lenslets, py, px, self.ntiles,
+            self._spectra_bytes(py, px) / 1e9, self.device,
+        )
+        self._khat = xp.empty((f, self.outputs, self.channels), dtype=self.cdtype)
+        iterator = range(self.nz)
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, desc="kernel spectra", unit="depth", disable=None)
+        for iz in iterator:
+            k = backend.to_device(self.psf.kernels[iz], self.device, dtype=self.dtype)
+            r = self.radii[iz]
+            ry, rx = self._ry[iz], self._rx[iz]
+            side = 2 * r + 1
+            # (a, b, jy, uy, jx, ux) -> (a, b, uy, ux, jy, jx), taps limited to |j| <= R_eff
+            k = k.reshape(s, s, side, n, side, n)[:, :, r - ry: r + ry + 1, :, r - rx: r + rx + 1, :]
+            k = k.transpose(0, 1, 3, 5, 2, 4)
+            iy = xp.asarray((np.arange(-ry, ry + 1)) % py)
+            ix = xp.asarray((np.arange(-rx, rx + 1)) % px)
+            for a in range(s):  # one phase row at a time bounds the setup memory
+                g = xp.zeros((s, n, n, py, px), dtype=self.dtype)
+                g[:, :, :, iy[:, None], ix[None, :]] = k[a]
+                gh = self._fft.rfft2(g)  # (b, uy, ux, fy, fx)
+                gh = gh.reshape(s, self.outputs, f).transpose(2, 1, 0)  # (f, u, b)
+                c0 = (iz * s + a) * s
+                self._khat[:, :, c0: c0 + s] = gh
+                del g, gh
+        backend.synchronize(self.device)
+
+    @property
+    def nbytes(self) -> int:
+        """Device memory held by the resident kernel spectra (bytes)."""
+        return int(self._khat.nbytes)
+
+    def cost(self) -> ProjectionCost:
+        """FLOPs and bytes of one projection (``projection_cost`` for this geometry)."""
+        return projection_cost(
+            self.nz, self.s, self.n, self.lenslets, self.radii, (self.ntiles_y, self.ntiles_x),
+            (self.fft_y, self.fft_x), self.dtype.itemsize,
+        )
+
+    def __repr__(self) -> str:
+        return (f"LightFieldOperator(volume_shape={self.volume_shape}, image_shape={self.image_shape}, "
+                f"device={self.device!r}, dtype={self.dtype.name}, tiles={self.ntiles_y}x{self.ntiles_x}, "
+                f"nbytes={self.nbytes})")
+
+    # ---------------------------------------------------------------- helpers
+    def _check(self, arr, expected: tuple, name: str):
+        xp = backend.xp_of(arr)
+        if xp is not self.xp:
+            where = "GPU (cupy)" if backend.is_gpu_array(arr) else "CPU (numpy)"
+            raise TypeError(
+                f"{name} is a {where} array but the operator lives on {self.device!r}; move it with "
+                f"reconstruction.backend.to_device(..., {self.device!r}) (no silent copies)"
+            )
+        if arr.ndim == len(expected) and tuple(arr.shape) == expected:
+            return arr[None], False
+        if arr.ndim == len(expected) + 1 and tuple(arr.shape[1:]) == expected:
+            return arr, True
+        raise ValueError(
+            f"{name} has shape {tuple(arr.shape)}; expected {expected} or (t, *{expected}) for a time series"
+        )
+
+    def _depth_chunk(self, t: int) -> int:
+        """Depths per chunk so that one chunk's temporaries stay under ``max_chunk_bytes``."""
+        s2 = self.s * self.s
+        real = self.ntiles * self.fft_y * self.fft_x * self.dtype.itemsize
+        cplx = self.nfreq * self.cdtype.itemsize * self.ntiles
+        per_depth = t * s2 * (2 * real + 3 * cplx)
+        return int(max(1, min(self.nz, self.max_chunk_bytes // max(per_depth, 1))))
+
+    def _tiles_from_grid(self, g):
+        """(..., L_y, L_x) lenslet-grid images -> (..., ny, nx, P_y, P_x) tile input windows."""
+        xp = self.xp
+        ly, lx = self.lenslets
+        lead = g.shape[:-2]
+        pad = xp.zeros((*lead, self._pad_y, self._pad_x), dtype=self.dtype)
+        pad[..., self.off_y: self.off_y + ly, self.off_x: self.off_x + lx] = g
+        if self.ntiles == 1:
+            return pad[..., None, None, :, :]
+        out = xp.empty((*lead, self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x), dtype=self.dtype)
+        for ky in range(self.ntiles_y):
+            for kx in range(self.ntiles_x):
+                y0, x0 = ky * self.tile_y, kx * self.tile_x
+                out[..., ky, kx, :, :] = pad[..., y0: y0 + self.fft_y, x0: x0 + self.fft_x]
+        return out
+
+    def _grid_from_tiles(self, w):
+        """Transpose of ``_tiles_from_grid``: overlap-add tile windows back onto the lenslet grid."""
+        xp = self.xp
+        ly, lx = self.lenslets
+        if self.ntiles == 1:
+            pad = w[..., 0, 0, :, :]
+        else:
+            lead = w.shape[:-4]
+            pad = xp.zeros((*lead, self._pad_y, self._pad_x), dtype=self.dtype)
+            for ky in range(self.ntiles_y):
+                for kx in range(self.ntiles_x):
+                    y0, x0 = ky * self.tile_y, kx * self.tile_x
+                    pad[..., y0: y0 + self.fft_y, x0: x0 + self.fft_x] += w[..., ky, kx, :, :]
+        return pad[..., self.off_y: self.off_y + ly, self.off_x: self.off_x + lx]
+
+    # ---------------------------------------------------------------- projections
+    def forward(self, volume):
+        """Project a volume onto the sensor: ``y = H x``.
+
+        Parameters
+        ----------
+        volume : array, (nz, L_y s, L_x s) or (t, nz, L_y s, L_x s)
+            On the operator's device; cast to the operator's dtype.
+
+        Returns
+        -------
+        image : array, (L_y N, L_x N) or (t, L_y N, L_x N)
+        """
+        x, batched = self._check(volume, self.volume_shape, "volume")
+        xp, s, n = self.xp, self.s, self.n
+        x = x.astype(self.dtype, copy=False)
+        t = x.shape[0]
+        ly, lx = self.lenslets
+        ny, nx, py, px = self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x
+        pxh = px // 2 + 1
+        f, b = self.nfreq, t * self.ntiles
+        yhat = None
+        chunk = self._depth_chunk(t)
+        for z0 in range(0, self.nz, chunk):
+            z1 = min(self.nz, z0 + chunk)
+            c = z1 - z0
+            # (t, c, Ly, s, Lx, s) -> phases (t, c, a, b, Ly, Lx) -> tile windows -> spectra
+            ph = x[:, z0:z1].reshape(t, c, ly, s, lx, s).transpose(0, 1, 3, 5, 2, 4)
+            xh = self._fft.rfft2(self._tiles_from_grid(ph))  # (t, c, a, b, ny, nx, py, pxh)
+            xh = xh.transpose(6, 7, 1, 2, 3, 0, 4, 5).reshape(f, c * s * s, b)
+            kh = self._khat[:, :, z0 * s * s: z1 * s * s]
+            part = xp.matmul(kh, xh)  # (f, u, b)
+            if yhat is None:
+                yhat = part
+            else:
+                yhat += part
+            del xh, part
+        # (fy, fx, uy, ux, t, ny, nx) -> (t, ny, nx, uy, ux, fy, fx) -> tiles -> image
+        yh = yhat.reshape(py, pxh, n, n, t, ny, nx).transpose(4, 5, 6, 2, 3, 0, 1)
+        w = self._fft.irfft2(yh, s=(py, px))
+        del yhat, yh
+        w = w[..., self.off_y: self.off_y + self.tile_y, self.off_x: self.off_x + self.tile_x]
+        # (t, ny, nx, uy, ux, qy, qx) -> (t, ny, qy, uy, nx, qx, ux)
+        img = w.transpose(0, 1, 5, 3, 2, 6, 4).reshape(t, ny * self.tile_y * n, nx * self.tile_x * n)
+        img = img[:, : ly * n, : lx * n]
+        img = xp.ascontiguousarray(img, dtype=self.dtype)
+        return img if batched else img[0]
+
+    def adjoint(self, image):
+        """Back-project an image: ``x = Hᵀ y`` (the exact transpose of ``forward``).
+
+        Parameters
+        ----------
+        image : array, (L_y N, L_x N) or (t, L_y N, L_x N)
+            On the operator's device; cast to the operator's dtype.
+
+        Returns
+        -------
+        volume : array, (nz, L_y s, L_x s) or (t, nz, L_y s, L_x s)
+        """
+        y, batched = self._check(image, self.image_shape, "image")
+        xp, s, n = self.xp, self.s, self.n
+        y = y.astype(self.dtype, copy=False)
+        t = y.shape[0]
+        ly, lx = self.lenslets
+        ny, nx, py, px = self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x
+        ty, tx = self.tile_y, self.tile_x
+        pxh = px // 2 + 1
+        f, b = self.nfreq, t * self.ntiles
+        # image -> (t, ny, qy, uy, nx, qx, ux) -> (t, ny, nx, uy, ux, qy, qx) in zero windows
+        full = xp.zeros((t, ny * ty * n, nx * tx * n), dtype=self.dtype)
+        full[:, : ly * n, : lx * n] = y
+        q = full.reshape(t, ny, ty, n, nx, tx, n).transpose(0, 1, 4, 3, 6, 2, 5)
+        w = xp.zeros((t, ny, nx, n, n, py, px), dtype=self.dtype)
+        w[..., self.off_y: self.off_y + ty, self.off_x: self.off_x + tx] = q
+        del full, q
+        yh = self._fft.rfft2(w)  # (t, ny, nx, uy, ux, fy, fx)
+        del w
+        yh = yh.transpose(5, 6, 3, 4, 0, 1, 2).reshape(f, self.outputs, b)
+        xp.conj(yh, out=yh)
+        out = xp.empty((t, *self.volume_shape), dtype=self.dtype)
+        chunk = self._depth_chunk(t)
+        for z0 in range(0, self.nz, chunk):
+            z1 = min(self.nz, z0 + chunk)
+            c = z1 - z0
+            kh = self._khat[:, :, z0 * s * s: z1 * s * s]
+            xh = xp.matmul(kh.transpose(0, 2, 1), yh)  # conj(Kᴴ y) = Kᵀ conj(y)
+            xp.conj(xh, out=xh)
+            # (fy, fx, c, a, b, t, ny, nx) -> (t, c, a, b, ny, nx, fy, fx)
+            xh = xh.reshape(py, pxh, c, s, s, t, ny, nx).transpose(5, 2, 3, 4, 6, 7, 0, 1)
+            win = self._fft.irfft2(xh, s=(py, px))
+            del xh
+            ph = self._grid_from_tiles(win)  # (t, c, a, b, Ly, Lx)
+            out[:, z0:z1] = ph.transpose(0, 1, 4, 2, 5, 3).reshape(t, c, ly * s, lx * s)
+            del win, ph
+        return out if batched else out[0]
+
+    def ones_adjoint(self):
+        """Hᵀ1, the back-projection of a uniform image (RL's normaliser), shape ``volume_shape``."""
+        return self.adjoint(self.xp.ones(self.image_shape, dtype=self.dtype))

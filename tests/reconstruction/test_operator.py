@@ -1,0 +1,150 @@
+"""LightFieldOperator: exact adjointness, agreement with direct summation, batching, tiling, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from recon_helpers import direct_forward, microscope, synthetic_psf
+
+from reconstruction import backend
+from reconstruction.operator import LightFieldOperator, projection_cost
+
+# (pixels per lenslet N, voxels per lenslet s, lenslet grid, R per depth, tile)
+CASES = [
+    pytest.param(5, 3, (4, 5), [2, 0, 1], None, id="lfm-s3-odd-nonsquare"),
+    pytest.param(5, 2, (3, 6), [1, 3, 0], None, id="lfm-s2-even-R>L"),
+    pytest.param(3, 3, (7, 6), [2, 1, 2], 2, id="lfm-tiled"),
+    pytest.param(7, 4, (3, 3), [1, 1, 2], None, id="lfm-s4-N7"),
+    pytest.param(1, 1, (9, 8), [3, 1, 2], None, id="widefield"),
+    pytest.param(1, 1, (9, 8), [3, 1, 2], 3, id="widefield-tiled"),
+]
+
+
+def _op(n, s, lenslets, radii, tile, rng, device="cpu", dtype=np.float64):
+    m = microscope(n, s, lenslets, z=[-2.0, 0.0, 2.0], kind="widefield" if n == 1 else "lfm")
+    psf = synthetic_psf(m, radii, rng, np.float64)
+    return psf, LightFieldOperator(psf, device, dtype, tile_lenslets=tile)
+
+
+@pytest.mark.parametrize("n,s,lenslets,radii,tile", CASES)
+def test_adjointness_float64(n, s, lenslets, radii, tile, rng64, device, xp, to_np):
+    """<Hx, y> = <x, Hᵀy> to 1e-10 relative (PHYSICS.md section 6, check 13)."""
+    _, op = _op(n, s, lenslets, radii, tile, rng64, device)
+    x = xp.asarray(rng64.standard_normal(op.volume_shape))
+    y = xp.asarray(rng64.standard_normal(op.image_shape))
+    lhs = float(xp.vdot(op.forward(x), y))
+    rhs = float(xp.vdot(x, op.adjoint(y)))
+    assert abs(lhs - rhs) <= 1e-10 * abs(lhs)
+
+
+@pytest.mark.parametrize("n,s,lenslets,radii,tile", CASES)
+def test_forward_matches_direct_summation(n, s, lenslets, radii, tile, rng64):
+    psf, op = _op(n, s, lenslets, radii, tile, rng64)
+    x = rng64.random(op.volume_shape)
+    x[rng64.random(x.shape) < 0.5] = 0
+    ref = direct_forward(psf, x)
+    got = op.forward(x)
+    assert got.shape == psf.image_shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
+def test_single_voxel_stamps_its_kernel(rng64):
+    """A unit voxel of phase (a, b) in lenslet (ly, lx) puts K_{z,a,b} centred on that lenslet's centre pixel."""
+    psf, op = _op(5, 3, (6, 6), [1, 1, 1], None, rng64)
+    x = np.zeros(op.volume_shape)
+    ly, lx, a, b, iz = 3, 2, 2, 0, 1
+    x[iz, ly * 3 + a, lx * 3 + b] = 1.0
+    y = op.forward(x)
+    cy, cx = ly * 5 + 2, lx * 5 + 2
+    k = psf.kernels[iz][a, b]
+    np.testing.assert_allclose(y[cy - 7: cy + 8, cx - 7: cx + 8], k, atol=1e-12)
+    assert abs(y.sum() - k.sum()) < 1e-9
+
+
+def test_float32_close_to_float64(rng64):
+    psf, op64 = _op(5, 3, (4, 5), [2, 0, 1], None, rng64)
+    op32 = LightFieldOperator(psf, "cpu", np.float32)
+    x = rng64.random(op64.volume_shape)
+    y64 = op64.forward(x)
+    y32 = op32.forward(x.astype(np.float32))
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-5, atol=1e-5 * y64.max())
+    b32 = op32.adjoint(y32)
+    assert b32.dtype == np.float32 and b32.shape == op32.volume_shape
+
+
+@pytest.mark.parametrize("tile", [None, 2])
+def test_time_axis_batches(tile, rng64, device, xp, to_np):
+    _, op = _op(3, 3, (5, 4), [1, 2, 0], tile, rng64, device)
+    xs = xp.asarray(rng64.random((3, *op.volume_shape)))
+    ys = op.forward(xs)
+    assert ys.shape == (3, *op.image_shape)
+    for i in range(3):
+        np.testing.assert_allclose(to_np(ys[i]), to_np(op.forward(xs[i])), rtol=1e-12, atol=1e-12)
+    bs = op.adjoint(ys)
+    assert bs.shape == (3, *op.volume_shape)
+    for i in range(3):
+        np.testing.assert_allclose(to_np(bs[i]), to_np(op.adjoint(ys[i])), rtol=1e-12, atol=1e-12)
+
+
+def test_depth_chunking_does_not_change_result(rng64):
+    psf, op = _op(5, 3, (4, 5), [2, 0, 1], None, rng64)
+    small = LightFieldOperator(psf, "cpu", np.float64, max_chunk_bytes=1)
+    x = rng64.random(op.volume_shape)
+    y = rng64.random(op.image_shape)
+    np.testing.assert_allclose(small.forward(x), op.forward(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(small.adjoint(y), op.adjoint(y), rtol=1e-12, atol=1e-12)
+
+
+def test_auto_tiling_under_kernel_budget(rng64):
+    psf, op = _op(3, 2, (12, 10), [1, 2, 1], None, rng64)
+    assert op.ntiles == 1
+    tiled = LightFieldOperator(psf, "cpu", np.float64, max_kernel_bytes=op.nbytes // 2)
+    assert tiled.ntiles > 1 and tiled.nbytes <= op.nbytes // 2
+    x = rng64.random(op.volume_shape)
+    np.testing.assert_allclose(tiled.forward(x), op.forward(x), rtol=1e-11, atol=1e-11)
+
+
+def test_errors_name_the_parameter(rng64):
+    psf, op = _op(5, 3, (4, 5), [2, 0, 1], None, rng64)
+    with pytest.raises(ValueError, match="volume has shape"):
+        op.forward(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="image has shape"):
+        op.adjoint(np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="dtype"):
+        LightFieldOperator(psf, "cpu", np.int32)
+    with pytest.raises(ValueError, match="device"):
+        LightFieldOperator(psf, "tpu")
+    with pytest.raises(ValueError, match="max_chunk_bytes"):
+        LightFieldOperator(psf, "cpu", max_chunk_bytes=0)
+
+
+def test_gpu_request_without_gpu_is_an_error(monkeypatch):
+    monkeypatch.setattr(backend, "gpu_available", lambda: False)
+    with pytest.raises(backend.DeviceError, match="gpu"):
+        backend.get_device("gpu")
+    assert backend.get_device("auto") == "cpu"
+
+
+def test_nbytes_and_cost(rng64):
+    _, op = _op(5, 3, (4, 5), [2, 0, 1], None, rng64)
+    assert op.nbytes == op._khat.nbytes
+    c = op.cost()
+    assert c.kernel_spectra_bytes == pytest.approx(op.nbytes)
+    assert c.fourier_matmul_flops == 8 * op.nfreq * 25 * 27
+    ref = projection_cost(3, 3, 5, (4, 5), [2, 0, 1])
+    assert ref.direct_flops == 2 * 9 * 25 * 20 * (5 * 5 + 1 + 3 * 3)
+
+
+@pytest.mark.gpu
+def test_numpy_cupy_agree(rng64):
+    psf, op_c = _op(5, 3, (4, 5), [2, 0, 1], None, rng64, "cpu", np.float32)
+    op_g = LightFieldOperator(psf, "gpu", np.float32)
+    x = rng64.random(op_c.volume_shape).astype(np.float32)
+    y = rng64.random(op_c.image_shape).astype(np.float32)
+    xg = backend.to_device(x, "gpu")
+    yg = backend.to_device(y, "gpu")
+    np.testing.assert_allclose(backend.to_host(op_g.forward(xg)), op_c.forward(x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(backend.to_host(op_g.adjoint(yg)), op_c.adjoint(y), rtol=1e-4, atol=1e-4)
+    with pytest.raises(TypeError, match="operator lives on"):
+        op_g.forward(x)
