@@ -1,0 +1,337 @@
+"""Closed-form resolution, depth-of-field and field-of-view figures of wide-field and light-field microscopes.
+
+Wide-field (object space, vacuum wavelength lambda0, numerical aperture NA, immersion index n):
+Rayleigh 0.6098 lambda0/NA and Sparrow 0.4736 lambda0/NA of the Airy pattern (Born & Wolf,
+*Principles of Optics*, sec. 8.5.2 and 8.6.2; the constants are j_{1,1}/(2 pi) and half the
+Sparrow separation 0.9472 lambda/D, ../shared/PHYSICS.md sec. 5 [D]), the Abbe limit
+lambda0/(2 NA), the axial first zero 2 n lambda0/NA^2 (paraxial) and lambda0/(n (1 - cos alpha))
+(exact Debye, uniform pupil), and the depth of field in Inoue's form lambda0 n/NA^2 + n e/(M NA)
+(Inoue & Spring, *Video Microscopy* 1997; used by Levoy et al. 2006).
+
+Light field (LFM 1.0, microlens array at the native image plane; Levoy et al. 2006, ACM TOG
+25:924, and Broxton et al. 2013, Opt. Express 21:25418): rendering resolution d/M, resolvable
+spots per lenslet N_u = d / (0.47 lambda0 M / NA), the depth-dependent band limit after
+deconvolution delta_x(z) = 0.94 lambda0 M |z| / (n d) (B13's nu(z) = d/(0.94 lambda M |z|) with
+the longitudinal magnification M^2/n made explicit: PHYSICS.md sec. 5 notes that whether B13's
+lambda is lambda0 and whether n appears is not verified; we use lambda0 and n), the design model
+max(0.47 lambda0/NA, 0.94 lambda0 M|z|/(n d), 2|z| M p/(n f_ml)) (PHYSICS.md sec. 5 [D]), the
+low-resolution artifact band |z| < n d/(2 M NA) where the reconstruction falls back to d/M, and
+the end of the useful range |z| = n d^2/(0.94 lambda0 M^2) where delta_x(z) reaches d/M.
+
+Field of view: min(sensor side, field number)/M per axis (the field number FN, default 22 mm, is
+the diameter of the objective's usable intermediate image; a square sensor larger than FN/sqrt(2)
+is vignetted in its corners, which this per-axis bound ignores).  Resolvable voxels: the
+space-bandwidth product, field area / delta_x^2 integrated over depth in units of the axial
+resolution.
+
+All lengths are micrometres.  Plain-number functions take ``wavelength_um, na, ...``; the
+``*_m`` helpers read them from a ``Microscope``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "RAYLEIGH_AIRY",
+    "SPARROW_AIRY",
+    "SPARROW_AIRY_LAMBDA_OVER_D",
+    "SPARROW_SINC2_LAMBDA_OVER_D",
+    "B13_BAND_CONSTANT",
+    "LFM_SPOT_CONSTANT",
+    "DEFAULT_FIELD_NUMBER_UM",
+    "rayleigh_um",
+    "sparrow_um",
+    "abbe_um",
+    "axial_first_zero_paraxial_um",
+    "axial_first_zero_um",
+    "depth_of_field_um",
+    "rendering_resolution_um",
+    "spots_per_lenslet",
+    "perspective_dof_um",
+    "lfm_band_limit_um",
+    "lfm_pixel_limit_um",
+    "lfm_lateral_resolution_um",
+    "artifact_band_um",
+    "useful_range_um",
+    "field_of_view_um",
+    "widefield_spots_per_axis",
+    "lfm_samples_per_axis",
+    "resolvable_voxels",
+    "lateral_resolution_m",
+    "theory_summary",
+]
+
+#: Rayleigh distance of the Airy pattern in units of lambda0/NA: j_{1,1} / (2 pi) (Born & Wolf 8.5.2).
+RAYLEIGH_AIRY = 3.8317059702075125 / (2 * math.pi)
+#: Sparrow separation of two incoherent Airy patterns in units of lambda/D (PHYSICS.md sec. 5, item 16).
+SPARROW_AIRY_LAMBDA_OVER_D = 0.9472
+#: The same in object space, in units of lambda0/NA (D = 2 NA f): 0.9472 / 2.
+SPARROW_AIRY = SPARROW_AIRY_LAMBDA_OVER_D / 2
+#: Sparrow separation of two incoherent sinc^2 patterns (square pupil) in units of lambda/D.
+SPARROW_SINC2_LAMBDA_OVER_D = 0.8296
+#: Broxton 2013's constant of the depth-dependent band limit nu(z) = d / (0.94 lambda M |z|).
+B13_BAND_CONSTANT = 0.94
+#: Levoy 2006's spot size constant (0.47 lambda0/NA, the rounded Sparrow limit) used for N_u.
+LFM_SPOT_CONSTANT = 0.47
+#: Default objective field number: 22 mm intermediate-image diameter (common wide-field eyepieces).
+DEFAULT_FIELD_NUMBER_UM = 22000.0
+
+
+def _pos(name: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} = {value!r} is invalid: expected a positive number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} = {value!r} is invalid: expected a finite number > 0")
+    return v
+
+
+def _optics(wavelength_um, na, n=None) -> tuple[float, float, float]:
+    lam = _pos("wavelength_um", wavelength_um)
+    if not 0.2 <= lam <= 2.0:
+        raise ValueError(f"wavelength_um = {wavelength_um!r} is invalid: expected 0.2..2.0 µm (0.52, not 520)")
+    na_ = _pos("na", na)
+    if n is None:
+        return lam, na_, math.inf
+    n_ = _pos("n", n)
+    if na_ >= n_:
+        raise ValueError(f"na = {na!r} is invalid: expected NA < n = {n_}")
+    return lam, na_, n_
+
+
+def _absz(z_um):
+    z = np.abs(np.asarray(z_um, dtype=np.float64))
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"z_um = {z_um!r} is invalid: expected finite depths (µm)")
+    return z
+
+
+def _out(x):
+    x = np.asarray(x, dtype=np.float64)
+    return float(x) if x.ndim == 0 else x
+
+
+# --------------------------------------------------------------------------- wide-field
+def rayleigh_um(wavelength_um: float, na: float) -> float:
+    """Rayleigh two-point distance 0.6098 lambda0/NA: the first zero of the Airy pattern (µm)."""
+    lam, na_, _ = _optics(wavelength_um, na)
+    return RAYLEIGH_AIRY * lam / na_
+
+
+def sparrow_um(wavelength_um: float, na: float) -> float:
+    """Sparrow two-point distance 0.4736 lambda0/NA: the sum of two Airy patterns is flat at the midpoint (µm)."""
+    lam, na_, _ = _optics(wavelength_um, na)
+    return SPARROW_AIRY * lam / na_
+
+
+def abbe_um(wavelength_um: float, na: float) -> float:
+    """Abbe limit lambda0/(2 NA): the finest period the pupil passes (µm)."""
+    lam, na_, _ = _optics(wavelength_um, na)
+    return lam / (2 * na_)
+
+
+def axial_first_zero_paraxial_um(wavelength_um: float, na: float, n: float) -> float:
+    """Distance from focus of the first axial zero, paraxial: 2 n lambda0 / NA^2 (Born & Wolf 8.8.3; u = 4 pi)."""
+    lam, na_, n_ = _optics(wavelength_um, na, n)
+    return 2 * n_ * lam / na_**2
+
+
+def axial_first_zero_um(wavelength_um: float, na: float, n: float) -> float:
+    """First axial zero of the Debye field with a uniform pupil: lambda0 / (n (1 - cos alpha)) (PHYSICS.md sec. 5 [D]).
+
+    The on-axis field int_0^alpha e^{ikz cos t} sin t dt vanishes when k z (1 - cos alpha) = 2 pi.
+    """
+    lam, na_, n_ = _optics(wavelength_um, na, n)
+    cos_a = math.sqrt(1 - (na_ / n_) ** 2)
+    return lam / (n_ * (1 - cos_a))
+
+
+def depth_of_field_um(wavelength_um: float, na: float, n: float, pixel_um: float = 0.0,
+                      magnification: float = 1.0) -> float:
+    """Total depth of field in Inoue's form lambda0 n/NA^2 + n e/(M NA) (Inoue & Spring 1997; L06).
+
+    The first term is the wave-optical depth (half the paraxial axial zero-to-zero distance
+    2 n lambda0/NA^2 on one side), the second the geometric depth over which the blur circle stays
+    inside one detector element ``pixel_um`` = e (sensor side) at magnification M.
+    """
+    lam, na_, n_ = _optics(wavelength_um, na, n)
+    e = float(pixel_um)
+    if e < 0 or not math.isfinite(e):
+        raise ValueError(f"pixel_um = {pixel_um!r} is invalid: expected a number >= 0")
+    mag = _pos("magnification", magnification)
+    return lam * n_ / na_**2 + n_ * e / (mag * na_)
+
+
+# --------------------------------------------------------------------------- light field
+def rendering_resolution_um(pitch_um: float, magnification: float) -> float:
+    """Lateral sampling of the light field, the object-space lenslet pitch d/M (L06)."""
+    return _pos("pitch_um", pitch_um) / _pos("magnification", magnification)
+
+
+def spots_per_lenslet(wavelength_um: float, na: float, pitch_um: float, magnification: float) -> float:
+    """Resolvable spots across one lenslet, N_u = d / (0.47 lambda0 M / NA) (L06, eq. 4)."""
+    lam, na_, _ = _optics(wavelength_um, na)
+    return _pos("pitch_um", pitch_um) / (LFM_SPOT_CONSTANT * lam * _pos("magnification", magnification) / na_)
+
+
+def perspective_dof_um(wavelength_um: float, na: float, n: float, pitch_um: float, magnification: float) -> float:
+    """Depth of field of one perspective view, D1 = (2 + N_u) lambda0 n / (2 NA^2) (L06, eq. 5)."""
+    lam, na_, n_ = _optics(wavelength_um, na, n)
+    nu = spots_per_lenslet(lam, na_, pitch_um, magnification)
+    return (2 + nu) * lam * n_ / (2 * na_**2)
+
+
+def lfm_band_limit_um(z_um, wavelength_um: float, n: float, pitch_um: float, magnification: float):
+    """Depth-dependent lateral band limit after deconvolution, 0.94 lambda0 M |z| / (n d) (B13, eq. 22).
+
+    B13 writes the cutoff frequency nu(z) = d / (0.94 lambda M |z|); the factor 1/n is the
+    object-to-image longitudinal magnification M^2/n (PHYSICS.md sec. 5 [D]).  Zero at focus.
+    """
+    lam, _, n_ = _optics(wavelength_um, 1e-9, n)
+    d, mag = _pos("pitch_um", pitch_um), _pos("magnification", magnification)
+    return _out(B13_BAND_CONSTANT * lam * mag * _absz(z_um) / (n_ * d))
+
+
+def lfm_pixel_limit_um(z_um, n: float, pixel_um: float, magnification: float, mla_focal_um: float):
+    """Pixel-angle (Nyquist) limit 2 |z| M p / (n f_ml): one pixel subtends p/f_ml in angle (PHYSICS.md sec. 5)."""
+    n_ = _pos("n", n)
+    p, mag, f = _pos("pixel_um", pixel_um), _pos("magnification", magnification), _pos("mla_focal_um", mla_focal_um)
+    return _out(2 * _absz(z_um) * mag * p / (n_ * f))
+
+
+def lfm_lateral_resolution_um(z_um, wavelength_um: float, na: float, n: float, pitch_um: float,
+                              magnification: float, pixel_um: float, mla_focal_um: float):
+    """Design model of the LFM lateral resolution (PHYSICS.md sec. 5 [D]).
+
+    max(0.47 lambda0/NA, 0.94 lambda0 M |z|/(n d), 2 |z| M p/(n f_ml)).  Inside the artifact band
+    (``artifact_band_um``) real reconstructions fall back to about d/M; this model does not include
+    that band (compare with ``rendering_resolution_um``).
+    """
+    lam, na_, n_ = _optics(wavelength_um, na, n)
+    diff = LFM_SPOT_CONSTANT * lam / na_
+    band = lfm_band_limit_um(z_um, lam, n_, pitch_um, magnification)
+    pix = lfm_pixel_limit_um(z_um, n_, pixel_um, magnification, mla_focal_um)
+    return _out(np.maximum(np.maximum(diff, band), pix))
+
+
+def artifact_band_um(na: float, n: float, pitch_um: float, magnification: float) -> float:
+    """Half-width n d / (2 M NA) of the band around focus where the defocus blur is under one lenslet.
+
+    The geometric blur diameter at the MLA is 2 M |z| NA / n; below d the lenslet samples are
+    degenerate and the resolution falls to about d/M (B13 sec. 5; PHYSICS.md sec. 5).
+    """
+    na_, n_ = _pos("na", na), _pos("n", n)
+    return n_ * _pos("pitch_um", pitch_um) / (2 * _pos("magnification", magnification) * na_)
+
+
+def useful_range_um(wavelength_um: float, n: float, pitch_um: float, magnification: float) -> float:
+    """|z| at which the band limit reaches the rendering resolution: n d^2 / (0.94 lambda0 M^2)."""
+    lam, _, n_ = _optics(wavelength_um, 1e-9, n)
+    d, mag = _pos("pitch_um", pitch_um), _pos("magnification", magnification)
+    return n_ * d * d / (B13_BAND_CONSTANT * lam * mag * mag)
+
+
+# --------------------------------------------------------------------------- field of view, budget
+def field_of_view_um(sensor_um: float | Sequence[float], magnification: float,
+                     field_number_um: float = DEFAULT_FIELD_NUMBER_UM):
+    """Object-space field of view per axis, min(sensor side, FN) / M (µm).
+
+    ``sensor_um`` is the sensor's side (or (rows, cols) sides) in µm; ``field_number_um`` the
+    objective's field number (intermediate-image diameter, default 22 mm).
+    """
+    mag = _pos("magnification", magnification)
+    fn = _pos("field_number_um", field_number_um)
+    s = np.asarray(sensor_um, dtype=np.float64)
+    if s.size == 0 or not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ValueError(f"sensor_um = {sensor_um!r} is invalid: expected positive side length(s) in µm")
+    return _out(np.minimum(s, fn) / mag)
+
+
+def widefield_spots_per_axis(fov_um: float, wavelength_um: float, na: float) -> float:
+    """Sparrow-resolvable spots across a field ``fov_um``: fov / (0.4736 lambda0 / NA)."""
+    return _pos("fov_um", fov_um) / sparrow_um(wavelength_um, na)
+
+
+def lfm_samples_per_axis(sensor_um: float, pitch_um: float, wavelength_um: float, na: float,
+                         magnification: float) -> float:
+    """4-D sampling budget per axis: lenslets across the sensor times N_u (L06; PHYSICS.md sec. 5)."""
+    return _pos("sensor_um", sensor_um) / _pos("pitch_um", pitch_um) * spots_per_lenslet(
+        wavelength_um, na, pitch_um, magnification)
+
+
+def resolvable_voxels(fov_um: Sequence[float], z_um, lateral_um, axial_um) -> float:
+    """Space-bandwidth product: resolvable voxels in a field ``fov_um`` (rows, cols) over depths ``z_um``.
+
+    With one depth it is the number of resolvable spots, A / delta_x^2 (one axial cell).  With
+    several depths it is the integral over z (trapezoid) of A / (delta_x(z)^2 delta_z(z)), i.e. the
+    resolvable cells per plane times the resolvable planes.  Non-finite resolutions count as zero.
+    """
+    fov = np.asarray(fov_um, dtype=np.float64).reshape(-1)
+    if fov.size == 1:
+        fov = np.repeat(fov, 2)
+    if fov.size != 2 or np.any(~np.isfinite(fov)) or np.any(fov <= 0):
+        raise ValueError(f"fov_um = {fov_um!r} is invalid: expected (rows, cols) > 0 in µm")
+    z = np.atleast_1d(np.asarray(z_um, dtype=np.float64))
+    lat = np.broadcast_to(np.asarray(lateral_um, dtype=np.float64), z.shape)
+    ax = np.broadcast_to(np.asarray(axial_um, dtype=np.float64), z.shape)
+    area = fov[0] * fov[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dens = area / (lat**2 * ax)
+    dens = np.where(np.isfinite(dens) & (lat > 0) & (ax > 0), dens, 0.0)
+    if z.size == 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spots = area / lat[0] ** 2
+        return float(spots) if np.isfinite(spots) and lat[0] > 0 else 0.0
+    order = np.argsort(z)
+    y, zs = dens[order], z[order]
+    return float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(zs)))
+
+
+# --------------------------------------------------------------------------- from a Microscope
+def lateral_resolution_m(m, z_um):
+    """Theory lateral resolution of microscope ``m`` at depths ``z_um`` (µm).
+
+    Wide-field: Sparrow 0.4736 lambda0/NA at focus (the defocused wide-field image is not a
+    resolution figure; returned for every z unchanged).  LFM: the design model
+    ``lfm_lateral_resolution_um``, and d/M inside the artifact band.
+    """
+    o = m.objective
+    z = np.asarray(z_um, dtype=np.float64)
+    if m.mla is None:
+        return _out(np.full(z.shape, sparrow_um(m.wavelength_um, o.na)))
+    res = lfm_lateral_resolution_um(z, m.wavelength_um, o.na, o.immersion_index, m.mla.pitch_um,
+                                    o.magnification, m.camera.pixel_um, m.mla.focal_um)
+    band = artifact_band_um(o.na, o.immersion_index, m.mla.pitch_um, o.magnification)
+    d_m = rendering_resolution_um(m.mla.pitch_um, o.magnification)
+    return _out(np.where(np.abs(z) < band, np.maximum(res, d_m), res))
+
+
+def theory_summary(m, field_number_um: float = DEFAULT_FIELD_NUMBER_UM) -> dict:
+    """Derived theory figures of ``m`` (µm), for tables and notebooks."""
+    o = m.objective
+    lam, na, n, mag = m.wavelength_um, o.na, o.immersion_index, o.magnification
+    sensor = (m.image_shape[0] * m.camera.pixel_um, m.image_shape[1] * m.camera.pixel_um)
+    out = {
+        "rayleigh_um": rayleigh_um(lam, na),
+        "sparrow_um": sparrow_um(lam, na),
+        "abbe_um": abbe_um(lam, na),
+        "axial_first_zero_um": axial_first_zero_um(lam, na, n),
+        "axial_first_zero_paraxial_um": axial_first_zero_paraxial_um(lam, na, n),
+        "depth_of_field_um": depth_of_field_um(lam, na, n, m.camera.pixel_um, mag),
+        "fov_um": list(np.atleast_1d(field_of_view_um(sensor, mag, field_number_um)).tolist()),
+    }
+    if m.mla is not None:
+        d = m.mla.pitch_um
+        out.update({
+            "rendering_resolution_um": rendering_resolution_um(d, mag),
+            "spots_per_lenslet": spots_per_lenslet(lam, na, d, mag),
+            "perspective_dof_um": perspective_dof_um(lam, na, n, d, mag),
+            "artifact_band_um": artifact_band_um(na, n, d, mag),
+            "useful_range_um": useful_range_um(lam, n, d, mag),
+        })
+    return out
