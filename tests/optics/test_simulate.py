@@ -1,0 +1,136 @@
+"""Forward simulation of camera frames (optics.simulate): photometry, noise statistics, validation."""
+
+import numpy as np
+import pytest
+
+import optics.simulate as optics_simulate
+from optics import phantoms, presets
+from optics.camera import expected_adu
+from optics.forward import forward_project
+from optics.psfdata import LightFieldPSF
+from optics.simulate import photon_image, simulate
+
+TINY = dict(
+    camera={"shape": [75, 75]},
+    volume={"z_min_um": -10, "z_max_um": 10, "z_step_um": 10, "voxels_per_lenslet": 3},
+)
+
+
+@pytest.fixture(scope="module")
+def m():
+    return presets.get("lfm-20x-0.5w", **TINY)
+
+
+@pytest.fixture(scope="module")
+def psf(m):
+    """Synthetic positive kernels (each sums to 0.9) of the psfdata contract."""
+    rng = np.random.default_rng(0)
+    kernels = []
+    for _ in m.z_um:
+        k = rng.random((3, 3, 45, 45))
+        k *= 0.9 / k.sum(axis=(2, 3), keepdims=True)
+        kernels.append(k.astype(np.float32))
+    return LightFieldPSF(m, m.z_um, kernels, np.zeros((3, 3, 3)))
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    """Fail if the PSF would be computed or loaded."""
+    import optics.simulate
+
+    def boom(*a, **k):
+        raise AssertionError("the PSF was requested")
+
+    monkeypatch.setattr(optics.simulate, "_get_psf", boom)
+
+
+def test_photon_image_is_scaled_forward_projection(m, psf):
+    vol, _ = phantoms.random_beads(m, 4, seed=0)
+    ph = photon_image(m, vol, photons_per_voxel=500.0, psf=psf, progress=False)
+    ref = 500.0 * forward_project(psf, vol, dtype=np.float64)
+    np.testing.assert_allclose(ph, np.maximum(ref, 0), rtol=1e-5, atol=1e-6 * ref.max())
+    assert ph.min() >= 0 and ph.shape == m.image_shape
+    # a bead in the middle keeps all its light on the sensor: 0.9 of photons_per_voxel
+    one = phantoms.beads(m, [(0.0, 0.0, 0.0)])
+    assert photon_image(m, one, photons_per_voxel=1000.0, psf=psf).sum() == pytest.approx(900.0, rel=1e-5)
+
+
+def test_noise_free_frame_is_the_rounded_expectation(m, psf):
+    vol, _ = phantoms.random_beads(m, 4, seed=1)
+    frame = simulate(m, vol, photons_per_voxel=2000, noise=False, psf=psf, progress=False)
+    assert frame.dtype == np.uint16 and frame.shape == m.image_shape
+    ph = photon_image(m, vol, photons_per_voxel=2000, psf=psf)
+    np.testing.assert_array_equal(frame, np.rint(expected_adu(ph, m.camera)).astype(np.uint16))
+    assert frame.min() == m.camera.offset_adu  # dark pixels read the offset
+
+
+def test_noisy_frames_have_the_model_mean(m, psf):
+    vol, _ = phantoms.random_beads(m, 6, seed=2)
+    frames = np.stack(
+        [simulate(m, vol, photons_per_voxel=3000, seed=s, psf=psf, progress=False) for s in range(200)]
+    ).astype(np.float64)
+    ph = photon_image(m, vol, photons_per_voxel=3000, psf=psf)
+    cam = m.camera
+    mean = expected_adu(ph, cam)
+    var = cam.gain_adu_per_e**2 * (cam.quantum_efficiency * ph + cam.read_noise_e**2) + 1 / 12
+    # per-pixel sample means: standardised errors ~ N(0, 1); check the bulk and the extremes
+    zscore = (frames.mean(axis=0) - mean) / np.sqrt(var / len(frames))
+    assert abs(zscore.mean()) < 5 / np.sqrt(zscore.size)
+    assert np.abs(zscore).max() < 5.5
+    # the whole-frame variance follows the model too
+    assert frames.var(axis=0, ddof=1).mean() == pytest.approx(var.mean(), rel=0.03)
+
+
+def test_seed_reproducibility(m, psf):
+    vol, _ = phantoms.neurons(m, 2, seed=0)
+    a = simulate(m, vol, seed=5, psf=psf, progress=False)
+    b = simulate(m, vol, seed=5, psf=psf, progress=False)
+    c = simulate(m, vol, seed=6, psf=psf, progress=False)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_wrong_shape_fails_before_any_psf_work(m, no_compute):
+    with pytest.raises(ValueError, match=r"volume has shape \(3, 15, 14\).*\(3, 15, 15\)"):
+        simulate(m, np.zeros((3, 15, 14)))
+    with pytest.raises(ValueError, match=r"volume has shape \(3, 45, 45\)"):
+        simulate(m, phantoms.random_beads(m, 2, seed=0, upsample=3)[0])
+
+
+@pytest.mark.parametrize(
+    "value,match", [(-1.0, "negative"), (np.nan, "non-finite"), (np.inf, "non-finite")]
+)
+def test_bad_values_fail_before_any_psf_work(m, no_compute, value, match):
+    vol = np.zeros(m.volume_shape, np.float32)
+    vol[1, 2, 3] = value
+    with pytest.raises(ValueError, match=match):
+        simulate(m, vol)
+
+
+def test_bad_arguments(m, psf, no_compute):
+    vol = np.zeros(m.volume_shape, np.float32)
+    with pytest.raises(ValueError, match="photons_per_voxel = -3"):
+        simulate(m, vol, photons_per_voxel=-3)
+    with pytest.raises(TypeError, match="volume = list"):
+        simulate(m, [[0.0]])
+    with pytest.raises(TypeError, match="seed"):
+        simulate(m, vol, seed="x", psf=psf)
+
+
+def test_psf_must_match_the_microscope(m, psf):
+    other = presets.get("lfm-20x-0.5w", camera={"shape": [75, 75]}, volume={"z_min_um": -10, "z_max_um": 10, "z_step_um": 10, "voxels_per_lenslet": 5})
+    with pytest.raises(TypeError, match="psf = ndarray"):
+        optics_simulate._get_psf(m, np.zeros(3), False)
+    with pytest.raises(ValueError, match="psf belongs to another microscope"):
+        optics_simulate._get_psf(other, psf, False)
+
+
+def test_upsampled_phantom_on_the_fine_microscope(m, psf):
+    # same photon budget on the fine grid: amounts add under binning
+    fm = phantoms.fine_microscope(m, 5)
+    rng = np.random.default_rng(3)
+    kernels = [rng.random((15, 15, 45, 45)).astype(np.float32) for _ in fm.z_um]
+    kernels = [k * np.float32(0.9) / k.sum(axis=(2, 3), keepdims=True) for k in kernels]
+    fpsf = LightFieldPSF(fm, fm.z_um, kernels, np.zeros((3, 15, 15)))
+    vol = phantoms.beads(m, [(0.5, -1.0, 0.0)], upsample=5)
+    assert photon_image(fm, vol, photons_per_voxel=100.0, psf=fpsf).sum() == pytest.approx(90.0, rel=1e-5)
