@@ -148,3 +148,16 @@ def test_numpy_cupy_agree(rng64):
     np.testing.assert_allclose(backend.to_host(op_g.adjoint(yg)), op_c.adjoint(y), rtol=1e-4, atol=1e-4)
     with pytest.raises(TypeError, match="operator lives on"):
         op_g.forward(x)
+
+
+@pytest.mark.parametrize("n,s,lenslets,radii,tile", CASES[:5])
+def test_agrees_with_optics_forward_reference(n, s, lenslets, radii, tile, rng64):
+    """Same numbers as the slow reference ``optics.forward.forward_project`` / ``adjoint_project``."""
+    forward = pytest.importorskip("optics.forward")
+    psf, op = _op(n, s, lenslets, radii, tile, rng64)
+    x = rng64.random(op.volume_shape)
+    y = rng64.random(op.image_shape)
+    ref_y = forward.forward_project(psf, x, dtype=np.float64)
+    ref_x = forward.adjoint_project(psf, y, dtype=np.float64)
+    np.testing.assert_allclose(op.forward(x), ref_y, rtol=0, atol=1e-11 * np.abs(ref_y).max())
+    np.testing.assert_allclose(op.adjoint(y), ref_x, rtol=0, atol=1e-11 * np.abs(ref_x).max())
