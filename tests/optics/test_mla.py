@@ -1,0 +1,83 @@
+"""Microlens-array transmittance: closed form, periodicity, symmetry, focal length in air (k0, not n k0)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from optics.mla import local_coordinate, transmittance
+from optics.propagation import propagate
+
+LAM, D, F = 0.52, 150.0, 3000.0
+
+
+def test_closed_form_and_centre():
+    # Odd grid, 45 samples per lenslet: the grid centre is a lenslet centre (optical axis).
+    n, dx = 135, 150 / 45
+    t = transmittance((n, n), dx, pitch_um=D, focal_um=F, wavelength_um=LAM)
+    c = n // 2
+    assert t[c, c] == 1
+    i, j = c + 10, c - 7  # a sample of the central lenslet
+    u2 = ((i - c) ** 2 + (j - c) ** 2) * dx**2
+    assert t[i, j] == pytest.approx(np.exp(-1j * math.pi * u2 / (LAM * F)), abs=1e-14)
+    # the neighbouring lenslet's centre is again phase 0
+    assert t[c + 45, c] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_periodic_and_symmetric():
+    n, dx = 225, 150 / 45
+    t = transmittance((n, n), dx, pitch_um=D, focal_um=F, wavelength_um=LAM)
+    assert np.max(np.abs(t[45:, :] - t[:-45, :])) < 1e-12
+    assert np.max(np.abs(t[:, 45:] - t[:, :-45])) < 1e-12
+    assert np.array_equal(t, t[::-1, :]) and np.array_equal(t, t[:, ::-1]) and np.array_equal(t, t.T)
+
+
+def test_local_coordinate_range():
+    u = local_coordinate(90, 150 / 45, 150.0)  # even grid: samples straddle the centre
+    # samples on a lenslet boundary may be referred to either neighbour: only |u| is defined there
+    assert np.all(np.abs(u) <= 75 + 1e-12)
+    assert np.allclose(np.abs(u[45:]), np.abs(u[:-45]), rtol=0, atol=1e-12)
+    assert np.allclose(np.abs(u), np.abs(u[::-1]), rtol=0, atol=1e-12)
+
+
+def test_circle_aperture_fill_factor():
+    n, dx = 45 * 5, 150 / 45
+    t = transmittance((n, n), dx, pitch_um=D, focal_um=F, wavelength_um=LAM, aperture="circle")
+    fill = np.mean(np.abs(t) > 0)
+    assert fill == pytest.approx(math.pi / 4, abs=0.01)
+    assert t[0, 0] == 0 or abs(local_coordinate(n, dx, D)[0]) < 75 / math.sqrt(2)
+    assert np.all(np.isin(np.abs(t).round(12), [0.0, 1.0]))
+
+
+def test_focal_length_is_in_air():
+    """A plane wave through one circular lenslet gives, at z = f_ml, the Fraunhofer pattern of the
+    aperture: an Airy disk whose first zero is 1.2197 lambda0 f_ml / d (k0, the array is in air).
+    With n k0 (oLaF/Prevedel) the lens focal length would be f_ml / n and the pattern at f_ml a
+    defocused blur."""
+    from scipy import special
+
+    n, dx = 300, 1.0
+    t = transmittance((n, n), dx, pitch_um=D, focal_um=F, wavelength_um=LAM, aperture="circle")
+    x = (np.arange(n) - (n - 1) / 2) * dx
+    t = t * ((x[:, None] ** 2 + x[None, :] ** 2) <= 75**2)  # the central lenslet only
+    row = np.abs(propagate(t, dx, F, LAM, method="fresnel")[n // 2]) ** 2
+    r = np.abs(x)
+    core = r < 12.0
+    v = math.pi * D * r[core] / (LAM * F)
+    airy = np.where(v > 0, (2 * special.j1(v) / np.where(v > 0, v, 1)) ** 2, 1.0)
+    assert np.max(np.abs(row[core] / row.max() - airy)) < 0.03
+    # the same lens with n k0 (focal length F / 1.33) does not form that pattern at F
+    t2 = transmittance((n, n), dx, pitch_um=D, focal_um=F / 1.33, wavelength_um=LAM, aperture="circle")
+    t2 = t2 * ((x[:, None] ** 2 + x[None, :] ** 2) <= 75**2)
+    row2 = np.abs(propagate(t2, dx, F, LAM, method="fresnel")[n // 2]) ** 2
+    assert np.max(np.abs(row2[core] / row2.max() - airy)) > 0.2
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [({"aperture": "hex"}, "aperture"), ({"focal_um": -1.0}, "focal_um"), ({"wavelength_um": 520}, "wavelength_um")],
+)
+def test_bad_input(kwargs, name):
+    args = {"pitch_um": D, "focal_um": F, "wavelength_um": LAM} | kwargs
+    with pytest.raises(ValueError, match=name):
+        transmittance((8, 8), 1.0, **args)
