@@ -1,0 +1,180 @@
+"""One call from a microscope config and a camera frame to a deconvolved volume.
+
+``reconstruct(config, image)`` loads the config (a file, a preset name or a ``Microscope``),
+validates the image against it *before any heavy work*, computes (or loads from the cache) the
+light-field PSF kernels with ``optics.compute_psf``, wraps them in a ``LightFieldOperator`` on the
+chosen device and runs Richardson-Lucy (``reconstruction.deconvolution``).
+
+Input conventions (decided here, used by ``python -m reconstruction``):
+
+* Shape.  A frame must have ``m.image_shape`` (whole lenslets), a time series
+  ``(t, *m.image_shape)``.  A full-sensor frame (``m.camera.shape``, larger than the image when the
+  sensor is not a whole number of lenslets) is centre-cropped to ``m.image_shape``: the optical
+  axis passes through the middle lenslet (``optics.config.Microscope``).  Anything else is an error.
+* Units.  RL needs a linear, offset-free, non-negative image.  ``raw=True`` treats the input as
+  camera digital numbers (ADU) and converts them to photons at the sensor,
+  ``(ADU - camera.offset_adu) / (camera.gain_adu_per_e * camera.quantum_efficiency)``, clipped at
+  0 (read noise makes dark pixels slightly negative).  ``raw=False`` takes the values as they are
+  and rejects negatives.  ``raw=None`` (default) decides from the dtype: integer images are raw
+  camera frames (what ``optics.simulate`` and cameras write), floating-point images are linear.
+  With raw frames the volume comes out in the units of ``optics.simulate``'s photometric
+  convention times ``photons_per_voxel`` (photons sent into the objective per voxel).
+* NaN or infinite values are errors in every mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import backend
+from .deconvolution import richardson_lucy
+from .operator import LightFieldOperator
+
+__all__ = ["reconstruct", "load_microscope", "validate_image"]
+
+log = logging.getLogger(__name__)
+
+
+def load_microscope(config):
+    """A ``Microscope`` from a Microscope, a config file path (.toml/.json) or a preset name."""
+    from optics.config import ConfigError, Microscope, load_config
+
+    if isinstance(config, Microscope):
+        return config
+    if isinstance(config, (str, os.PathLike)):
+        p = Path(config)
+        if p.suffix.lower() in (".toml", ".json") or p.exists():
+            if not p.is_file():
+                raise FileNotFoundError(f"config file {str(p)!r} does not exist")
+            return load_config(p)
+        from optics import presets
+
+        return presets.get(str(config))
+    raise ConfigError(f"config = {config!r} is invalid: expected a Microscope, a .toml/.json path or a preset name")
+
+
+def validate_image(m, image, *, raw: bool | None = None, expect: str = "any") -> tuple[np.ndarray, bool]:
+    """Check and convert a frame or time series for microscope ``m`` (see the module conventions).
+
+    Parameters
+    ----------
+    m : Microscope
+    image : array_like, (Y, X) or (t, Y, X)
+        ``m.image_shape``, ``m.camera.shape`` (centre-cropped) or a stack of either.
+    raw : bool or None
+        Camera ADU (True), linear values (False), or decide by dtype (None: integers are raw).
+    expect : {"any", "frame", "stack"}
+        Refuse a stack where a frame is expected, and vice versa.
+
+    Returns
+    -------
+    image : ndarray of float32, ``m.image_shape`` or (t, *m.image_shape)
+    is_stack : bool
+    """
+    if expect not in ("any", "frame", "stack"):
+        raise ValueError(f"expect = {expect!r} is invalid: expected 'any', 'frame' or 'stack'")
+    arr = np.asarray(image)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"image has dtype {arr.dtype}; expected a real (integer or float) array")
+    want = tuple(m.image_shape)
+    sensor = tuple(m.camera.shape)
+    accepted = f"{want} (the image of whole lenslets), {sensor} (the full sensor, centre-cropped) or (t, ...) of either"
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"image has shape {arr.shape}; expected {accepted}")
+    is_stack = arr.ndim == 3
+    frame_shape = arr.shape[-2:]
+    if frame_shape == sensor and sensor != want:
+        oy, ox = (sensor[0] - want[0]) // 2, (sensor[1] - want[1]) // 2
+        log.info("full-sensor frame %s centre-cropped to the lenslet image %s at offset (%d, %d)", sensor, want, oy, ox)
+        arr = arr[..., oy: oy + want[0], ox: ox + want[1]]
+    elif frame_shape != want:
+        raise ValueError(f"image has shape {arr.shape}; expected {accepted}")
+    if is_stack and expect == "frame":
+        raise ValueError(f"image has shape {arr.shape}, a stack of {arr.shape[0]} frames, but a single frame "
+                         f"{want} was expected (pass a stack on purpose with --stack / expect='stack')")
+    if not is_stack and expect == "stack":
+        raise ValueError(f"image has shape {arr.shape}, a single frame, but a stack (t, *{want}) was expected")
+    if is_stack and arr.shape[0] < 1:
+        raise ValueError(f"image has shape {arr.shape}: an empty stack")
+    if raw is None:
+        raw = bool(np.issubdtype(arr.dtype, np.integer))
+    out = arr.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise ValueError("image contains NaN or infinite values; expected finite values")
+    if raw:
+        cam = m.camera
+        out -= np.float32(cam.offset_adu)
+        out /= np.float32(cam.gain_adu_per_e * cam.quantum_efficiency)
+        np.maximum(out, 0, out=out)
+    elif out.size and float(out.min()) < 0:
+        raise ValueError(
+            f"image has negative values (min {float(out.min()):.6g}); expected a linear image >= 0 "
+            "(for a raw camera frame use raw=True / --raw to subtract camera.offset_adu)"
+        )
+    return out, is_stack
+
+
+def reconstruct(
+    config,
+    image,
+    *,
+    iterations: int = 8,
+    device: str = "auto",
+    filter=None,
+    progress: bool = True,
+    psf=None,
+    raw: bool | None = None,
+    expect: str = "any",
+    checkpoint=None,
+    checkpoint_every: int = 10,
+    callback=None,
+) -> np.ndarray:
+    """Deconvolve a light-field frame (or a time series) of the microscope described by ``config``.
+
+    Parameters
+    ----------
+    config : Microscope, path or str
+        A ``Microscope``, a .toml/.json config file, or a preset name (``optics.presets.names()``).
+    image : array_like, (Y, X) or (t, Y, X)
+        See the module docstring for accepted shapes and units (``validate_image``).
+    iterations : int
+        Richardson-Lucy iterations.
+    device : {"auto", "cpu", "gpu"}
+    filter : None, "none" or "lanczos"
+        S19 depth-adaptive anti-aliasing filter after each iteration (light-field only).
+    progress : bool
+        Progress bars (PSF computation, RL iterations), only on a terminal.
+    psf : optics.LightFieldPSF, optional
+        Precomputed kernels of this microscope (skips ``optics.compute_psf``).
+    raw : bool or None
+        Camera ADU (True), linear (False), by dtype (None).
+    expect : {"any", "frame", "stack"}
+    checkpoint, checkpoint_every, callback
+        Passed to ``richardson_lucy``.
+
+    Returns
+    -------
+    ndarray of float32, (nz, Y', X') = ``m.volume_shape``, or (t, nz, Y', X') for a time series
+    """
+    m = load_microscope(config)
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+        raise ValueError(f"iterations = {iterations!r} is invalid: expected an integer >= 0")
+    if filter not in (None, "none", "lanczos"):
+        raise ValueError(f"filter = {filter!r} is invalid: expected None, 'none' or 'lanczos'")
+    if filter == "lanczos" and m.mla is None:
+        raise ValueError("filter = 'lanczos' is invalid for a wide-field microscope: expected None or 'none'")
+    y, _ = validate_image(m, image, raw=raw, expect=expect)
+    dev = backend.get_device(device)
+    if psf is None:
+        from optics import compute_psf
+
+        psf = compute_psf(m, progress=progress)
+    elif psf.microscope.hash != m.hash:
+        raise ValueError(f"psf belongs to another microscope (hash {psf.microscope.hash}, expected {m.hash})")
+    op = LightFieldOperator(psf, dev, np.float32, progress=progress)
+    return richardson_lucy(y, op, iterations, filter=filter, progress=progress, checkpoint=checkpoint,
+                           checkpoint_every=checkpoint_every, callback=callback)
