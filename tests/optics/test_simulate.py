@@ -134,3 +134,27 @@ def test_upsampled_phantom_on_the_fine_microscope(m, psf):
     fpsf = LightFieldPSF(fm, fm.z_um, kernels, np.zeros((3, 15, 15)))
     vol = phantoms.beads(m, [(0.5, -1.0, 0.0)], upsample=5)
     assert photon_image(fm, vol, photons_per_voxel=100.0, psf=fpsf).sum() == pytest.approx(90.0, rel=1e-5)
+
+
+def test_plotting_returns_figures(m, psf):
+    from matplotlib.figure import Figure
+
+    from optics import plotting
+
+    vol, _ = phantoms.random_beads(m, 3, seed=0)
+    frame = simulate(m, vol, psf=psf, seed=0, progress=False)
+    figs = [
+        plotting.show_psf(psf),
+        plotting.show_psf(psf, depths=[0.0], log=True),
+        plotting.show_psf(plotting.axial_kernels(psf), z_um=m.z_um),
+        plotting.show_lightfield(frame, m.pixels_per_lenslet, zoom=(0, 30, 0, 30)),
+        plotting.compare_volumes(vol, vol * 0.5, voxel_um=(10.0, 2.5)),
+    ]
+    for fig in figs:
+        assert isinstance(fig, Figure)
+        fig.canvas.draw()  # renders without a display (Agg)
+    assert plotting.axial_kernels(psf).shape == (3, 45, 45)
+    with pytest.raises(ValueError, match="same shape"):
+        plotting.compare_volumes(vol, vol[:2])
+    with pytest.raises(ValueError, match="image has shape"):
+        plotting.show_lightfield(vol, 15)
