@@ -1,0 +1,600 @@
+"""Light-field PSF: the sensor image of a point source, and the operator kernels per depth and voxel phase.
+
+Wave-optics model of LFM 1.0 (Broxton et al., Opt. Express 21:25418, 2013; Stefanoiu et al., Opt.
+Express 27:31644, 2019; ../shared/PHYSICS.md sections 2-4): the Debye field of a point source at the
+native image plane (``optics.debye``, object-space radius = image radius / M, image-oriented) is
+multiplied by the microlens transmittance (``optics.mla``, k0 because the array is in air),
+propagated f_ml to the sensor (``optics.propagation``: Fresnel transfer function or band-limited
+angular spectrum, Voelz's rule), squared and integrated over camera pixels (``oversampling`` field
+samples per pixel, block sums; Broxton's ``lflib``).  Values are fractions of the power reaching the
+native image plane, computed in closed form by Parseval's theorem for the Hankel transform.
+``compute_psf`` builds the periodic shift-variant kernels of ``optics.psfdata`` for every depth and
+sub-lenslet phase, computing each distinct kernel once (8-fold mirror/transpose symmetry of the square
+grid, z-conjugation U(r, -z) = conj U(r, z) of the Debye tables) and caches them by config hash.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import fft as sfft
+from scipy.interpolate import CubicSpline
+
+from . import debye
+from .config import ConfigError, Microscope, kernel_side_pixels
+from .mla import microscope_transmittance
+from .propagation import choose_method, transfer_function
+from .psfdata import LightFieldPSF, cache_path, load_psf
+
+__all__ = [
+    "CROP_TOLERANCE",
+    "GUARD_LENSLETS",
+    "nip_power",
+    "field_oversampling",
+    "window_lenslets",
+    "sensor_pattern",
+    "compute_psf",
+    "build_report",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Largest fraction of the native-image-plane power a kernel may lose to its crop.
+CROP_TOLERANCE = 1e-3
+#: Lenslets of guard band around the geometric support of the field at the MLA (see ``window_lenslets``).
+GUARD_LENSLETS = 1
+#: Radial table step for the Debye field, in units of lambda0 / NA (object space).  A cubic spline
+#: at this step has relative error ~ (5/384) (2 pi 0.02)^4 = 3e-6 on a field band-limited to NA/lambda0.
+_TABLE_STEP = 0.02
+#: Field samples (complex) processed in one batched FFT.
+_BATCH_SAMPLES = 6_000_000
+
+
+# ----------------------------------------------------------------------------- Debye field tables
+def _power_integrand(theta: np.ndarray, apodization: str, vectorial: bool) -> np.ndarray:
+    """|g(rho)|^2 rho drho / dtheta for the pupil function g of each Hankel transform."""
+    c, s = np.cos(theta), np.sin(theta)
+    if vectorial:
+        # x-polarised: |I0|^2 + |I2|^2 + 2|I1|^2 after the azimuthal integral
+        return ((1 + c) ** 2 + (1 - c) ** 2 + 2 * s**2) * s
+    p = debye._apodization(apodization, c)
+    return p**2 * s / c
+
+
+def nip_power(m: Microscope) -> float:
+    """Power of the Debye field of a point source, in object space and in the units of ``optics.debye``.
+
+    With U(r) = int_0^alpha g(rho) J_m(k r rho) rho drho (rho = sin theta), Parseval's theorem for the
+    Hankel transform gives 2 pi int |U|^2 r dr = (2 pi / k^2) int |g|^2 rho drho, independent of z.
+    Scalar, P(theta) = sqrt(cos): (2 pi / k^2)(1 - cos alpha).  Vectorial (Richards & Wolf 1959,
+    unpolarised, (|I0|^2 + 2|I1|^2 + |I2|^2)-type intensity): (2 pi / k^2) 4 (1 - cos alpha).
+    The same field sampled on the image plane at spacing dx carries M^2 times this power.
+    """
+    return _nip_power(m.objective.half_angle, m.wavenumber, m.simulation.apodization, m.simulation.vectorial)
+
+
+@functools.lru_cache(maxsize=64)
+def _nip_power(alpha: float, k: float, apodization: str, vectorial: bool) -> float:
+    x, w = np.polynomial.legendre.leggauss(64)  # smooth integrand: exact to ~1e-16
+    theta = 0.5 * alpha * (x + 1)
+    integral = 0.5 * alpha * float(w @ _power_integrand(theta, apodization, vectorial))
+    return 2 * math.pi / k**2 * integral
+
+
+class _RadialTable:
+    """Cubic-spline tables of the Debye field (scalar U, or Richards-Wolf I0, I1, I2) at one |z|."""
+
+    def __init__(self, m: Microscope, z_abs: float, r_max_obj: float):
+        lam, na, n = m.wavelength_um, m.objective.na, m.objective.immersion_index
+        h = _TABLE_STEP * lam / na
+        r = np.arange(0.0, r_max_obj + 4 * h, h)
+        nodes = debye.quadrature_nodes(z_abs, float(r[-1]), lam, na, n)
+        self.vectorial = m.simulation.vectorial
+        if self.vectorial:
+            cols = debye.vectorial_integrals(r, z_abs, wavelength_um=lam, na=na, n=n, nodes=nodes)
+        else:
+            cols = (debye.radial_field(r, z_abs, wavelength_um=lam, na=na, n=n,
+                                       apodization=m.simulation.apodization, nodes=nodes),)
+        self.splines = [CubicSpline(r, c) for c in cols]
+        self.r_max = float(r[-1])
+
+    def components(self, y_obj: np.ndarray, x_obj: np.ndarray, conj: bool) -> list[np.ndarray]:
+        """Field components at object-space offsets (y, x) from the source; sum |c|^2 = intensity.
+
+        ``conj`` gives the field at -z (U(r, -z) = conj U(r, z), PHYSICS.md section 2).  Vectorial:
+        x-polarised (Ex, Ey, Ez) = (I0 + I2 cos 2phi, I2 sin 2phi, 2i I1 cos phi), y-polarised
+        (I2 sin 2phi, I0 - I2 cos 2phi, 2i I1 sin phi), averaged (unpolarised emitter); the two equal
+        cross components are merged into one of weight 2.
+        """
+        y_obj, x_obj = np.broadcast_arrays(y_obj, x_obj)
+        r = np.hypot(y_obj, x_obj)
+        if r.max(initial=0.0) > self.r_max:
+            raise ValueError(f"radius {r.max():.4g} µm is beyond the table ({self.r_max:.4g} µm)")
+        vals = [s(r) for s in self.splines]
+        if conj:
+            vals = [np.conj(v) for v in vals]
+        if not self.vectorial:
+            return vals
+        i0, i1, i2 = vals
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inv = np.where(r > 0, 1.0 / np.where(r > 0, r, 1.0), 0.0)
+        cphi, sphi = x_obj * inv, y_obj * inv
+        c2, s2 = cphi**2 - sphi**2, 2 * sphi * cphi
+        g = 1 / math.sqrt(2)
+        return [g * (i0 + i2 * c2), i2 * s2, g * 2j * i1 * cphi, g * (i0 - i2 * c2), g * 2j * i1 * sphi]
+
+
+# ----------------------------------------------------------------------------- sampling, windows
+def field_oversampling(m: Microscope) -> int:
+    """Field samples per camera pixel: ``simulation.oversampling`` raised until the field is sampled.
+
+    Light field: dx = p / q <= lambda0 / (2 (NA/M + d / (2 f_ml))) (PHYSICS.md section 3: the highest
+    local frequency at the MLA is the objective's image-side cone plus the lenslet chirp's edge slope).
+    Wide-field: the intensity's band limit 2 NA / lambda0 needs p / (M q) <= lambda0 / (4 NA).
+    """
+    q = m.simulation.oversampling
+    lam, na, mag = m.wavelength_um, m.objective.na, m.objective.magnification
+    if m.mla is None:
+        dx_max = lam / (4 * na)
+        p = m.pixel_object_um
+    else:
+        dx_max = lam / (2 * (na / mag + m.mla.pitch_um / (2 * m.mla.focal_um)))
+        p = m.camera.pixel_um
+    need = max(q, math.ceil(p / dx_max - 1e-12))
+    if need != q:
+        logger.info("oversampling raised from %d to %d samples per pixel (dx <= %.4g µm)", q, need, dx_max)
+    return need
+
+
+def _blur_radius_um(m: Microscope, z_um: float) -> float:
+    """Geometric radius of the defocused field at the NIP, M |z| tan(alpha) (image µm)."""
+    return m.objective.magnification * abs(z_um) * math.tan(m.objective.half_angle)
+
+
+def window_lenslets(m: Microscope, z_um: float, offset_um: float | None = None) -> int:
+    """Odd number of lenslets per side of the propagation window of depth ``z_um``.
+
+    R = ceil((M |z| tan(alpha) + o) / d) + GUARD_LENSLETS, W = 2R + 1, where o is the source's image
+    offset from its lenslet's centre (default d/2, the largest).  No 2x zero padding is used: the
+    field outside the geometric support is the Debye field's diffraction tail, and between the MLA
+    and the sensor each lenslet's light stays within ~one pitch (its cone has half-angle
+    d/(2 f_ml) + NA/M, i.e. at most one pitch sideways over f_ml when matched), so the circular
+    wrap-around of the FFT only exchanges the tails that reach the guard lenslet; the test suite
+    bounds the difference from a 2x-padded computation.
+    """
+    d = m.mla.pitch_um
+    o = d / 2 if offset_um is None else abs(offset_um)
+    r = math.ceil((_blur_radius_um(m, z_um) + o) / d - 1e-9) + GUARD_LENSLETS
+    return 2 * max(r, 1) + 1
+
+
+class _Propagator:
+    """MLA transmittance and transfer function per window size, and the batched pipeline."""
+
+    def __init__(self, m: Microscope, q: int, dtype):
+        self.m, self.q, self.dtype = m, q, dtype
+        self.dx = m.camera.pixel_um / q
+        self._t: dict[int, np.ndarray] = {}
+        self._h: dict[int, tuple[np.ndarray, str]] = {}
+        mag = m.objective.magnification
+        self.norm = self.dx**2 / (mag**2 * nip_power(m))
+
+    def method(self, n: int) -> str:
+        method = self.m.simulation.propagation
+        if method == "auto":
+            method = choose_method(self.dx, self.m.mla.focal_um, n * self.dx, self.m.wavelength_um)
+        return method
+
+    def _tf(self, n: int) -> np.ndarray:
+        if n not in self._h:
+            self._t[n] = microscope_transmittance(self.m, n, self.dx, dtype=self.dtype)
+            h = transfer_function(self.method(n), (n, n), self.dx, self.m.mla.focal_um,
+                                  self.m.wavelength_um, dtype=self.dtype)
+            self._h[n] = h
+        return self._h[n]
+
+    def intensity(self, fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel intensities (B, n/q, n/q) of NIP fields (B, n, n), overwritten, and the NIP power (B,)
+        inside the window, both as fractions of the power reaching the native image plane."""
+        b, n, _ = fields.shape
+        h = self._tf(n)
+        nip = (fields.real**2 + fields.imag**2).sum(axis=(1, 2), dtype=np.float64) * self.norm
+        fields *= self._t[n]
+        spec = sfft.fft2(fields, axes=(-2, -1), workers=-1, overwrite_x=True)
+        spec *= h
+        out = sfft.ifft2(spec, axes=(-2, -1), workers=-1, overwrite_x=True)
+        inten = out.real**2 + out.imag**2
+        p = n // self.q
+        pix = inten.reshape(b, p, self.q, p, self.q).sum(axis=(2, 4), dtype=np.float64)
+        return pix * self.norm, nip
+
+
+def _grid(n: int, dx: float) -> np.ndarray:
+    return (np.arange(n) - (n - 1) / 2.0) * dx
+
+
+def _lfm_patterns(
+    m: Microscope, prop: _Propagator, table: _RadialTable, conj: bool, w: int, offsets_um: np.ndarray
+) -> np.ndarray:
+    """Window patterns (P, W N, W N) of sources at image offsets (P, 2) (y, x) from the window centre,
+    and the fraction (P,) of the NIP power inside the window.
+
+    The window is centred on a lenslet.  When every offset is a whole number of field samples the
+    field is evaluated once on an enlarged grid and each source's field is a slice of it.
+    """
+    q, dx, mag = prop.q, prop.dx, m.objective.magnification
+    n = w * m.pixels_per_lenslet * q
+    npos = len(offsets_um)
+    ncomp = 5 if m.simulation.vectorial else 1
+    side = n // q
+    out = np.empty((npos, side, side), dtype=np.float64)
+    nip_in = np.empty(npos)
+    qs = offsets_um / dx
+    integer = bool(np.all(np.abs(qs - np.round(qs)) < 1e-9))
+    if integer:
+        qi = np.round(qs).astype(int)
+        omax = int(np.abs(qi).max(initial=0))
+        c = _grid(n + 2 * omax, dx) / mag
+        base = [x.astype(prop.dtype) for x in table.components(c[:, None], c[None, :], conj)]
+    else:
+        c = _grid(n, dx)
+    chunk = max(1, _BATCH_SAMPLES // (ncomp * n * n))
+    for start in range(0, npos, chunk):
+        stop = min(npos, start + chunk)
+        fields = np.empty((stop - start, ncomp, n, n), dtype=prop.dtype)
+        for j, i in enumerate(range(start, stop)):
+            if integer:
+                sy, sx = omax - qi[i, 0], omax - qi[i, 1]
+                for k in range(ncomp):
+                    fields[j, k] = base[k][sy : sy + n, sx : sx + n]
+            else:
+                oy, ox = offsets_um[i]
+                comps = table.components(((c - oy) / mag)[:, None], ((c - ox) / mag)[None, :], conj)
+                for k in range(ncomp):
+                    fields[j, k] = comps[k]
+        pix, nip = prop.intensity(fields.reshape(-1, n, n))
+        out[start:stop] = pix.reshape(stop - start, ncomp, side, side).sum(axis=1)
+        nip_in[start:stop] = nip.reshape(stop - start, ncomp).sum(axis=1)
+    return out, nip_in
+
+
+def _table_for(m: Microscope, z_um: float, w: int, extra_um: float) -> _RadialTable:
+    """Radial table covering the window's half-diagonal plus the source offset (object space)."""
+    half = w * m.mla.pitch_um / 2 * math.sqrt(2) + extra_um + m.mla.pitch_um
+    return _RadialTable(m, abs(z_um), half / m.objective.magnification)
+
+
+# ----------------------------------------------------------------------------- public: one source
+def _check_point(point_um) -> tuple[float, float, float]:
+    try:
+        x, y, z = (float(v) for v in point_um)
+    except (TypeError, ValueError):
+        raise ValueError(f"point_um = {point_um!r} is invalid; expected three numbers (x, y, z) in µm") from None
+    if not all(math.isfinite(v) for v in (x, y, z)):
+        raise ValueError(f"point_um = {point_um!r} is invalid; expected finite numbers (x, y, z) in µm")
+    return x, y, z
+
+
+def _dtypes(precision: str):
+    if precision == "single":
+        return np.complex64
+    if precision == "double":
+        return np.complex128
+    raise ValueError(f"precision = {precision!r} is invalid; accepted: 'single', 'double'")
+
+
+def _paste(image: np.ndarray, patch: np.ndarray, cy: int, cx: int) -> None:
+    """Add ``patch`` (odd sides) to ``image`` with its centre at pixel (cy, cx), clipped to the image."""
+    hy, hx = patch.shape[0] // 2, patch.shape[1] // 2
+    y0, x0 = cy - hy, cx - hx
+    ys, xs = max(0, y0), max(0, x0)
+    ye, xe = min(image.shape[0], y0 + patch.shape[0]), min(image.shape[1], x0 + patch.shape[1])
+    if ye > ys and xe > xs:
+        image[ys:ye, xs:xe] += patch[ys - y0 : ye - y0, xs - x0 : xe - x0]
+
+
+def sensor_pattern(
+    m: Microscope,
+    point_um=(0.0, 0.0, 0.0),
+    *,
+    window_lenslets: int | None = None,
+    precision: str = "single",
+) -> np.ndarray:
+    """Sensor intensity of one point source, as fractions of the power reaching the native image plane.
+
+    Parameters
+    ----------
+    m : Microscope
+        "lfm" or "widefield".
+    point_um : (x, y, z)
+        Source position (µm, object space).  Lateral coordinates are image-oriented: a source at
+        (y, x) images in focus at (M y, M x) from the optical axis, which passes through the centre of
+        the lenslet (pixel, for wide-field) of index ``n_lenslets // 2``.  z is the offset from the
+        focal plane, positive away from the objective.
+    window_lenslets : int, optional
+        Odd number of lenslets per side of the computation window, centred on the lenslet that holds
+        the source's image; default ``window_lenslets(m, z, offset)``.  Light outside it is lost.
+        Ignored for wide-field (the window is ``kernel_side_pixels``).
+    precision : {"single", "double"}
+        complex64 (fast) or complex128 (reference, tests) fields.
+
+    Returns
+    -------
+    ndarray (float64) of shape ``m.image_shape``.
+
+    Examples
+    --------
+    >>> from optics import presets
+    >>> m = presets.get("lfm-20x-0.5w", camera={"shape": [135, 135]})
+    >>> img = sensor_pattern(m, (0.0, 0.0, 10.0))
+    """
+    x, y, z = _check_point(point_um)
+    dtype = _dtypes(precision)
+    if window_lenslets is not None and (
+        isinstance(window_lenslets, bool) or int(window_lenslets) != window_lenslets
+        or window_lenslets < 1 or window_lenslets % 2 == 0
+    ):
+        raise ValueError(f"window_lenslets = {window_lenslets!r} is invalid; expected an odd integer >= 1")
+    image = np.zeros(m.image_shape, dtype=np.float64)
+    mag = m.objective.magnification
+    ly, lx = m.n_lenslets
+    npx = m.pixels_per_lenslet
+    if m.mla is None:
+        patch, cy, cx = _widefield_patch(m, x, y, z, dtype)
+        _paste(image, patch, ly // 2 + cy, lx // 2 + cx)
+        return image
+    d = m.mla.pitch_um
+    iy, ix = round(mag * y / d), round(mag * x / d)
+    off = np.array([[mag * y - iy * d, mag * x - ix * d]])
+    w = int(window_lenslets) if window_lenslets is not None else window_lenslets_for(m, z, off)
+    q = field_oversampling(m)
+    prop = _Propagator(m, q, dtype)
+    table = _table_for(m, z, w, float(np.abs(off).max()) * math.sqrt(2))
+    patch = _lfm_patterns(m, prop, table, z < 0, w, off)[0][0]
+    _paste(image, patch, (ly // 2 + iy) * npx + npx // 2, (lx // 2 + ix) * npx + npx // 2)
+    return image
+
+
+def window_lenslets_for(m: Microscope, z_um: float, offsets_um: np.ndarray) -> int:
+    """``window_lenslets`` for the largest of several (y, x) image offsets."""
+    return window_lenslets(m, z_um, float(np.abs(np.asarray(offsets_um)).max(initial=0.0)))
+
+
+def _widefield_patch(m: Microscope, x: float, y: float, z: float, dtype) -> tuple[np.ndarray, int, int]:
+    """Pixel-integrated wide-field intensity around the pixel nearest the source's image.
+
+    No propagation is involved, so the pixel integral uses q x q Gauss-Legendre nodes per pixel
+    (q = ``field_oversampling``; exact for polynomials of degree 2q - 1) instead of block sums.
+    """
+    p = m.pixel_object_um
+    iy, ix = round(y / p), round(x / p)
+    k = kernel_side_pixels(m, z)
+    q = field_oversampling(m)
+    g, wts = np.polynomial.legendre.leggauss(q)
+    centres = (np.arange(k) - k // 2) * p
+    c = (centres[:, None] + 0.5 * p * g[None, :]).reshape(-1)
+    oy, ox = y - iy * p, x - ix * p
+    table = _RadialTable(m, abs(z), (k * p / 2 + p) * math.sqrt(2))
+    comps = table.components((c - oy)[:, None], (c - ox)[None, :], z < 0)
+    inten = sum(np.abs(v.astype(dtype)) ** 2 for v in comps)
+    w2 = (0.5 * p) ** 2 * (wts[:, None] * wts[None, :]).reshape(1, q, 1, q)
+    pix = (inten.reshape(k, q, k, q) * w2).sum(axis=(1, 3), dtype=np.float64)
+    return pix / nip_power(m), iy, ix
+
+
+# ----------------------------------------------------------------------------- public: kernels
+def _fundamental_phases(s: int) -> list[tuple[int, int]]:
+    """Phases (u, v), u <= v <= (s-1)/2: one per orbit of the mirror/transpose group (8-fold)."""
+    half = (s + 1) // 2
+    return [(u, v) for u in range(half) for v in range(u, half)]
+
+
+def _orbit_map(s: int) -> dict[tuple[int, int], tuple[tuple[int, int], bool, bool, bool]]:
+    """For each phase (a, b): the fundamental phase and (transpose, flip_y, flip_x) to apply in order."""
+    out = {}
+    for a in range(s):
+        for b in range(s):
+            a1, b1 = min(a, s - 1 - a), min(b, s - 1 - b)
+            out[(a, b)] = ((min(a1, b1), max(a1, b1)), a1 > b1, a1 != a, b1 != b)
+    return out
+
+
+def _apply_symmetry(k: np.ndarray, transpose: bool, flip_y: bool, flip_x: bool) -> np.ndarray:
+    """K_{a,b} from K_{u,v}: a source mirrored or transposed about its lenslet's centre mirrors
+    or transposes its pattern about the centre pixel (odd kernel sides keep that pixel fixed)."""
+    if transpose:
+        k = k.T
+    if flip_y:
+        k = k[::-1, :]
+    if flip_x:
+        k = k[:, ::-1]
+    return k
+
+
+def _crop_radius(patterns: np.ndarray, n: int, r_max: int) -> int:
+    """Smallest R whose (2R+1) N central square loses <= CROP_TOLERANCE of NIP power for all phases."""
+    total = patterns.sum(axis=(1, 2))
+    for r in range(r_max + 1):
+        lo, hi = (r_max - r) * n, (r_max + r + 1) * n
+        inside = patterns[:, lo:hi, lo:hi].sum(axis=(1, 2))
+        if np.all(total - inside <= CROP_TOLERANCE):
+            return r
+    return r_max
+
+
+def _lfm_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray], np.ndarray, dict]:
+    s, npx, mag = m.voxels_per_lenslet, m.pixels_per_lenslet, m.objective.magnification
+    q = field_oversampling(m)
+    prop = _Propagator(m, q, np.complex64)
+    fund = _fundamental_phases(s)
+    orbit = _orbit_map(s)
+    cs = (s - 1) / 2
+    step = m.voxel_um * mag  # image-space offset between phases
+    offsets = np.array([[(u - cs) * step, (v - cs) * step] for u, v in fund])
+    z_all = m.z_um
+    kernels: list[np.ndarray] = []
+    discarded = np.zeros((len(z_all), s, s))
+    tables: dict[tuple[float, int], _RadialTable] = {}
+    methods = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(z_all, desc="light-field PSF", unit="depth", disable=not progress or not sys.stderr.isatty())
+    for iz, z in enumerate(bar):
+        w = window_lenslets_for(m, z, offsets)
+        key = (abs(float(z)), w)
+        if key not in tables:  # z-conjugation: the table of |z| serves +z and -z
+            tables[key] = _table_for(m, z, w, float(np.abs(offsets).max(initial=0.0)) * math.sqrt(2))
+        pats, nip_in = _lfm_patterns(m, prop, tables[key], z < 0, w, offsets)
+        methods.append(prop.method(w * npx * q))
+        r_w = (w - 1) // 2
+        r = _crop_radius(pats, npx, r_w)
+        lo, hi = (r_w - r) * npx, (r_w + r + 1) * npx
+        crop = pats[:, lo:hi, lo:hi]
+        # lost: the Debye tail outside the window plus what the crop removes
+        lost = np.clip(1.0 - nip_in, 0.0, None) + pats.sum(axis=(1, 2)) - crop.sum(axis=(1, 2))
+        side = hi - lo
+        kz = np.empty((s, s, side, side), dtype=np.float32)
+        index = {ph: i for i, ph in enumerate(fund)}
+        for (a, b), (ph, tr, fy, fx) in orbit.items():
+            kz[a, b] = _apply_symmetry(crop[index[ph]], tr, fy, fx)
+            discarded[iz, a, b] = lost[index[ph]]
+        kernels.append(kz)
+        # the table of |z| is needed again only for the mirrored depth
+        if (-z) not in z_all[iz + 1 :]:
+            tables.pop(key, None)
+    meta = {"oversampling": q, "crop_tolerance": CROP_TOLERANCE, "guard_lenslets": GUARD_LENSLETS,
+            "propagation": methods, "distinct_phases_per_depth": len(fund)}
+    return kernels, discarded, meta
+
+
+def _widefield_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray], np.ndarray, dict]:
+    from tqdm.auto import tqdm
+
+    z_all = m.z_um
+    kernels: list[np.ndarray] = []
+    discarded = np.zeros((len(z_all), 1, 1))
+    done: dict[float, np.ndarray] = {}
+    bar = tqdm(z_all, desc="wide-field PSF", unit="depth", disable=not progress or not sys.stderr.isatty())
+    for iz, z in enumerate(bar):
+        key = abs(float(z))
+        if key not in done:  # |U(r, -z)|^2 = |U(r, z)|^2
+            done[key] = _widefield_patch(m, 0.0, 0.0, key, np.complex128)[0].astype(np.float32)
+        k = done[key]
+        kernels.append(k[None, None])
+        discarded[iz, 0, 0] = max(0.0, 1.0 - float(k.sum(dtype=np.float64)))
+    return kernels, discarded, {"oversampling": field_oversampling(m)}
+
+
+def _try_load(path: Path, m: Microscope) -> LightFieldPSF | None:
+    try:
+        psf = load_psf(path)
+        if psf.microscope.hash != m.hash:
+            raise ValueError(f"its config hash {psf.microscope.hash} is not {m.hash}")
+        return psf
+    except Exception as e:  # a corrupt or stale cache entry is recomputed, never fatal
+        logger.warning("cached PSF %s is unusable (%s); recomputing", path, e)
+        return None
+
+
+def compute_psf(
+    m: Microscope, *, cache: bool = True, overwrite_cache: bool = False, progress: bool = True
+) -> LightFieldPSF:
+    """Light-field (or wide-field) PSF kernels of ``m`` for every depth and voxel phase.
+
+    Parameters
+    ----------
+    m : Microscope
+    cache : bool
+        Load from / save to ``optics.psfdata.cache_path(m)`` (keyed by ``m.hash``).  A corrupt
+        cache file is logged and recomputed.
+    overwrite_cache : bool
+        Recompute and replace the cache entry even if it exists.
+    progress : bool
+        Show a tqdm bar (only when stderr is a terminal).
+
+    Returns
+    -------
+    LightFieldPSF
+        ``kernels[iz]`` of shape (s, s, K_z, K_z), float32, fractions of the native-image-plane power
+        (the contract of ``optics.psfdata``).  Each depth's window is W = ``window_lenslets`` lenslets;
+        its kernels are cropped to the smallest odd number of lenslets that loses at most
+        ``CROP_TOLERANCE`` of the power.  ``discarded`` records the power a kernel misses: the
+        Debye field's far tail outside the window (its intensity falls as r^-3, so ~1% stays outside
+        a 3-lenslet window in focus) plus the crop.  Distinct kernels are
+        computed once: the phases with u <= v <= (s-1)/2, the others by mirror/transpose.
+
+    Raises
+    ------
+    ConfigError
+        If the operator would exceed the memory allowed (``Microscope.check_operator_fits``),
+        before any heavy work.
+    """
+    if not isinstance(m, Microscope):
+        raise TypeError(f"m = {type(m).__name__} is invalid; expected an optics.Microscope")
+    if m.kind not in ("lfm", "widefield"):
+        raise ConfigError(f"microscope.kind = {m.kind!r} is not supported by compute_psf; accepted: 'lfm', 'widefield'")
+    m.check_operator_fits()
+    path = cache_path(m)
+    if cache and not overwrite_cache and path.is_file():
+        psf = _try_load(path, m)
+        if psf is not None:
+            logger.info("loaded PSF from cache %s", path)
+            return psf
+    t0 = time.perf_counter()
+    if m.kind == "widefield":
+        kernels, discarded, meta = _widefield_kernels(m, progress)
+    else:
+        kernels, discarded, meta = _lfm_kernels(m, progress)
+    meta["seconds"] = time.perf_counter() - t0
+    meta["model"] = "debye-nip x mla -> f_ml, pixel-integrated (Broxton 2013)"
+    psf = LightFieldPSF(m, m.z_um, kernels, discarded, meta)
+    logger.info("computed PSF of %s in %.1f s (%d depths, %.1f MB)", m.name or m.hash,
+                meta["seconds"], len(kernels), psf.nbytes / 1e6)
+    if cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            psf.save(path, overwrite=True)
+        except OSError as e:
+            logger.warning("could not write the PSF cache %s: %s", path, e)
+    return psf
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def build_report(m: Microscope) -> dict:
+    """Build the operator of ``m`` without the cache and measure it (for ``benchmarks perf``).
+
+    Returns
+    -------
+    dict
+        seconds (wall time of ``compute_psf``), peak_rss_mb (process peak resident memory, MB),
+        nbytes (kernels in memory), disk_bytes (size of the saved .npz), depths, distinct kernels.
+    """
+    t0 = time.perf_counter()
+    psf = compute_psf(m, cache=False, progress=False)
+    seconds = time.perf_counter() - t0
+    peak = _peak_rss_mb()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = psf.save(Path(tmp) / "operator.npz")
+        disk = os.path.getsize(out)
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": peak,
+        "nbytes": psf.nbytes,
+        "disk_bytes": int(disk),
+        "depths": len(psf.z_um),
+        "kernel_sides": [int(k.shape[-1]) for k in psf.kernels],
+        "distinct_kernels_per_depth": psf.meta.get("distinct_phases_per_depth", 1),
+    }
