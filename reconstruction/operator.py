@@ -127,13 +127,14 @@ class LightFieldOperator:
         Where the kernel spectra live and the arithmetic runs (``backend.get_device``).
     dtype : float32 or float64
         Real dtype of volumes and images (complex64 / complex128 spectra).
-    max_chunk_bytes : int
-        Bound on the temporaries of one depth chunk (the projection is accumulated over chunks
+    max_chunk_bytes : int, optional
+        Bound on the temporaries of one depth chunk (default 256 MiB on the CPU, 2 GiB on the GPU) (the projection is accumulated over chunks
         of depths in Fourier space, so peak memory stays bounded for any number of depths).
     max_kernel_bytes : int, optional
         Bound on the resident kernel spectra.  When one FFT over the whole lenslet grid would
-        need more, the grid is cut into overlap-save tiles.  Default: 4 GiB on the CPU, half
-        of the free GPU memory on the GPU.
+        need more, the grid is cut into overlap-save tiles (unless tiles narrower than the kernels
+        would cost over 3x the work; then one tile is kept and a warning logged).  Default: 4 GiB
+        on the CPU, min(40% of the free GPU memory, 12 GiB) on the GPU.
     tile_lenslets : int or (int, int), optional
         Force a tile size T (lenslets, per axis); ``None`` chooses automatically.
     progress : bool
@@ -154,12 +155,12 @@ class LightFieldOperator:
     kernel spectra.  Both require arrays already on the operator's device.
     """
 
-    def __init__(self, psf, device: str = "auto", dtype=np.float32, *, max_chunk_bytes: int = 256 * 2**20,
+    def __init__(self, psf, device: str = "auto", dtype=np.float32, *, max_chunk_bytes: int | None = None,
                  max_kernel_bytes: int | None = None, tile_lenslets=None, progress: bool = False):
         dt = np.dtype(dtype)
         if dt not in _DTYPES:
             raise ValueError(f"dtype = {dtype!r} is invalid: expected float32 or float64")
-        if int(max_chunk_bytes) <= 0:
+        if max_chunk_bytes is not None and int(max_chunk_bytes) <= 0:
             raise ValueError(f"max_chunk_bytes = {max_chunk_bytes!r} is invalid: expected a positive integer")
         self.psf = psf
         self.dtype = dt
@@ -167,6 +168,8 @@ class LightFieldOperator:
         self.device = backend.get_device(device)
         self.xp = backend.xp_for(self.device)
         self._fft = backend.fft_module(self.device)
+        if max_chunk_bytes is None:
+            max_chunk_bytes = (2 * 2**30) if self.device == "gpu" else 256 * 2**20
         self.max_chunk_bytes = int(max_chunk_bytes)
 
         m = psf.microscope
@@ -189,7 +192,7 @@ class LightFieldOperator:
             max_kernel_bytes = 4 * 2**30
             if self.device == "gpu":
                 free = self._gpu_free_bytes()
-                max_kernel_bytes = int(0.5 * free) if free else max_kernel_bytes
+                max_kernel_bytes = min(int(0.4 * free), 12 * 2**30) if free else max_kernel_bytes
         self.max_kernel_bytes = int(max_kernel_bytes)
         self._plan_tiles(tile_lenslets)
         self._build(progress)
@@ -236,6 +239,16 @@ class LightFieldOperator:
                     work = py[3] * px[3] * py[2] * (px[2] // 2 + 1)
                     if best is None or work < best[0]:
                         best = (work, (py, px))
+                single_work = plans[0][2] * (plans[1][2] // 2 + 1)
+                if best is not None and best[0] > 3 * single_work:
+                    # tiles narrower than the kernels cost more than they save: keep one tile
+                    log.warning(
+                        "kernel spectra need %.3g GB (> max_kernel_bytes = %.3g GB) but tiling would multiply "
+                        "the work by %.0f (kernels span up to %d lenslets); using one tile",
+                        self._spectra_bytes(plans[0][2], plans[1][2]) / 1e9, self.max_kernel_bytes / 1e9,
+                        best[0] / single_work, 2 * max(rmy, rmx) + 1,
+                    )
+                    best = (single_work, plans)
                 if best is None:
                     raise MemoryError(
                         f"max_kernel_bytes = {self.max_kernel_bytes} is too small for even the smallest tile "

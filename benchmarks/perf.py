@@ -1,0 +1,329 @@
+"""Speed and peak memory of the reconstruction core: ``python -m benchmarks perf [options]``.
+
+Cases (from the reconstruction-core issue):
+
+* ``P``: 20x/0.5 water, 100 µm f/20 lenslets, 15 px per lenslet (6.667 µm pixels), 25 x 25
+  lenslets (375 x 375 px), z = -50..50 µm step 10, s = 5 and 15.
+* ``W``: 40x/0.95 air, 150 µm f/20 lenslets, 15 px per lenslet, 45 x 30 lenslets (675 x 450 px),
+  z = -24..0 µm step 3, s = 15.
+* ``full-frame``: 2048 x 2048 px, 15 px per lenslet, s = 15, 51 planes (the 20x/0.5 water preset).
+  On a CPU it runs a lateral crop and reports the FLOP/byte count of the full projection and the
+  H100 time floor it implies; on a GPU it runs the full size.
+
+Each case runs in a fresh subprocess so its peak memory is its own.  Per case: PSF build time
+(``optics.compute_psf`` without cache, in a temporary ``LFMSIM_CACHE_DIR``), operator setup (kernel
+FFTs), forward, adjoint and RL iteration times, peak memory, FLOPs and bytes of the direct and
+Fourier routes, and the device.  A Markdown table goes to stdout and, with JSON, into ``--out``.
+Times are the best of a few repetitions (the machine may be shared; the load average is recorded).
+Reference numbers for pyolaf are those measured by the issue's author on the development machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+#: pyolaf on the development machine (issue text): seconds per RL iteration, operator build, memory.
+PYOLAF_REFERENCE = {
+    "P-s5": {"rl_s": 5.8, "build_s": 32.0},
+    "P-s15": {"rl_s": 60.0, "build_s": 240.0},
+    "W-s15": {"rl_s": 5.2, "mem_gb": 6.1},
+}
+#: H100 SXM: HBM3 bandwidth and FP32 (non-tensor) peak, for the implied floor of a projection.
+H100_BW = 3.35e12
+H100_FP32 = 67e12
+
+
+def _microscope(case: str, s: int, crop_lenslets: int | None = None):
+    from optics import presets
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # f-number mismatch warnings of the 40x/0.95 case
+        if case == "P":
+            return presets.get("lfm-20x-0.5w", mla={"pitch_um": 100.0, "focal_um": 2000.0},
+                               camera={"pixel_um": 100.0 / 15, "shape": [375, 375]},
+                               volume={"z_min_um": -50, "z_max_um": 50, "z_step_um": 10, "voxels_per_lenslet": s})
+        if case == "W":
+            return presets.get("lfm-40x-0.95", camera={"pixel_um": 10.0, "shape": [450, 675]},
+                               volume={"z_min_um": -24, "z_max_um": 0, "z_step_um": 3, "voxels_per_lenslet": s})
+        if case == "full-frame":
+            side = 2048 if crop_lenslets is None else crop_lenslets * 15
+            return presets.get("lfm-20x-0.5w", camera={"shape": [side, side]},
+                               volume={"z_min_um": -50, "z_max_um": 50, "z_step_um": 2, "voxels_per_lenslet": s})
+    raise ValueError(f"case = {case!r} is invalid: expected 'P', 'W' or 'full-frame'")
+
+
+def _synthetic_psf(m, seed: int = 0):
+    from optics.config import kernel_side_pixels
+    from optics.psfdata import LightFieldPSF
+
+    rng = np.random.default_rng(seed)
+    s = m.voxels_per_lenslet
+    kernels = []
+    for z in m.z_um:
+        side = kernel_side_pixels(m, float(z))
+        k = rng.random((s, s, side, side), dtype=np.float32)
+        k /= k[0, 0].sum()
+        kernels.append(k)
+    return LightFieldPSF(m, m.z_um, kernels, np.zeros((len(kernels), s, s)), {"method": "synthetic"})
+
+
+def _timeit(fn, sync, reps: int) -> float:
+    fn()
+    sync()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t)
+    return float(np.min(times))  # best of reps: the machine may be shared
+
+
+def run_case(spec: dict) -> dict:
+    """Run one case (in the current process) and return its measurements."""
+    from reconstruction import backend
+    from reconstruction.deconvolution import richardson_lucy
+    from reconstruction.operator import LightFieldOperator
+
+    case, s = spec["case"], spec["s"]
+    m = _microscope(case, s, spec.get("crop_lenslets"))
+    device = backend.get_device(spec["device"])
+    sync = lambda: backend.synchronize(device)  # noqa: E731
+    out = {"case": case, "s": s, "label": spec["label"], "device": device, "device_name": backend.device_name(device),
+           "image_shape": list(m.image_shape), "volume_shape": list(m.volume_shape), "planes": len(m.z_um),
+           "synthetic_kernels": bool(spec["synthetic"])}
+    t = time.perf_counter()
+    if spec["synthetic"]:
+        psf = _synthetic_psf(m)
+        out["build_s"] = None
+    else:
+        from optics.lfpsf import compute_psf
+
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["LFMSIM_CACHE_DIR"] = tmp
+            psf = compute_psf(m, cache=False, progress=False)
+        out["build_s"] = time.perf_counter() - t
+    out["kernel_radii"] = [int(r) for r in psf.radius_lenslets]
+    out["psf_bytes"] = psf.nbytes
+    backend.reset_peak_memory(device)
+    t = time.perf_counter()
+    op = LightFieldOperator(psf, device)
+    sync()
+    out["setup_s"] = time.perf_counter() - t
+    out["operator_bytes"] = op.nbytes
+    out["tiles"] = [op.ntiles_y, op.ntiles_x]
+    out["fft_shape"] = [op.fft_y, op.fft_x]
+    xp = op.xp
+    rng = np.random.default_rng(1)
+    x = backend.to_device(rng.random(op.volume_shape, dtype=np.float32), device)
+    y = op.forward(x)
+    reps = spec["reps"]
+    out["forward_s"] = _timeit(lambda: op.forward(x), sync, reps)
+    out["adjoint_s"] = _timeit(lambda: op.adjoint(y), sync, reps)
+    stamps = []
+
+    def cb(k, xk):
+        sync()
+        stamps.append(time.perf_counter())
+
+    y = xp.maximum(y, 0)
+    sync()
+    t0 = time.perf_counter()
+    richardson_lucy(y, op, spec["iterations"], progress=False, callback=cb)
+    steps = np.diff([t0, *stamps])
+    out["rl_first_s"] = float(steps[0])  # includes Hᵀ1
+    out["rl_iter_s"] = float(np.min(steps[1:])) if len(steps) > 1 else float(steps[0])
+    out["load_average"] = list(os.getloadavg())
+    cost = op.cost().as_dict()
+    out["cost"] = cost
+    out["forward_gflops"] = cost["fourier_flops"] / out["forward_s"] / 1e9
+    out["forward_gbps"] = cost["fourier_bytes"] / out["forward_s"] / 1e9
+    if device == "gpu":
+        out["peak_bytes"] = backend.peak_memory_bytes("gpu")
+        out["host_peak_bytes"] = backend.peak_memory_bytes("cpu")
+    else:
+        out["peak_bytes"] = backend.peak_memory_bytes("cpu")
+    return out
+
+
+def _child(spec, queue):
+    try:
+        queue.put(("ok", run_case(spec)))
+    except BaseException as e:  # report, don't hang the parent
+        queue.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def _run_isolated(spec: dict) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(spec, q))
+    p.start()
+    status, payload = q.get()
+    p.join()
+    if status != "ok":
+        return {"case": spec["case"], "s": spec["s"], "label": spec["label"], "error": payload}
+    return payload
+
+
+def full_frame_projection(s: int = 15, planes_um=(-50, 50, 2)) -> dict:
+    """FLOPs/bytes of one full-frame (2048 x 2048 px) projection and its H100 floor (no arrays built)."""
+    from optics.config import kernel_side_pixels
+    from reconstruction.operator import projection_cost
+
+    m = _microscope("full-frame", s)
+    radii = [(kernel_side_pixels(m, float(z)) // 15 - 1) // 2 for z in m.z_um]
+    ly, lx = m.n_lenslets
+    rmax = max(radii)
+    rows = {}
+    for label, p in (("one FFT over the field", None), ("tiles P=48", 48), ("tiles P=32", 32)):
+        if p is None:
+            c = projection_cost(len(radii), s, 15, (ly, lx), radii)
+        else:
+            t = p - 2 * rmax
+            c = projection_cost(len(radii), s, 15, (ly, lx), radii, (math.ceil(ly / t), math.ceil(lx / t)), (p, p))
+        d = c.as_dict()
+        d["h100_floor_s"] = max(d["fourier_bytes"] / H100_BW, d["fourier_flops"] / H100_FP32)
+        d["h100_direct_floor_s"] = max(d["direct_bytes"] / H100_BW, d["direct_flops"] / H100_FP32)
+        rows[label] = d
+    return {"lenslets": [ly, lx], "radii": radii, "routes": rows}
+
+
+def _fmt(v, unit=""):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}{unit}"
+    return f"{v}{unit}"
+
+
+def markdown(results: list[dict]) -> str:
+    head = ("| case | device | image | volume | tiles | PSF build s | setup s | forward s | adjoint s | RL s/iter "
+            "| peak GB | operator GB | Fourier GFLOP | Fourier GB | direct GFLOP | fwd GFLOP/s | vs pyolaf RL |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['label']} | error: {r['error']} |")
+            continue
+        c = r["cost"]
+        ref = PYOLAF_REFERENCE.get(r["label"].split(" ")[0], {})
+        ratio = f"{ref['rl_s'] / r['rl_iter_s']:.0f}x" if ref.get("rl_s") else "-"
+        lines.append(
+            f"| {r['label']} | {r['device']} | {r['image_shape'][0]}x{r['image_shape'][1]} "
+            f"| {'x'.join(map(str, r['volume_shape']))} | {r['tiles'][0]}x{r['tiles'][1]} "
+            f"| {_fmt(r['build_s'])}{' (synthetic)' if r['synthetic_kernels'] else ''} | {_fmt(r['setup_s'])} "
+            f"| {_fmt(r['forward_s'])} | {_fmt(r['adjoint_s'])} | {_fmt(r['rl_iter_s'])} "
+            f"| {_fmt(r['peak_bytes'] / 1e9)} | {_fmt(r['operator_bytes'] / 1e9)} | {_fmt(c['fourier_flops'] / 1e9)} "
+            f"| {_fmt(c['fourier_bytes'] / 1e9)} | {_fmt(c['direct_flops'] / 1e9)} | {_fmt(r['forward_gflops'])} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m benchmarks perf", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, a few minutes on 2 cores")
+    p.add_argument("--out", help="output folder (default results/perf-<time>)")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    p.add_argument("--case", nargs="+", choices=("P", "W", "full-frame"), default=None)
+    p.add_argument("--s", type=int, nargs="+", help="voxels per lenslet (default: P 5 15, W 15, full-frame 15)")
+    p.add_argument("--synthetic-kernels", action="store_true",
+                   help="random kernels of the right sizes instead of optics.compute_psf (always for full-frame)")
+    p.add_argument("--iterations", type=int, default=None, help="RL iterations timed (default 4, quick 3)")
+    p.add_argument("--crop-lenslets", type=int, default=None, help="full-frame crop on the CPU (default 12, quick 6)")
+    p.add_argument("--peer", choices=("pyolaf",), help="run a peer code side by side")
+    p.add_argument("--in-process", action="store_true", help="do not isolate cases in subprocesses")
+    return p
+
+
+def _specs(args, device: str) -> list[dict]:
+    cases = args.case or (["P", "W", "full-frame"])
+    iters = args.iterations or (3 if args.quick else 4)
+    reps = 2 if args.quick else 3
+    specs = []
+    for case in cases:
+        if args.s:
+            svals = args.s
+        elif case == "P":
+            svals = [5] if args.quick else [5, 15]
+        else:
+            svals = [5] if (args.quick and case == "W") else [15]
+        for s in svals:
+            spec = {"case": case, "s": s, "device": device, "iterations": iters, "reps": reps,
+                    "synthetic": bool(args.synthetic_kernels or case == "full-frame"), "label": f"{case}-s{s}"}
+            if case == "full-frame" and device == "cpu":
+                crop = args.crop_lenslets or (6 if args.quick else 12)
+                spec["crop_lenslets"] = crop
+                spec["label"] += f" (crop {crop}x{crop} lenslets)"
+            if case == "full-frame" and args.quick and device == "cpu":
+                spec["iterations"] = 2
+            specs.append(spec)
+    return specs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from reconstruction import backend
+
+    try:
+        device = backend.get_device(args.device)
+    except backend.DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("results") / f"perf-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"device: {device} ({backend.device_name(device)}); results -> {out}")
+    if args.peer == "pyolaf":
+        try:
+            import pyolaf  # noqa: F401
+
+            print("pyolaf is installed, but the side-by-side run is not implemented yet; the table compares "
+                  "with the pyolaf numbers quoted in the issue (same machine class)")
+        except ImportError:
+            print("pyolaf is not installed (optional extra: pip install 'lfmsim[peers]'); comparing with the "
+                  "pyolaf numbers quoted in the issue instead")
+    results = []
+    for spec in _specs(args, device):
+        print(f"running {spec['label']} ...", flush=True)
+        r = run_case(spec) if args.in_process else _run_isolated(spec)
+        results.append(r)
+        if "error" in r:
+            print(f"  error: {r['error']}")
+        else:
+            print(f"  forward {r['forward_s']:.3g} s, adjoint {r['adjoint_s']:.3g} s, RL {r['rl_iter_s']:.3g} s/iter, "
+                  f"peak {r['peak_bytes'] / 1e9:.3g} GB", flush=True)
+    table = markdown(results)
+    ff = full_frame_projection() if (args.case is None or "full-frame" in args.case) else None
+    text = [table, ""]
+    if ff:
+        text.append(f"Full frame 2048x2048 px ({ff['lenslets'][0]}x{ff['lenslets'][1]} lenslets), s=15, 51 planes, "
+                    f"kernel radii up to {max(ff['radii'])} lenslets; one projection:")
+        text.append("")
+        text.append("| route | Fourier GFLOP | Fourier GB (spectra read) | H100 floor s | direct GFLOP | H100 direct floor s |")
+        text.append("|---|---|---|---|---|---|")
+        for label, d in ff["routes"].items():
+            text.append(f"| {label} | {d['fourier_flops'] / 1e9:.4g} | {d['fourier_bytes'] / 1e9:.4g} | {d['h100_floor_s']:.3g} "
+                        f"| {d['direct_flops'] / 1e9:.4g} | {d['h100_direct_floor_s']:.3g} |")
+        text.append(f"(H100 SXM: {H100_BW / 1e12:.2f} TB/s, {H100_FP32 / 1e12:.0f} TFLOP/s FP32; an RL iteration is "
+                    "one forward + one adjoint.)")
+    report = "\n".join(text)
+    print()
+    print(report)
+    (out / "perf.md").write_text(report + "\n")
+    (out / "perf.json").write_text(json.dumps({"results": results, "full_frame": ff,
+                                               "pyolaf_reference": PYOLAF_REFERENCE}, indent=1, default=float))
+    return 0 if all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
