@@ -150,10 +150,12 @@ def test_psf_writes_zyx_stack(lfpsf, cfg, tmp_path, capsys):
     np.testing.assert_allclose(stack[1, c - 37 : c + 38, c - 37 : c + 38], ref, rtol=1e-5, atol=1e-9)
     psf = load_psf(op)
     assert len(psf.kernels) == 3 and psf.kernels[0].shape[:2] == (3, 3)
-    # the operator's centre-phase kernel agrees with the written PSF
-    k = psf.kernels[1][1, 1]
-    h = k.shape[0] // 2
-    np.testing.assert_allclose(stack[1, c - h : c + h + 1, c - h : c + h + 1], k, rtol=0, atol=1e-4 * k.max())
+    # the operator's centre-phase kernels agree with the written PSF (to 1% of the peak: the two
+    # may be computed in different windows, which moves the tails at the window edge)
+    for iz in range(3):
+        k = psf.kernels[iz][1, 1]
+        h = k.shape[0] // 2
+        np.testing.assert_allclose(stack[iz, c - h : c + h + 1, c - h : c + h + 1], k, rtol=0, atol=1e-2 * k.max())
 
 
 def test_psf_point_and_widefield(lfpsf, cfg, tmp_path, capsys):
