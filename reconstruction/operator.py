@@ -274,7 +274,10 @@ class LightFieldOperator:
             self.nz, s, n, *self.lenslets, py, px, self.ntiles,
             self._spectra_bytes(py, px) / 1e9, self.device,
         )
-        self._khat = xp.empty((f, self.outputs, self.channels), dtype=self.cdtype)
+        # depth chunks fixed at build time; each chunk's spectra are one contiguous (F, N^2, c s^2) array
+        self._chunks = self._plan_chunks()
+        self._khat = [xp.empty((f, self.outputs, (z1 - z0) * s * s), dtype=self.cdtype) for z0, z1 in self._chunks]
+        owner = {iz: (j, z0) for j, (z0, z1) in enumerate(self._chunks) for iz in range(z0, z1)}
         iterator = range(self.nz)
         if progress:
             from tqdm.auto import tqdm
@@ -295,15 +298,16 @@ class LightFieldOperator:
                 g[:, :, :, iy[:, None], ix[None, :]] = k[a]
                 gh = self._fft.rfft2(g)  # (b, uy, ux, fy, fx)
                 gh = gh.reshape(s, self.outputs, f).transpose(2, 1, 0)  # (f, u, b)
-                c0 = (iz * s + a) * s
-                self._khat[:, :, c0: c0 + s] = gh
+                j, z0 = owner[iz]
+                c0 = ((iz - z0) * s + a) * s
+                self._khat[j][:, :, c0: c0 + s] = gh
                 del g, gh
         backend.synchronize(self.device)
 
     @property
     def nbytes(self) -> int:
         """Device memory held by the resident kernel spectra (bytes)."""
-        return int(self._khat.nbytes)
+        return int(sum(k.nbytes for k in self._khat))
 
     def cost(self) -> ProjectionCost:
         """FLOPs and bytes of one projection (``projection_cost`` for this geometry)."""
@@ -334,13 +338,25 @@ class LightFieldOperator:
             f"{name} has shape {tuple(arr.shape)}; expected {expected} or (t, *{expected}) for a time series"
         )
 
-    def _depth_chunk(self, t: int) -> int:
-        """Depths per chunk so that one chunk's temporaries stay under ``max_chunk_bytes``."""
+    def _per_depth_bytes(self) -> int:
+        """Temporaries of one depth and one frame in a projection (bytes)."""
         s2 = self.s * self.s
         real = self.ntiles * self.fft_y * self.fft_x * self.dtype.itemsize
         cplx = self.nfreq * self.cdtype.itemsize * self.ntiles
-        per_depth = t * s2 * (2 * real + 3 * cplx)
-        return int(max(1, min(self.nz, self.max_chunk_bytes // max(per_depth, 1))))
+        return s2 * (2 * real + 3 * cplx)
+
+    def _plan_chunks(self) -> list[tuple[int, int]]:
+        """Depth chunks whose per-frame temporaries and kernel spectra stay under ``max_chunk_bytes``."""
+        spectra = self.nfreq * self.outputs * self.s * self.s * self.cdtype.itemsize
+        per_depth = max(self._per_depth_bytes(), spectra, 1)
+        c = int(max(1, min(self.nz, self.max_chunk_bytes // per_depth)))
+        return [(z0, min(self.nz, z0 + c)) for z0 in range(0, self.nz, c)]
+
+    def _frame_groups(self, t: int) -> list[tuple[int, int]]:
+        """Frames processed together so that one chunk's temporaries stay under ``max_chunk_bytes``."""
+        c = max(z1 - z0 for z0, z1 in self._chunks)
+        g = int(max(1, min(t, self.max_chunk_bytes // max(c * self._per_depth_bytes(), 1))))
+        return [(t0, min(t, t0 + g)) for t0 in range(0, t, g)]
 
     def _tiles_from_grid(self, g):
         """(..., L_y, L_x) lenslet-grid images -> (..., ny, nx, P_y, P_x) tile input windows."""
@@ -387,38 +403,14 @@ class LightFieldOperator:
         image : array, (L_y N, L_x N) or (t, L_y N, L_x N)
         """
         x, batched = self._check(volume, self.volume_shape, "volume")
-        xp, s, n = self.xp, self.s, self.n
         x = x.astype(self.dtype, copy=False)
-        t = x.shape[0]
-        ly, lx = self.lenslets
-        ny, nx, py, px = self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x
-        pxh = px // 2 + 1
-        f, b = self.nfreq, t * self.ntiles
-        yhat = None
-        chunk = self._depth_chunk(t)
-        for z0 in range(0, self.nz, chunk):
-            z1 = min(self.nz, z0 + chunk)
-            c = z1 - z0
-            # (t, c, Ly, s, Lx, s) -> phases (t, c, a, b, Ly, Lx) -> tile windows -> spectra
-            ph = x[:, z0:z1].reshape(t, c, ly, s, lx, s).transpose(0, 1, 3, 5, 2, 4)
-            xh = self._fft.rfft2(self._tiles_from_grid(ph))  # (t, c, a, b, ny, nx, py, pxh)
-            xh = xh.transpose(6, 7, 1, 2, 3, 0, 4, 5).reshape(f, c * s * s, b)
-            kh = self._khat[:, :, z0 * s * s: z1 * s * s]
-            part = xp.matmul(kh, xh)  # (f, u, b)
-            if yhat is None:
-                yhat = part
-            else:
-                yhat += part
-            del xh, part
-        # (fy, fx, uy, ux, t, ny, nx) -> (t, ny, nx, uy, ux, fy, fx) -> tiles -> image
-        yh = yhat.reshape(py, pxh, n, n, t, ny, nx).transpose(4, 5, 6, 2, 3, 0, 1)
-        w = self._fft.irfft2(yh, s=(py, px))
-        del yhat, yh
-        w = w[..., self.off_y: self.off_y + self.tile_y, self.off_x: self.off_x + self.tile_x]
-        # (t, ny, nx, uy, ux, qy, qx) -> (t, ny, qy, uy, nx, qx, ux)
-        img = w.transpose(0, 1, 5, 3, 2, 6, 4).reshape(t, ny * self.tile_y * n, nx * self.tile_x * n)
-        img = img[:, : ly * n, : lx * n]
-        img = xp.ascontiguousarray(img, dtype=self.dtype)
+        groups = self._frame_groups(x.shape[0])
+        if len(groups) == 1:
+            img = self._forward(x)
+        else:
+            img = self.xp.empty((x.shape[0], *self.image_shape), dtype=self.dtype)
+            for t0, t1 in groups:
+                img[t0:t1] = self._forward(x[t0:t1])
         return img if batched else img[0]
 
     def adjoint(self, image):
@@ -434,8 +426,45 @@ class LightFieldOperator:
         volume : array, (nz, L_y s, L_x s) or (t, nz, L_y s, L_x s)
         """
         y, batched = self._check(image, self.image_shape, "image")
-        xp, s, n = self.xp, self.s, self.n
         y = y.astype(self.dtype, copy=False)
+        out = self.xp.empty((y.shape[0], *self.volume_shape), dtype=self.dtype)
+        for t0, t1 in self._frame_groups(y.shape[0]):
+            self._adjoint(y[t0:t1], out[t0:t1])
+        return out if batched else out[0]
+
+    def _forward(self, x):
+        xp, s, n = self.xp, self.s, self.n
+        t = x.shape[0]
+        ly, lx = self.lenslets
+        ny, nx, py, px = self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x
+        pxh = px // 2 + 1
+        f, b = self.nfreq, t * self.ntiles
+        yhat = None
+        for (z0, z1), kh in zip(self._chunks, self._khat):
+            c = z1 - z0
+            # (t, c, Ly, s, Lx, s) -> phases (t, c, a, b, Ly, Lx) -> tile windows -> spectra
+            ph = x[:, z0:z1].reshape(t, c, ly, s, lx, s).transpose(0, 1, 3, 5, 2, 4)
+            xh = self._fft.rfft2(self._tiles_from_grid(ph))  # (t, c, a, b, ny, nx, py, pxh)
+            del ph
+            xh = xh.transpose(6, 7, 1, 2, 3, 0, 4, 5).reshape(f, c * s * s, b)
+            part = xp.matmul(kh, xh)  # (f, u, b): per frequency, (N^2 x c s^2) @ (c s^2 x frames*tiles)
+            del xh
+            if yhat is None:
+                yhat = part
+            else:
+                yhat += part
+            del part
+        # (fy, fx, uy, ux, t, ny, nx) -> (t, ny, nx, uy, ux, fy, fx) -> tiles -> image
+        yh = yhat.reshape(py, pxh, n, n, t, ny, nx).transpose(4, 5, 6, 2, 3, 0, 1)
+        w = self._fft.irfft2(yh, s=(py, px))
+        del yhat, yh
+        w = w[..., self.off_y: self.off_y + self.tile_y, self.off_x: self.off_x + self.tile_x]
+        # (t, ny, nx, uy, ux, qy, qx) -> (t, ny, qy, uy, nx, qx, ux)
+        img = w.transpose(0, 1, 5, 3, 2, 6, 4).reshape(t, ny * self.tile_y * n, nx * self.tile_x * n)
+        return xp.ascontiguousarray(img[:, : ly * n, : lx * n], dtype=self.dtype)
+
+    def _adjoint(self, y, out):
+        xp, s, n = self.xp, self.s, self.n
         t = y.shape[0]
         ly, lx = self.lenslets
         ny, nx, py, px = self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x
@@ -451,24 +480,20 @@ class LightFieldOperator:
         del full, q
         yh = self._fft.rfft2(w)  # (t, ny, nx, uy, ux, fy, fx)
         del w
-        yh = yh.transpose(5, 6, 3, 4, 0, 1, 2).reshape(f, self.outputs, b)
+        # rows = frames x tiles: conj(X)ᵀ = conj(Y)ᵀ K, so the big K is never transposed or copied
+        yh = xp.ascontiguousarray(yh.transpose(5, 6, 0, 1, 2, 3, 4)).reshape(f, b, self.outputs)
         xp.conj(yh, out=yh)
-        out = xp.empty((t, *self.volume_shape), dtype=self.dtype)
-        chunk = self._depth_chunk(t)
-        for z0 in range(0, self.nz, chunk):
-            z1 = min(self.nz, z0 + chunk)
+        for (z0, z1), kh in zip(self._chunks, self._khat):
             c = z1 - z0
-            kh = self._khat[:, :, z0 * s * s: z1 * s * s]
-            xh = xp.matmul(kh.transpose(0, 2, 1), yh)  # conj(Kᴴ y) = Kᵀ conj(y)
+            xh = xp.matmul(yh, kh)  # (f, b, c s^2)
             xp.conj(xh, out=xh)
-            # (fy, fx, c, a, b, t, ny, nx) -> (t, c, a, b, ny, nx, fy, fx)
-            xh = xh.reshape(py, pxh, c, s, s, t, ny, nx).transpose(5, 2, 3, 4, 6, 7, 0, 1)
+            # (fy, fx, t, ny, nx, c, a, b) -> (t, c, a, b, ny, nx, fy, fx)
+            xh = xh.reshape(py, pxh, t, ny, nx, c, s, s).transpose(2, 5, 6, 7, 3, 4, 0, 1)
             win = self._fft.irfft2(xh, s=(py, px))
             del xh
             ph = self._grid_from_tiles(win)  # (t, c, a, b, Ly, Lx)
             out[:, z0:z1] = ph.transpose(0, 1, 4, 2, 5, 3).reshape(t, c, ly * s, lx * s)
             del win, ph
-        return out if batched else out[0]
 
     def ones_adjoint(self):
         """Hᵀ1, the back-projection of a uniform image (RL's normaliser), shape ``volume_shape``."""

@@ -94,6 +94,10 @@ def test_depth_chunking_does_not_change_result(rng64):
     y = rng64.random(op.image_shape)
     np.testing.assert_allclose(small.forward(x), op.forward(x), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(small.adjoint(y), op.adjoint(y), rtol=1e-12, atol=1e-12)
+    assert len(small._chunks) == 3 and len(small._frame_groups(4)) == 4
+    xs, ys = np.stack([x, 2 * x]), np.stack([y, 3 * y])
+    np.testing.assert_allclose(small.forward(xs), op.forward(xs), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(small.adjoint(ys), op.adjoint(ys), rtol=1e-12, atol=1e-12)
 
 
 def test_auto_tiling_under_kernel_budget(rng64):
@@ -128,7 +132,7 @@ def test_gpu_request_without_gpu_is_an_error(monkeypatch):
 
 def test_nbytes_and_cost(rng64):
     _, op = _op(5, 3, (4, 5), [2, 0, 1], None, rng64)
-    assert op.nbytes == op._khat.nbytes
+    assert op.nbytes == sum(k.nbytes for k in op._khat)
     c = op.cost()
     assert c.kernel_spectra_bytes == pytest.approx(op.nbytes)
     assert c.fourier_matmul_flops == 8 * op.nfreq * 25 * 27
