@@ -175,3 +175,13 @@ def test_plotting_returns_figures(m, psf):
         plotting.compare_volumes(vol, vol[:2])
     with pytest.raises(ValueError, match="image has shape"):
         plotting.show_lightfield(vol, 15)
+
+
+def test_optics_simulate_is_callable_after_the_module_is_imported(m, psf):
+    # optics exports the function under the module's name; both spellings must run a simulation
+    import optics
+    import optics.simulate  # noqa: F401  (sets the package attribute to the module)
+
+    vol = phantoms.beads(m, [(0.0, 0.0, 0.0)])
+    a = optics.simulate(m, vol, psf=psf, seed=0, progress=False)
+    np.testing.assert_array_equal(a, simulate(m, vol, psf=psf, seed=0, progress=False))
