@@ -15,7 +15,10 @@ per spatial frequency f it is one complex matrix-vector product (N^2 x nz s^2), 
 ``matmul`` over frequencies (and over frames and tiles as extra columns).  The kernel spectra
 ``Ĝ[f, u, c]`` are computed once and stay resident on the device.  The adjoint uses the conjugate
 transpose, so forward and adjoint are exact transposes (zero padding keeps the convolution linear,
-not circular).  Large lenslet grids are cut into overlap-save tiles of T lenslets so the kernel
+not circular).  When the kernels are mirror-symmetric (the optics are symmetric about each
+lenslet's axis) H commutes with flipping volume and image, so only the phases a, b < ceil(s/2)
+are stored and the flipped volumes ride along as extra matmul columns (~3.5x less memory at
+s = 15).  Large lenslet grids are cut into overlap-save tiles of T lenslets so the kernel
 spectra (size ~ tile^2, not field^2) fit in memory.  Wide-field (N = s = 1) is the same code: a
 per-depth shift-invariant 3-D-to-2-D convolution.
 
@@ -71,7 +74,7 @@ def _fft_flops(n: int) -> float:
 
 def projection_cost(
     nz: int, s: int, n: int, lenslets: tuple[int, int], radii, tiles: tuple[int, int] = (1, 1),
-    fft_shape: tuple[int, int] | None = None, itemsize: int = 4,
+    fft_shape: tuple[int, int] | None = None, itemsize: int = 4, mirror_symmetry: bool = False,
 ) -> ProjectionCost:
     """Cost of one projection for nz depths, s voxels and n pixels per lenslet (see ``ProjectionCost``).
 
@@ -89,6 +92,8 @@ def projection_cost(
         FFT size (P_y, P_x) per tile; default next 5-smooth size of L + max R.
     itemsize : int
         Bytes per real number (4 for float32).
+    mirror_symmetry : bool
+        Kernel spectra stored for phases a, b < ceil(s/2) only, applied under 4 mirror groups.
     """
     ly, lx = lenslets
     radii = [int(r) for r in radii]
@@ -101,15 +106,18 @@ def projection_cost(
     ntile = tiles[0] * tiles[1]
     c = nz * s * s
     u = n * n
+    h = (s + 1) // 2 if mirror_symmetry else s
+    groups = 4 if mirror_symmetry else 1
+    cs = nz * h * h  # stored channels
     taps = sum((2 * min(r, ly - 1) + 1) * (2 * min(r, lx - 1) + 1) for r in radii)
     direct_flops = 2.0 * s * s * u * ly * lx * taps
     kernel_bytes = itemsize * s * s * sum(((2 * r + 1) * n) ** 2 for r in radii)
     vol_img = itemsize * (c * ly * lx + u * ly * lx)
     f = py * (px // 2 + 1)
-    matmul = 8.0 * f * u * c * ntile
-    ffts = (c + u) * ntile * _fft_flops(py * px)
-    spectra = 2 * itemsize * f * u * c
-    fourier_bytes = spectra + 2 * itemsize * f * (c + u) * ntile * 2
+    matmul = 8.0 * f * u * cs * groups * ntile
+    ffts = (cs + u) * groups * ntile * _fft_flops(py * px)
+    spectra = 2 * itemsize * f * u * cs
+    fourier_bytes = spectra + 2 * itemsize * f * (cs + u) * groups * ntile * 2
     big = (ly + 2 * rmax) * n
     naive = c * 3 * _fft_flops(big * big)
     return ProjectionCost(direct_flops, kernel_bytes + vol_img, matmul + ffts, matmul, fourier_bytes, spectra, naive)
@@ -137,6 +145,9 @@ class LightFieldOperator:
         on the CPU, min(40% of the free GPU memory, 12 GiB) on the GPU.
     tile_lenslets : int or (int, int), optional
         Force a tile size T (lenslets, per axis); ``None`` chooses automatically.
+    symmetry : {"auto", True, False}
+        Use the mirror symmetries of the kernels (checked) to store only the phases
+        a, b < ceil(s/2); the 4 mirror images become extra matmul columns.  Exact.
     progress : bool
         Show a progress bar while computing the kernel spectra.
 
@@ -156,7 +167,8 @@ class LightFieldOperator:
     """
 
     def __init__(self, psf, device: str = "auto", dtype=np.float32, *, max_chunk_bytes: int | None = None,
-                 max_kernel_bytes: int | None = None, tile_lenslets=None, progress: bool = False):
+                 max_kernel_bytes: int | None = None, tile_lenslets=None, symmetry="auto",
+                 progress: bool = False):
         dt = np.dtype(dtype)
         if dt not in _DTYPES:
             raise ValueError(f"dtype = {dtype!r} is invalid: expected float32 or float64")
@@ -185,7 +197,11 @@ class LightFieldOperator:
         # taps farther than L-1 lenslets never reach the image: drop them per axis
         self._ry = [min(r, ly - 1) for r in self.radii]
         self._rx = [min(r, lx - 1) for r in self.radii]
-        self.channels = self.nz * self.s * self.s
+        self.symmetric = self._check_symmetry(symmetry)
+        # stored phases: (a, b) < h; mirror groups g = (flip y, flip x) map them onto the others
+        self.h = (self.s + 1) // 2 if self.symmetric else self.s
+        self.groups = [(0, 0), (0, 1), (1, 0), (1, 1)] if self.symmetric else [(0, 0)]
+        self.channels = self.nz * self.h * self.h
         self.outputs = self.n * self.n
 
         if max_kernel_bytes is None:
@@ -203,6 +219,48 @@ class LightFieldOperator:
             return int(self.xp.cuda.runtime.memGetInfo()[0])
         except Exception:
             return 0
+
+    def _check_symmetry(self, symmetry) -> bool:
+        """Whether every depth's kernels obey the mirror symmetries of a square lenslet grid.
+
+        K_{s-1-a, b} = K_{a, b} flipped in y and K_{a, s-1-b} = K_{a, b} flipped in x (the optics
+        are mirror-symmetric about each lenslet's axis; PHYSICS.md section 6, check 11).  Then
+        H commutes with flipping volume and image, and only the phases a, b < ceil(s/2) need
+        kernel spectra (~3.5x less memory at s = 15).
+        """
+        if symmetry not in ("auto", True, False):
+            raise ValueError(f"symmetry = {symmetry!r} is invalid: expected 'auto', True or False")
+        if symmetry is False or self.s == 1:  # one phase: nothing to save
+            return False
+        ok = True
+        for k in self.psf.kernels:
+            k = np.asarray(k)
+            tol = 1e-6 * float(np.abs(k).max(initial=0))
+            if (np.abs(k[::-1, :, ::-1, :] - k).max(initial=0) > tol
+                    or np.abs(k[:, ::-1, :, ::-1] - k).max(initial=0) > tol):
+                ok = False
+                break
+        if symmetry is True and not ok:
+            raise ValueError("symmetry = True but the kernels are not mirror-symmetric; use 'auto' or False")
+        log.info("LightFieldOperator: mirror symmetry %s", "used" if ok else "not present")
+        return ok
+
+    def _group_masks(self):
+        """(G, 1, 1, h, h, 1, 1) 0/1 masks: phase (a, b) < h in the frame flipped by group g is
+        handled by g only if that flip moves it (fixed middle phases belong to the identity)."""
+        mid = (self.s - 1) / 2
+        m = np.ones((len(self.groups), self.h, self.h), dtype=self.dtype)
+        for gi, (fy, fx) in enumerate(self.groups):
+            if fy:
+                m[gi, np.arange(self.h) >= mid, :] = 0
+            if fx:
+                m[gi, :, np.arange(self.h) >= mid] = 0
+        return backend.to_device(m[:, None, None, :, :, None, None], self.device)
+
+    def _flip(self, a, g):
+        """Flip the last two axes of ``a`` by group element g = (flip y, flip x) (a view)."""
+        axes = tuple(ax for ax, f in zip((-2, -1), g) if f)
+        return self.xp.flip(a, axis=axes) if axes else a
 
     def _axis_plan(self, length: int, rmax: int, tile: int | None):
         """(tile T, overlap o, FFT size P, tile count) for one axis."""
@@ -275,8 +333,10 @@ class LightFieldOperator:
             self._spectra_bytes(py, px) / 1e9, self.device,
         )
         # depth chunks fixed at build time; each chunk's spectra are one contiguous (F, N^2, c s^2) array
+        h = self.h
         self._chunks = self._plan_chunks()
-        self._khat = [xp.empty((f, self.outputs, (z1 - z0) * s * s), dtype=self.cdtype) for z0, z1 in self._chunks]
+        self._masks = self._group_masks()
+        self._khat = [xp.empty((f, self.outputs, (z1 - z0) * h * h), dtype=self.cdtype) for z0, z1 in self._chunks]
         owner = {iz: (j, z0) for j, (z0, z1) in enumerate(self._chunks) for iz in range(z0, z1)}
         iterator = range(self.nz)
         if progress:
@@ -293,14 +353,14 @@ class LightFieldOperator:
             k = k.transpose(0, 1, 3, 5, 2, 4)
             iy = xp.asarray((np.arange(-ry, ry + 1)) % py)
             ix = xp.asarray((np.arange(-rx, rx + 1)) % px)
-            for a in range(s):  # one phase row at a time bounds the setup memory
-                g = xp.zeros((s, n, n, py, px), dtype=self.dtype)
-                g[:, :, :, iy[:, None], ix[None, :]] = k[a]
+            for a in range(h):  # one phase row at a time bounds the setup memory
+                g = xp.zeros((h, n, n, py, px), dtype=self.dtype)
+                g[:, :, :, iy[:, None], ix[None, :]] = k[a, :h]
                 gh = self._fft.rfft2(g)  # (b, uy, ux, fy, fx)
-                gh = gh.reshape(s, self.outputs, f).transpose(2, 1, 0)  # (f, u, b)
+                gh = gh.reshape(h, self.outputs, f).transpose(2, 1, 0)  # (f, u, b)
                 j, z0 = owner[iz]
-                c0 = ((iz - z0) * s + a) * s
-                self._khat[j][:, :, c0: c0 + s] = gh
+                c0 = ((iz - z0) * h + a) * h
+                self._khat[j][:, :, c0: c0 + h] = gh
                 del g, gh
         backend.synchronize(self.device)
 
@@ -313,7 +373,7 @@ class LightFieldOperator:
         """FLOPs and bytes of one projection (``projection_cost`` for this geometry)."""
         return projection_cost(
             self.nz, self.s, self.n, self.lenslets, self.radii, (self.ntiles_y, self.ntiles_x),
-            (self.fft_y, self.fft_x), self.dtype.itemsize,
+            (self.fft_y, self.fft_x), self.dtype.itemsize, self.symmetric,
         )
 
     def __repr__(self) -> str:
@@ -340,14 +400,14 @@ class LightFieldOperator:
 
     def _per_depth_bytes(self) -> int:
         """Temporaries of one depth and one frame in a projection (bytes)."""
-        s2 = self.s * self.s
+        s2 = len(self.groups) * self.h * self.h
         real = self.ntiles * self.fft_y * self.fft_x * self.dtype.itemsize
         cplx = self.nfreq * self.cdtype.itemsize * self.ntiles
         return s2 * (2 * real + 3 * cplx)
 
     def _plan_chunks(self) -> list[tuple[int, int]]:
         """Depth chunks whose per-frame temporaries and kernel spectra stay under ``max_chunk_bytes``."""
-        spectra = self.nfreq * self.outputs * self.s * self.s * self.cdtype.itemsize
+        spectra = self.nfreq * self.outputs * self.h * self.h * self.cdtype.itemsize
         per_depth = max(self._per_depth_bytes(), spectra, 1)
         c = int(max(1, min(self.nz, self.max_chunk_bytes // per_depth)))
         return [(z0, min(self.nz, z0 + c)) for z0 in range(0, self.nz, c)]
@@ -433,67 +493,92 @@ class LightFieldOperator:
         return out if batched else out[0]
 
     def _forward(self, x):
-        xp, s, n = self.xp, self.s, self.n
+        xp, s, n, h = self.xp, self.s, self.n, self.h
         t = x.shape[0]
         ly, lx = self.lenslets
+        ng = len(self.groups)
+        gt = ng * t
         ny, nx, py, px = self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x
         pxh = px // 2 + 1
-        f, b = self.nfreq, t * self.ntiles
+        f, b = self.nfreq, gt * self.ntiles
         yhat = None
         for (z0, z1), kh in zip(self._chunks, self._khat):
             c = z1 - z0
-            # (t, c, Ly, s, Lx, s) -> phases (t, c, a, b, Ly, Lx) -> tile windows -> spectra
-            ph = x[:, z0:z1].reshape(t, c, ly, s, lx, s).transpose(0, 1, 3, 5, 2, 4)
-            xh = self._fft.rfft2(self._tiles_from_grid(ph))  # (t, c, a, b, ny, nx, py, pxh)
+            # each mirror group sees the flipped volume; its phases (a, b) < h, masked
+            xg = xp.stack([self._flip(x[:, z0:z1], g) for g in self.groups])  # (G, t, c, Y, X)
+            ph = xg.reshape(ng, t, c, ly, s, lx, s).transpose(0, 1, 2, 4, 6, 3, 5)[:, :, :, :h, :h]
+            ph = (ph * self._masks).reshape(gt, c, h, h, ly, lx)
+            del xg
+            xh = self._fft.rfft2(self._tiles_from_grid(ph))  # (G t, c, a, b, ny, nx, py, pxh)
             del ph
-            xh = xh.transpose(6, 7, 1, 2, 3, 0, 4, 5).reshape(f, c * s * s, b)
-            part = xp.matmul(kh, xh)  # (f, u, b): per frequency, (N^2 x c s^2) @ (c s^2 x frames*tiles)
+            xh = xh.transpose(6, 7, 1, 2, 3, 0, 4, 5).reshape(f, c * h * h, b)
+            part = xp.matmul(kh, xh)  # per frequency: (N^2 x c h^2) @ (c h^2 x groups*frames*tiles)
             del xh
             if yhat is None:
                 yhat = part
             else:
                 yhat += part
             del part
-        # (fy, fx, uy, ux, t, ny, nx) -> (t, ny, nx, uy, ux, fy, fx) -> tiles -> image
-        yh = yhat.reshape(py, pxh, n, n, t, ny, nx).transpose(4, 5, 6, 2, 3, 0, 1)
+        # (fy, fx, uy, ux, G t, ny, nx) -> (G t, ny, nx, uy, ux, fy, fx) -> tiles -> images
+        yh = yhat.reshape(py, pxh, n, n, gt, ny, nx).transpose(4, 5, 6, 2, 3, 0, 1)
         w = self._fft.irfft2(yh, s=(py, px))
         del yhat, yh
         w = w[..., self.off_y: self.off_y + self.tile_y, self.off_x: self.off_x + self.tile_x]
-        # (t, ny, nx, uy, ux, qy, qx) -> (t, ny, qy, uy, nx, qx, ux)
-        img = w.transpose(0, 1, 5, 3, 2, 6, 4).reshape(t, ny * self.tile_y * n, nx * self.tile_x * n)
-        return xp.ascontiguousarray(img[:, : ly * n, : lx * n], dtype=self.dtype)
+        # (G t, ny, nx, uy, ux, qy, qx) -> (G t, ny, qy, uy, nx, qx, ux)
+        img = w.transpose(0, 1, 5, 3, 2, 6, 4).reshape(ng, t, ny * self.tile_y * n, nx * self.tile_x * n)
+        img = img[:, :, : ly * n, : lx * n]
+        out = xp.ascontiguousarray(img[0], dtype=self.dtype)
+        for gi in range(1, ng):
+            out += self._flip(img[gi], self.groups[gi])
+        return out
 
     def _adjoint(self, y, out):
-        xp, s, n = self.xp, self.s, self.n
+        xp, s, n, h = self.xp, self.s, self.n, self.h
         t = y.shape[0]
         ly, lx = self.lenslets
+        ng = len(self.groups)
+        gt = ng * t
         ny, nx, py, px = self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x
         ty, tx = self.tile_y, self.tile_x
         pxh = px // 2 + 1
-        f, b = self.nfreq, t * self.ntiles
-        # image -> (t, ny, qy, uy, nx, qx, ux) -> (t, ny, nx, uy, ux, qy, qx) in zero windows
-        full = xp.zeros((t, ny * ty * n, nx * tx * n), dtype=self.dtype)
-        full[:, : ly * n, : lx * n] = y
-        q = full.reshape(t, ny, ty, n, nx, tx, n).transpose(0, 1, 4, 3, 6, 2, 5)
-        w = xp.zeros((t, ny, nx, n, n, py, px), dtype=self.dtype)
+        f, b = self.nfreq, gt * self.ntiles
+        # each mirror group sees the flipped image
+        full = xp.zeros((ng, t, ny * ty * n, nx * tx * n), dtype=self.dtype)
+        for gi, g in enumerate(self.groups):
+            full[gi, :, : ly * n, : lx * n] = self._flip(y, g)
+        # (G t, ny, qy, uy, nx, qx, ux) -> (G t, ny, nx, uy, ux, qy, qx) in zero windows
+        q = full.reshape(gt, ny, ty, n, nx, tx, n).transpose(0, 1, 4, 3, 6, 2, 5)
+        w = xp.zeros((gt, ny, nx, n, n, py, px), dtype=self.dtype)
         w[..., self.off_y: self.off_y + ty, self.off_x: self.off_x + tx] = q
         del full, q
-        yh = self._fft.rfft2(w)  # (t, ny, nx, uy, ux, fy, fx)
+        yh = self._fft.rfft2(w)  # (G t, ny, nx, uy, ux, fy, fx)
         del w
-        # rows = frames x tiles: conj(X)ᵀ = conj(Y)ᵀ K, so the big K is never transposed or copied
+        # rows = groups x frames x tiles: conj(X)ᵀ = conj(Y)ᵀ K, so K is never transposed or copied
         yh = xp.ascontiguousarray(yh.transpose(5, 6, 0, 1, 2, 3, 4)).reshape(f, b, self.outputs)
         xp.conj(yh, out=yh)
         for (z0, z1), kh in zip(self._chunks, self._khat):
             c = z1 - z0
-            xh = xp.matmul(yh, kh)  # (f, b, c s^2)
+            xh = xp.matmul(yh, kh)  # (f, b, c h^2)
             xp.conj(xh, out=xh)
-            # (fy, fx, t, ny, nx, c, a, b) -> (t, c, a, b, ny, nx, fy, fx)
-            xh = xh.reshape(py, pxh, t, ny, nx, c, s, s).transpose(2, 5, 6, 7, 3, 4, 0, 1)
+            # (fy, fx, G t, ny, nx, c, a, b) -> (G t, c, a, b, ny, nx, fy, fx)
+            xh = xh.reshape(py, pxh, gt, ny, nx, c, h, h).transpose(2, 5, 6, 7, 3, 4, 0, 1)
             win = self._fft.irfft2(xh, s=(py, px))
             del xh
-            ph = self._grid_from_tiles(win)  # (t, c, a, b, Ly, Lx)
-            out[:, z0:z1] = ph.transpose(0, 1, 4, 2, 5, 3).reshape(t, c, ly * s, lx * s)
-            del win, ph
+            ph = self._grid_from_tiles(win).reshape(ng, t, c, h, h, ly, lx) * self._masks
+            del win
+            if ng == 1 and h == s:
+                vol = ph[0].transpose(0, 1, 4, 2, 5, 3).reshape(t, c, ly * s, lx * s)
+                out[:, z0:z1] = vol
+            else:
+                allph = xp.zeros((ng, t, c, s, s, ly, lx), dtype=self.dtype)
+                allph[:, :, :, :h, :h] = ph
+                vol = allph.transpose(0, 1, 2, 5, 3, 6, 4).reshape(ng, t, c, ly * s, lx * s)
+                acc = vol[0].copy()
+                for gi in range(1, ng):
+                    acc += self._flip(vol[gi], self.groups[gi])
+                out[:, z0:z1] = acc
+                del allph, acc
+            del ph, vol
 
     def ones_adjoint(self):
         """Hᵀ1, the back-projection of a uniform image (RL's normaliser), shape ``volume_shape``."""

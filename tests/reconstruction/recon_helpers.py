@@ -51,3 +51,15 @@ def direct_forward(psf: LightFieldPSF, volume: np.ndarray) -> np.ndarray:
             cy, cx = ly * n + n // 2 + pad, lx * n + n // 2 + pad
             canvas[cy - half: cy - half + side, cx - half: cx - half + side] += volume[iz, iy, ix] * k[a, b]
     return canvas[pad: pad + ny, pad: pad + nx]
+
+
+def symmetric_psf(m: Microscope, radii, rng, dtype=np.float32) -> LightFieldPSF:
+    """Random kernels with the mirror symmetries of a square lenslet grid:
+    K_{s-1-a,b} = K_{a,b} flipped in y and K_{a,s-1-b} = K_{a,b} flipped in x."""
+    psf = synthetic_psf(m, radii, rng, np.float64)
+    kernels = []
+    for k in psf.kernels:
+        k = k + k[::-1, :, ::-1, :]
+        k = k + k[:, ::-1, :, ::-1]
+        kernels.append(k.astype(dtype))
+    return LightFieldPSF(m, m.z_um, kernels, psf.discarded)

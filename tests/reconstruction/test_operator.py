@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from recon_helpers import direct_forward, microscope, synthetic_psf
+from recon_helpers import direct_forward, microscope, symmetric_psf, synthetic_psf
 
 from reconstruction import backend
 from reconstruction.operator import LightFieldOperator, projection_cost
@@ -165,3 +165,42 @@ def test_agrees_with_optics_forward_reference(n, s, lenslets, radii, tile, rng64
     ref_x = forward.adjoint_project(psf, y, dtype=np.float64)
     np.testing.assert_allclose(op.forward(x), ref_y, rtol=0, atol=1e-11 * np.abs(ref_y).max())
     np.testing.assert_allclose(op.adjoint(y), ref_x, rtol=0, atol=1e-11 * np.abs(ref_x).max())
+
+
+SYM_CASES = [
+    pytest.param(5, 3, (4, 5), [2, 0, 1], None, id="s3-odd-nonsquare"),
+    pytest.param(5, 2, (3, 6), [1, 3, 0], None, id="s2-even"),
+    pytest.param(5, 4, (5, 3), [1, 2, 1], 2, id="s4-even-tiled"),
+    pytest.param(7, 5, (3, 4), [1, 1, 2], None, id="s5-N7"),
+]
+
+
+@pytest.mark.parametrize("n,s,lenslets,radii,tile", SYM_CASES)
+def test_mirror_symmetric_storage_is_exact(n, s, lenslets, radii, tile, rng64, device, xp, to_np):
+    """Storing only phases a, b < ceil(s/2) and applying the mirror group gives the same operator."""
+    m = microscope(n, s, lenslets, z=[-2.0, 0.0, 2.0])
+    psf = symmetric_psf(m, radii, rng64, np.float64)
+    full = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile, symmetry=False)
+    sym = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile)
+    assert sym.symmetric and not full.symmetric
+    h = (s + 1) // 2
+    assert sym.nbytes * s * s == full.nbytes * h * h
+    x = xp.asarray(rng64.standard_normal((2, *full.volume_shape)))
+    y = xp.asarray(rng64.standard_normal((2, *full.image_shape)))
+    np.testing.assert_allclose(to_np(sym.forward(x)), to_np(full.forward(x)), rtol=0, atol=1e-11)
+    np.testing.assert_allclose(to_np(sym.adjoint(y)), to_np(full.adjoint(y)), rtol=0, atol=1e-11)
+    lhs = float(xp.vdot(sym.forward(x[0]), y[0]))
+    rhs = float(xp.vdot(x[0], sym.adjoint(y[0])))
+    assert abs(lhs - rhs) <= 1e-10 * abs(lhs)
+    if device == "cpu":
+        xs = to_np(x[0])
+        np.testing.assert_allclose(to_np(sym.forward(x[0])), direct_forward(psf, xs), rtol=0,
+                                   atol=1e-11 * np.abs(direct_forward(psf, xs)).max())
+
+
+def test_symmetry_requested_but_absent_is_an_error(rng64):
+    m = microscope(5, 3, (4, 5), z=[-2.0, 0.0, 2.0])
+    psf = synthetic_psf(m, [1, 1, 1], rng64)
+    assert not LightFieldOperator(psf, "cpu").symmetric
+    with pytest.raises(ValueError, match="symmetry"):
+        LightFieldOperator(psf, "cpu", symmetry=True)
