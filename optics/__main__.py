@@ -270,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m optics",
         description="lfmsim optics: wave-optics light-field microscope simulation. "
         "CONFIG is a .toml/.json config file or a preset name (see 'presets'). Lengths in µm.",
+        epilog="examples:\n"
+        "  python -m optics presets\n"
+        "  python -m optics psf lfm-20x-0.5w --out psf.tif --operator-out op.npz\n"
+        "  python -m optics psf my.toml --out pt.tif --point 3.5 0 -20\n"
+        "  python -m optics simulate my.toml --phantom beads --count 50 --photons 20000 \\\n"
+        "      --out frame.tif --truth-out truth.tif --seed 1\n"
+        "Run 'python -m optics COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
