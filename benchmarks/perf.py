@@ -117,12 +117,14 @@ def run_case(spec: dict) -> dict:
         out["build_s"] = time.perf_counter() - t
     out["kernel_radii"] = [int(r) for r in psf.radius_lenslets]
     out["psf_bytes"] = psf.nbytes
+    out["symmetric"] = None
     backend.reset_peak_memory(device)
     t = time.perf_counter()
     op = LightFieldOperator(psf, device)
     sync()
     out["setup_s"] = time.perf_counter() - t
     out["operator_bytes"] = op.nbytes
+    out["symmetric"] = bool(op.symmetric)
     out["tiles"] = [op.ntiles_y, op.ntiles_x]
     out["fft_shape"] = [op.fft_y, op.fft_x]
     xp = op.xp
@@ -133,10 +135,13 @@ def run_case(spec: dict) -> dict:
     out["forward_s"] = _timeit(lambda: op.forward(x), sync, reps)
     out["adjoint_s"] = _timeit(lambda: op.adjoint(y), sync, reps)
     stamps = []
+    del psf  # the operator holds only its kernel spectra
+    held = [backend.current_rss_bytes()]
 
     def cb(k, xk):
         sync()
         stamps.append(time.perf_counter())
+        held.append(backend.current_rss_bytes())
 
     y = xp.maximum(y, 0)
     sync()
@@ -150,6 +155,7 @@ def run_case(spec: dict) -> dict:
     out["cost"] = cost
     out["forward_gflops"] = cost["fourier_flops"] / out["forward_s"] / 1e9
     out["forward_gbps"] = cost["fourier_bytes"] / out["forward_s"] / 1e9
+    out["host_rss_during_rl_bytes"] = max(held)
     if device == "gpu":
         out["peak_bytes"] = backend.peak_memory_bytes("gpu")
         out["host_peak_bytes"] = backend.peak_memory_bytes("cpu")
@@ -210,7 +216,7 @@ def _fmt(v, unit=""):
 
 def markdown(results: list[dict]) -> str:
     head = ("| case | device | image | volume | tiles | PSF build s | setup s | forward s | adjoint s | RL s/iter "
-            "| peak GB | operator GB | Fourier GFLOP | Fourier GB | direct GFLOP | fwd GFLOP/s | vs pyolaf RL |")
+            "| peak GB | RSS in RL GB | operator GB | Fourier GFLOP | Fourier GB | direct GFLOP | fwd GFLOP/s | vs pyolaf RL |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         if "error" in r:
@@ -224,7 +230,7 @@ def markdown(results: list[dict]) -> str:
             f"| {'x'.join(map(str, r['volume_shape']))} | {r['tiles'][0]}x{r['tiles'][1]} "
             f"| {_fmt(r['build_s'])}{' (synthetic)' if r['synthetic_kernels'] else ''} | {_fmt(r['setup_s'])} "
             f"| {_fmt(r['forward_s'])} | {_fmt(r['adjoint_s'])} | {_fmt(r['rl_iter_s'])} "
-            f"| {_fmt(r['peak_bytes'] / 1e9)} | {_fmt(r['operator_bytes'] / 1e9)} | {_fmt(c['fourier_flops'] / 1e9)} "
+            f"| {_fmt(r['peak_bytes'] / 1e9)} | {_fmt(r['host_rss_during_rl_bytes'] / 1e9)} | {_fmt(r['operator_bytes'] / 1e9)} | {_fmt(c['fourier_flops'] / 1e9)} "
             f"| {_fmt(c['fourier_bytes'] / 1e9)} | {_fmt(c['direct_flops'] / 1e9)} | {_fmt(r['forward_gflops'])} | {ratio} |"
         )
     return "\n".join(lines)

@@ -73,7 +73,7 @@ def _resolve_filter(filter, op):
     if isinstance(filter, str):
         if filter != "lanczos":
             raise ValueError(f"filter = {filter!r} is invalid: expected None, 'none', 'lanczos' or a callable")
-        return LanczosFilter.for_microscope(op.psf.microscope, op.device, op.dtype)
+        return LanczosFilter.for_microscope(op.microscope, op.device, op.dtype)
     if callable(filter):
         return filter
     raise ValueError(f"filter = {filter!r} is invalid: expected None, 'none', 'lanczos' or a callable")

@@ -153,6 +153,7 @@ class LightFieldOperator:
 
     Attributes
     ----------
+    microscope : optics.config.Microscope
     volume_shape : (nz, L_y s, L_x s)
     image_shape : (L_y N, L_x N)
     device : "cpu" or "gpu"
@@ -174,7 +175,9 @@ class LightFieldOperator:
             raise ValueError(f"dtype = {dtype!r} is invalid: expected float32 or float64")
         if max_chunk_bytes is not None and int(max_chunk_bytes) <= 0:
             raise ValueError(f"max_chunk_bytes = {max_chunk_bytes!r} is invalid: expected a positive integer")
-        self.psf = psf
+        self._psf = psf  # released at the end of __init__: the operator holds only the spectra
+        self.microscope = psf.microscope
+        self.z_um = np.asarray(psf.z_um)
         self.dtype = dt
         self.cdtype = _DTYPES[dt]
         self.device = backend.get_device(device)
@@ -212,6 +215,7 @@ class LightFieldOperator:
         self.max_kernel_bytes = int(max_kernel_bytes)
         self._plan_tiles(tile_lenslets)
         self._build(progress)
+        del self._psf
 
     # ---------------------------------------------------------------- geometry / planning
     def _gpu_free_bytes(self) -> int:
@@ -233,7 +237,7 @@ class LightFieldOperator:
         if symmetry is False or self.s == 1:  # one phase: nothing to save
             return False
         ok = True
-        for k in self.psf.kernels:
+        for k in self._psf.kernels:
             k = np.asarray(k)
             tol = 1e-6 * float(np.abs(k).max(initial=0))
             if (np.abs(k[::-1, :, ::-1, :] - k).max(initial=0) > tol
@@ -344,7 +348,7 @@ class LightFieldOperator:
 
             iterator = tqdm(iterator, desc="kernel spectra", unit="depth", disable=None)
         for iz in iterator:
-            k = backend.to_device(self.psf.kernels[iz], self.device, dtype=self.dtype)
+            k = backend.to_device(self._psf.kernels[iz], self.device, dtype=self.dtype)
             r = self.radii[iz]
             ry, rx = self._ry[iz], self._rx[iz]
             side = 2 * r + 1
