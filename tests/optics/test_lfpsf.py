@@ -209,7 +209,7 @@ def test_kernel_symmetry_fill_equals_direct(s):
     for iz, z in enumerate(psf.z_um):
         k = psf.kernels[iz]
         assert k.dtype == np.float32 and k.shape[-1] % (2 * N) == N
-        w = window_lenslets(m, z, cs * d / s)
+        w = window_lenslets(m, z)
         r = int(psf.radius_lenslets[iz])
         for a, b in [(s - 1, 0), (0, s - 1), (s - 1, s - 1), (s - 1, s - 2)] + ([(1, 0)] if s > 2 else []):
             img = sensor_pattern(m, ((b - cs) * m.voxel_um, (a - cs) * m.voxel_um, z), window_lenslets=w)
@@ -226,7 +226,8 @@ def test_kernels_z_conjugation_reuses_table_but_differs():
     m = small_lfm(1, z=(-8.0, 8.0))
     psf = compute_psf(m, cache=False, progress=False)
     k0, k1 = psf.kernels[0][0, 0], psf.kernels[1][0, 0]
-    assert k0.shape == k1.shape
+    side = min(k0.shape[0], k1.shape[0])  # crops are chosen per depth from the energy
+    k0, k1 = (k[(k.shape[0] - side) // 2 :, (k.shape[0] - side) // 2 :][:side, :side] for k in (k0, k1))
     assert np.linalg.norm(k0 - k1) / np.linalg.norm(k0) > 0.05  # check 6 again, on kernels
 
 
