@@ -88,8 +88,9 @@ def projection_cost(
         Kernel radius R_z (lenslets) of each depth.
     tiles : (int, int)
         Overlap-save tiles per axis of the Fourier route.
-    fft_shape : (int, int), optional
-        FFT size (P_y, P_x) per tile; default next 5-smooth size of L + max R.
+    fft_shape : (int, int) or list of (int, int), optional
+        FFT size (P_y, P_x) per tile, one for all depths or one per depth; default next 5-smooth
+        size of L + max R.
     itemsize : int
         Bytes per real number (4 for float32).
     mirror_symmetry : bool
@@ -102,22 +103,24 @@ def projection_cost(
         import scipy.fft as sfft
 
         fft_shape = (sfft.next_fast_len(ly + rmax, True), sfft.next_fast_len(lx + rmax, True))
-    py, px = fft_shape
+    shapes = [tuple(fft_shape)] * nz if np.ndim(fft_shape) == 1 else [tuple(v) for v in fft_shape]
     ntile = tiles[0] * tiles[1]
     c = nz * s * s
     u = n * n
     h = (s + 1) // 2 if mirror_symmetry else s
     groups = 4 if mirror_symmetry else 1
-    cs = nz * h * h  # stored channels
     taps = sum((2 * min(r, ly - 1) + 1) * (2 * min(r, lx - 1) + 1) for r in radii)
     direct_flops = 2.0 * s * s * u * ly * lx * taps
     kernel_bytes = itemsize * s * s * sum(((2 * r + 1) * n) ** 2 for r in radii)
     vol_img = itemsize * (c * ly * lx + u * ly * lx)
-    f = py * (px // 2 + 1)
-    matmul = 8.0 * f * u * cs * groups * ntile
-    ffts = (cs + u) * groups * ntile * _fft_flops(py * px)
-    spectra = 2 * itemsize * f * u * cs
-    fourier_bytes = spectra + 2 * itemsize * f * (cs + u) * groups * ntile * 2
+    fz = [py * (px // 2 + 1) for py, px in shapes]  # frequencies of each depth's FFT grid
+    hh = h * h
+    matmul = sum(8.0 * f * u * hh * groups * ntile for f in fz)
+    ffts = sum(hh * groups * ntile * _fft_flops(py * px) for py, px in shapes)
+    ffts += sum(u * groups * ntile * _fft_flops(py * px) for py, px in set(shapes))  # one per distinct size
+    spectra = sum(2 * itemsize * f * u * hh for f in fz)
+    fourier_bytes = spectra + sum(2 * itemsize * f * hh * groups * ntile * 2 for f in fz)
+    fourier_bytes += sum(2 * itemsize * py * (px // 2 + 1) * u * groups * ntile * 2 for py, px in set(shapes))
     big = (ly + 2 * rmax) * n
     naive = c * 3 * _fft_flops(big * big)
     return ProjectionCost(direct_flops, kernel_bytes + vol_img, matmul + ffts, matmul, fourier_bytes, spectra, naive)
@@ -321,27 +324,25 @@ class LightFieldOperator:
         (self.tile_y, self.off_y, self.fft_y, self.ntiles_y), (self.tile_x, self.off_x, self.fft_x, self.ntiles_x) = plans
         self.nfreq = self.fft_y * (self.fft_x // 2 + 1)
         self.ntiles = self.ntiles_y * self.ntiles_x
+        # one tile: each depth gets the smallest FFT grid its own kernel reach needs (L + R_z);
+        # depths sharing a grid share a Fourier-space accumulator
+        nfl = self._fft.next_fast_len
+        if self.ntiles == 1:
+            self.fft_shapes = [(nfl(self.lenslets[0] + ry), nfl(self.lenslets[1] + rx))
+                               for ry, rx in zip(self._ry, self._rx)]
+        else:
+            self.fft_shapes = [(self.fft_y, self.fft_x)] * self.nz
         # padded lenslet grid holding every tile's input window
-        self._pad_y = (self.ntiles_y - 1) * self.tile_y + self.fft_y
-        self._pad_x = (self.ntiles_x - 1) * self.tile_x + self.fft_x
 
     # ---------------------------------------------------------------- kernel spectra
     def _build(self, progress: bool) -> None:
         xp, n, s = self.xp, self.n, self.s
-        py, px = self.fft_y, self.fft_x
-        f = self.nfreq
-        log.info(
-            "LightFieldOperator: %d depths, s=%d, N=%d, %dx%d lenslets, FFT %dx%d, %d tile(s), "
-            "kernel spectra %.3g GB on %s",
-            self.nz, s, n, *self.lenslets, py, px, self.ntiles,
-            self._spectra_bytes(py, px) / 1e9, self.device,
-        )
-        # depth chunks fixed at build time; each chunk's spectra are one contiguous (F, N^2, c s^2) array
         h = self.h
         self._chunks = self._plan_chunks()
         self._masks = self._group_masks()
-        self._khat = [xp.empty((f, self.outputs, (z1 - z0) * h * h), dtype=self.cdtype) for z0, z1 in self._chunks]
-        owner = {iz: (j, z0) for j, (z0, z1) in enumerate(self._chunks) for iz in range(z0, z1)}
+        self._khat = [xp.empty((self._nf(shape), self.outputs, len(idx) * h * h), dtype=self.cdtype)
+                      for idx, shape in self._chunks]
+        owner = {int(iz): (j, pos) for j, (idx, _) in enumerate(self._chunks) for pos, iz in enumerate(idx)}
         iterator = range(self.nz)
         if progress:
             from tqdm.auto import tqdm
@@ -355,6 +356,8 @@ class LightFieldOperator:
             # (a, b, jy, uy, jx, ux) -> (a, b, uy, ux, jy, jx), taps limited to |j| <= R_eff
             k = k.reshape(s, s, side, n, side, n)[:, :, r - ry: r + ry + 1, :, r - rx: r + rx + 1, :]
             k = k.transpose(0, 1, 3, 5, 2, 4)
+            py, px = self.fft_shapes[iz]
+            f = self._nf((py, px))
             iy = xp.asarray((np.arange(-ry, ry + 1)) % py)
             ix = xp.asarray((np.arange(-rx, rx + 1)) % px)
             for a in range(h):  # one phase row at a time bounds the setup memory
@@ -362,11 +365,17 @@ class LightFieldOperator:
                 g[:, :, :, iy[:, None], ix[None, :]] = k[a, :h]
                 gh = self._fft.rfft2(g)  # (b, uy, ux, fy, fx)
                 gh = gh.reshape(h, self.outputs, f).transpose(2, 1, 0)  # (f, u, b)
-                j, z0 = owner[iz]
-                c0 = ((iz - z0) * h + a) * h
+                j, pos = owner[iz]
+                c0 = (pos * h + a) * h
                 self._khat[j][:, :, c0: c0 + h] = gh
                 del g, gh
         backend.synchronize(self.device)
+        log.info(
+            "LightFieldOperator: %d depths, s=%d, N=%d, %dx%d lenslets, FFT grids %s, %d tile(s), mirror symmetry %s, "
+            "kernel spectra %.3g GB on %s",
+            self.nz, s, n, *self.lenslets, sorted(set(self.fft_shapes)), self.ntiles, self.symmetric,
+            self.nbytes / 1e9, self.device,
+        )
 
     @property
     def nbytes(self) -> int:
@@ -377,7 +386,7 @@ class LightFieldOperator:
         """FLOPs and bytes of one projection (``projection_cost`` for this geometry)."""
         return projection_cost(
             self.nz, self.s, self.n, self.lenslets, self.radii, (self.ntiles_y, self.ntiles_x),
-            (self.fft_y, self.fft_x), self.dtype.itemsize, self.symmetric,
+            self.fft_shapes, self.dtype.itemsize, self.symmetric,
         )
 
     def __repr__(self) -> str:
@@ -402,43 +411,61 @@ class LightFieldOperator:
             f"{name} has shape {tuple(arr.shape)}; expected {expected} or (t, *{expected}) for a time series"
         )
 
-    def _per_depth_bytes(self) -> int:
-        """Temporaries of one depth and one frame in a projection (bytes)."""
+    @staticmethod
+    def _nf(shape) -> int:
+        """Number of rfft2 frequencies of an FFT grid (P_y, P_x)."""
+        return shape[0] * (shape[1] // 2 + 1)
+
+    def _per_depth_bytes(self, shape) -> int:
+        """Temporaries of one depth and one frame in a projection on FFT grid ``shape`` (bytes)."""
         s2 = len(self.groups) * self.h * self.h
-        real = self.ntiles * self.fft_y * self.fft_x * self.dtype.itemsize
-        cplx = self.nfreq * self.cdtype.itemsize * self.ntiles
+        real = self.ntiles * shape[0] * shape[1] * self.dtype.itemsize
+        cplx = self._nf(shape) * self.cdtype.itemsize * self.ntiles
         return s2 * (2 * real + 3 * cplx)
 
-    def _plan_chunks(self) -> list[tuple[int, int]]:
-        """Depth chunks whose per-frame temporaries and kernel spectra stay under ``max_chunk_bytes``."""
-        spectra = self.nfreq * self.outputs * self.h * self.h * self.cdtype.itemsize
-        per_depth = max(self._per_depth_bytes(), spectra, 1)
-        c = int(max(1, min(self.nz, self.max_chunk_bytes // per_depth)))
-        return [(z0, min(self.nz, z0 + c)) for z0 in range(0, self.nz, c)]
+    def _plan_chunks(self) -> list[tuple[np.ndarray, tuple[int, int]]]:
+        """Depth chunks (indices, FFT grid): depths of one grid together, temporaries and kernel
+        spectra of a chunk under ``max_chunk_bytes``."""
+        chunks = []
+        for shape in sorted(set(self.fft_shapes)):
+            depths = [iz for iz in range(self.nz) if self.fft_shapes[iz] == shape]
+            spectra = self._nf(shape) * self.outputs * self.h * self.h * self.cdtype.itemsize
+            per_depth = max(self._per_depth_bytes(shape), spectra, 1)
+            c = int(max(1, min(len(depths), self.max_chunk_bytes // per_depth)))
+            chunks += [(np.array(depths[i: i + c]), shape) for i in range(0, len(depths), c)]
+        return chunks
 
     def _frame_groups(self, t: int) -> list[tuple[int, int]]:
         """Frames processed together so that one chunk's temporaries stay under ``max_chunk_bytes``."""
-        c = max(z1 - z0 for z0, z1 in self._chunks)
-        g = int(max(1, min(t, self.max_chunk_bytes // max(c * self._per_depth_bytes(), 1))))
+        worst = max(len(idx) * self._per_depth_bytes(shape) for idx, shape in self._chunks)
+        g = int(max(1, min(t, self.max_chunk_bytes // max(worst, 1))))
         return [(t0, min(t, t0 + g)) for t0 in range(0, t, g)]
 
-    def _tiles_from_grid(self, g):
+    def _take(self, a, idx):
+        """``a[:, idx]`` as a slice when the depths are consecutive (no copy)."""
+        if len(idx) and idx[-1] - idx[0] == len(idx) - 1:
+            return a[:, int(idx[0]): int(idx[-1]) + 1]
+        return a[:, self.xp.asarray(idx)]
+
+    def _tiles_from_grid(self, g, shape):
         """(..., L_y, L_x) lenslet-grid images -> (..., ny, nx, P_y, P_x) tile input windows."""
         xp = self.xp
         ly, lx = self.lenslets
         lead = g.shape[:-2]
-        pad = xp.zeros((*lead, self._pad_y, self._pad_x), dtype=self.dtype)
+        py, px = shape
+        pad = xp.zeros((*lead, (self.ntiles_y - 1) * self.tile_y + py, (self.ntiles_x - 1) * self.tile_x + px),
+                       dtype=self.dtype)
         pad[..., self.off_y: self.off_y + ly, self.off_x: self.off_x + lx] = g
         if self.ntiles == 1:
             return pad[..., None, None, :, :]
-        out = xp.empty((*lead, self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x), dtype=self.dtype)
+        out = xp.empty((*lead, self.ntiles_y, self.ntiles_x, py, px), dtype=self.dtype)
         for ky in range(self.ntiles_y):
             for kx in range(self.ntiles_x):
                 y0, x0 = ky * self.tile_y, kx * self.tile_x
-                out[..., ky, kx, :, :] = pad[..., y0: y0 + self.fft_y, x0: x0 + self.fft_x]
+                out[..., ky, kx, :, :] = pad[..., y0: y0 + py, x0: x0 + px]
         return out
 
-    def _grid_from_tiles(self, w):
+    def _grid_from_tiles(self, w, shape):
         """Transpose of ``_tiles_from_grid``: overlap-add tile windows back onto the lenslet grid."""
         xp = self.xp
         ly, lx = self.lenslets
@@ -446,11 +473,13 @@ class LightFieldOperator:
             pad = w[..., 0, 0, :, :]
         else:
             lead = w.shape[:-4]
-            pad = xp.zeros((*lead, self._pad_y, self._pad_x), dtype=self.dtype)
+            py, px = shape
+            pad = xp.zeros((*lead, (self.ntiles_y - 1) * self.tile_y + py, (self.ntiles_x - 1) * self.tile_x + px),
+                           dtype=self.dtype)
             for ky in range(self.ntiles_y):
                 for kx in range(self.ntiles_x):
                     y0, x0 = ky * self.tile_y, kx * self.tile_x
-                    pad[..., y0: y0 + self.fft_y, x0: x0 + self.fft_x] += w[..., ky, kx, :, :]
+                    pad[..., y0: y0 + py, x0: x0 + px] += w[..., ky, kx, :, :]
         return pad[..., self.off_y: self.off_y + ly, self.off_x: self.off_x + lx]
 
     # ---------------------------------------------------------------- projections
@@ -502,51 +531,56 @@ class LightFieldOperator:
         ly, lx = self.lenslets
         ng = len(self.groups)
         gt = ng * t
-        ny, nx, py, px = self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x
-        pxh = px // 2 + 1
-        f, b = self.nfreq, gt * self.ntiles
-        yhat = None
-        for (z0, z1), kh in zip(self._chunks, self._khat):
-            c = z1 - z0
+        ny, nx = self.ntiles_y, self.ntiles_x
+        b = gt * self.ntiles
+        acc = {}  # Fourier-space accumulator per FFT grid
+        for (idx, shape), kh in zip(self._chunks, self._khat):
+            c = len(idx)
+            xc = self._take(x, idx)
             # each mirror group sees the flipped volume; its phases (a, b) < h, masked
-            xg = xp.stack([self._flip(x[:, z0:z1], g) for g in self.groups])  # (G, t, c, Y, X)
+            xg = xp.stack([self._flip(xc, g) for g in self.groups])  # (G, t, c, Y, X)
             ph = xg.reshape(ng, t, c, ly, s, lx, s).transpose(0, 1, 2, 4, 6, 3, 5)[:, :, :, :h, :h]
             ph = (ph * self._masks).reshape(gt, c, h, h, ly, lx)
-            del xg
-            xh = self._fft.rfft2(self._tiles_from_grid(ph))  # (G t, c, a, b, ny, nx, py, pxh)
+            del xg, xc
+            xh = self._fft.rfft2(self._tiles_from_grid(ph, shape))  # (G t, c, a, b, ny, nx, py, pxh)
             del ph
-            xh = xh.transpose(6, 7, 1, 2, 3, 0, 4, 5).reshape(f, c * h * h, b)
+            xh = xh.transpose(6, 7, 1, 2, 3, 0, 4, 5).reshape(self._nf(shape), c * h * h, b)
             part = xp.matmul(kh, xh)  # per frequency: (N^2 x c h^2) @ (c h^2 x groups*frames*tiles)
             del xh
-            if yhat is None:
-                yhat = part
+            if shape in acc:
+                acc[shape] += part
             else:
-                yhat += part
+                acc[shape] = part
             del part
-        # (fy, fx, uy, ux, G t, ny, nx) -> (G t, ny, nx, uy, ux, fy, fx) -> tiles -> images
-        yh = yhat.reshape(py, pxh, n, n, gt, ny, nx).transpose(4, 5, 6, 2, 3, 0, 1)
-        w = self._fft.irfft2(yh, s=(py, px))
-        del yhat, yh
-        w = w[..., self.off_y: self.off_y + self.tile_y, self.off_x: self.off_x + self.tile_x]
-        # (G t, ny, nx, uy, ux, qy, qx) -> (G t, ny, qy, uy, nx, qx, ux)
-        img = w.transpose(0, 1, 5, 3, 2, 6, 4).reshape(ng, t, ny * self.tile_y * n, nx * self.tile_x * n)
-        img = img[:, :, : ly * n, : lx * n]
-        out = xp.ascontiguousarray(img[0], dtype=self.dtype)
-        for gi in range(1, ng):
-            out += self._flip(img[gi], self.groups[gi])
+        out = None
+        for (py, px), yhat in acc.items():
+            # (fy, fx, uy, ux, G t, ny, nx) -> (G t, ny, nx, uy, ux, fy, fx) -> tiles -> images
+            yh = yhat.reshape(py, px // 2 + 1, n, n, gt, ny, nx).transpose(4, 5, 6, 2, 3, 0, 1)
+            w = self._fft.irfft2(yh, s=(py, px))
+            del yh
+            w = w[..., self.off_y: self.off_y + self.tile_y, self.off_x: self.off_x + self.tile_x]
+            # (G t, ny, nx, uy, ux, qy, qx) -> (G t, ny, qy, uy, nx, qx, ux)
+            img = w.transpose(0, 1, 5, 3, 2, 6, 4).reshape(ng, t, ny * self.tile_y * n, nx * self.tile_x * n)
+            img = img[:, :, : ly * n, : lx * n]
+            for gi in range(ng):
+                term = self._flip(img[gi], self.groups[gi])
+                if out is None:
+                    out = xp.ascontiguousarray(term, dtype=self.dtype)
+                else:
+                    out += term
+            del w, img
+        acc.clear()
         return out
 
-    def _adjoint(self, y, out):
-        xp, s, n, h = self.xp, self.s, self.n, self.h
+    def _image_spectra(self, y, shape):
+        """conj rfft2 of the mirror-flipped images on FFT grid ``shape``: (F, G t tiles, N^2)."""
+        xp, n = self.xp, self.n
         t = y.shape[0]
         ly, lx = self.lenslets
         ng = len(self.groups)
         gt = ng * t
-        ny, nx, py, px = self.ntiles_y, self.ntiles_x, self.fft_y, self.fft_x
-        ty, tx = self.tile_y, self.tile_x
-        pxh = px // 2 + 1
-        f, b = self.nfreq, gt * self.ntiles
-        # each mirror group sees the flipped image
+        ny, nx, ty, tx = self.ntiles_y, self.ntiles_x, self.tile_y, self.tile_x
+        py, px = shape
         full = xp.zeros((ng, t, ny * ty * n, nx * tx * n), dtype=self.dtype)
         for gi, g in enumerate(self.groups):
             full[gi, :, : ly * n, : lx * n] = self._flip(y, g)
@@ -558,31 +592,47 @@ class LightFieldOperator:
         yh = self._fft.rfft2(w)  # (G t, ny, nx, uy, ux, fy, fx)
         del w
         # rows = groups x frames x tiles: conj(X)ᵀ = conj(Y)ᵀ K, so K is never transposed or copied
-        yh = xp.ascontiguousarray(yh.transpose(5, 6, 0, 1, 2, 3, 4)).reshape(f, b, self.outputs)
+        yh = xp.ascontiguousarray(yh.transpose(5, 6, 0, 1, 2, 3, 4)).reshape(self._nf(shape), -1, self.outputs)
         xp.conj(yh, out=yh)
-        for (z0, z1), kh in zip(self._chunks, self._khat):
-            c = z1 - z0
-            xh = xp.matmul(yh, kh)  # (f, b, c h^2)
+        return yh
+
+    def _adjoint(self, y, out):
+        xp, s, h = self.xp, self.s, self.h
+        t = y.shape[0]
+        ly, lx = self.lenslets
+        ng = len(self.groups)
+        gt = ng * t
+        ny, nx = self.ntiles_y, self.ntiles_x
+        spectra = {}
+        for (idx, shape), kh in zip(self._chunks, self._khat):
+            c = len(idx)
+            py, px = shape
+            if shape not in spectra:
+                spectra = {shape: self._image_spectra(y, shape)}  # chunks are grouped by grid
+            xh = xp.matmul(spectra[shape], kh)  # (f, b, c h^2)
             xp.conj(xh, out=xh)
             # (fy, fx, G t, ny, nx, c, a, b) -> (G t, c, a, b, ny, nx, fy, fx)
-            xh = xh.reshape(py, pxh, gt, ny, nx, c, h, h).transpose(2, 5, 6, 7, 3, 4, 0, 1)
+            xh = xh.reshape(py, px // 2 + 1, gt, ny, nx, c, h, h).transpose(2, 5, 6, 7, 3, 4, 0, 1)
             win = self._fft.irfft2(xh, s=(py, px))
             del xh
-            ph = self._grid_from_tiles(win).reshape(ng, t, c, h, h, ly, lx) * self._masks
+            ph = self._grid_from_tiles(win, shape).reshape(ng, t, c, h, h, ly, lx) * self._masks
             del win
             if ng == 1 and h == s:
-                vol = ph[0].transpose(0, 1, 4, 2, 5, 3).reshape(t, c, ly * s, lx * s)
-                out[:, z0:z1] = vol
+                acc = ph[0].transpose(0, 1, 4, 2, 5, 3).reshape(t, c, ly * s, lx * s)
             else:
                 allph = xp.zeros((ng, t, c, s, s, ly, lx), dtype=self.dtype)
                 allph[:, :, :, :h, :h] = ph
                 vol = allph.transpose(0, 1, 2, 5, 3, 6, 4).reshape(ng, t, c, ly * s, lx * s)
+                del allph
                 acc = vol[0].copy()
                 for gi in range(1, ng):
                     acc += self._flip(vol[gi], self.groups[gi])
-                out[:, z0:z1] = acc
-                del allph, acc
-            del ph, vol
+                del vol
+            if len(idx) and idx[-1] - idx[0] == len(idx) - 1:
+                out[:, int(idx[0]): int(idx[-1]) + 1] = acc
+            else:
+                out[:, xp.asarray(idx)] = acc
+            del ph, acc
 
     def ones_adjoint(self):
         """Hᵀ1, the back-projection of a uniform image (RL's normaliser), shape ``volume_shape``."""

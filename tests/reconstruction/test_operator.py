@@ -135,7 +135,9 @@ def test_nbytes_and_cost(rng64):
     assert op.nbytes == sum(k.nbytes for k in op._khat)
     c = op.cost()
     assert c.kernel_spectra_bytes == pytest.approx(op.nbytes)
-    assert c.fourier_matmul_flops == 8 * op.nfreq * 25 * 27
+    nf = [py * (px // 2 + 1) for py, px in op.fft_shapes]
+    assert op.fft_shapes == [(6, 8), (4, 5), (5, 6)]  # 5-smooth sizes >= L + R_z per depth
+    assert c.fourier_matmul_flops == 8 * sum(nf) * 25 * 9
     ref = projection_cost(3, 3, 5, (4, 5), [2, 0, 1])
     assert ref.direct_flops == 2 * 9 * 25 * 20 * (5 * 5 + 1 + 3 * 3)
 
