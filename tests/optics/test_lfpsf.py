@@ -197,11 +197,15 @@ def small_lfm(s, z=(-6.0, 4.0), lenslets=7):
                                    "voxels_per_lenslet": s})
 
 
-@pytest.mark.parametrize("s", [3, 2])
-def test_kernel_symmetry_fill_equals_direct(s):
+@pytest.mark.parametrize("s,vectorial", [(3, False), (2, False), (3, True)])
+def test_kernel_symmetry_fill_equals_direct(s, vectorial):
     """Kernels filled by mirror/transpose equal a direct computation of the same source.
-    s = 3: offsets are whole field samples (sliced field); s = 2: interpolated per phase."""
+    s = 3: offsets are whole field samples (sliced field); s = 2: interpolated per phase.
+    Vectorial (60x/1.2W preset): the unpolarised intensity keeps the 8-fold symmetry."""
     m = small_lfm(s)
+    if vectorial:
+        m = presets.get("lfm-60x-1.2w", camera={"shape": [17 * N] * 2},
+                        volume={"z_min_um": -2, "z_max_um": -2, "z_step_um": 1, "voxels_per_lenslet": s})
     psf = compute_psf(m, cache=False, progress=False)
     d, mag = m.mla.pitch_um, m.objective.magnification
     cs = (s - 1) / 2
@@ -211,7 +215,8 @@ def test_kernel_symmetry_fill_equals_direct(s):
         assert k.dtype == np.float32 and k.shape[-1] % (2 * N) == N
         w = window_lenslets(m, z)
         r = int(psf.radius_lenslets[iz])
-        for a, b in [(s - 1, 0), (0, s - 1), (s - 1, s - 1), (s - 1, s - 2)] + ([(1, 0)] if s > 2 else []):
+        phases = [(s - 1, 0), (0, s - 1), (s - 1, s - 1), (s - 1, s - 2)] + ([(1, 0)] if s > 2 else [])
+        for a, b in phases[::2] if vectorial else phases:
             img = sensor_pattern(m, ((b - cs) * m.voxel_um, (a - cs) * m.voxel_um, z), window_lenslets=w)
             c = img.shape[0] // N // 2
             direct = img[(c - r) * N : (c + r + 1) * N, (c - r) * N : (c + r + 1) * N]
@@ -220,6 +225,14 @@ def test_kernel_symmetry_fill_equals_direct(s):
         np.testing.assert_allclose(k.sum(axis=(2, 3), dtype=np.float64) + psf.discarded[iz], 1.0, atol=1e-5)
         assert np.all(psf.discarded[iz] < 0.03)
     assert mag * psf.phase_offset_um(0) == pytest.approx(-cs * d / s)
+
+
+def test_build_report_keys():
+    from optics.lfpsf import build_report
+
+    rep = build_report(small_lfm(1, z=(0.0, 2.0), lenslets=3))
+    assert rep["seconds"] > 0 and rep["peak_rss_mb"] > 10
+    assert rep["nbytes"] > 0 and rep["disk_bytes"] >= rep["nbytes"]
 
 
 def test_kernels_z_conjugation_reuses_table_but_differs():
