@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import fft as sfft
+from scipy import special
 from scipy.interpolate import CubicSpline
 
 from . import debye
@@ -92,21 +93,54 @@ def _nip_power(alpha: float, k: float, apodization: str, vectorial: bool) -> flo
     return 2 * math.pi / k**2 * integral
 
 
+@functools.lru_cache(maxsize=8)
+def _gauss_legendre(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights on [-1, 1]; numpy's leggauss is O(count^3), so they are reused."""
+    return np.polynomial.legendre.leggauss(count)
+
+
+@functools.lru_cache(maxsize=2)
+def _bessel_matrices(
+    r_max: float, h: float, k: float, alpha: float, count: int, vectorial: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """Radii, theta nodes, weights and the z-independent Bessel matrices J_m(k r sin theta).
+
+    Shared by every depth whose window (hence radius grid) and node count agree, so a depth
+    costs one matrix-vector product per integral instead of a full quadrature.
+    """
+    r = np.arange(0.0, r_max + 4 * h, h)
+    x, w = _gauss_legendre(count)
+    theta, w = 0.5 * alpha * (x + 1), 0.5 * alpha * w
+    arg = k * np.outer(r, np.sin(theta))
+    mats = (special.j0(arg),) + ((special.j1(arg), special.jv(2, arg)) if vectorial else ())
+    return r, theta, w, mats
+
+
 class _RadialTable:
-    """Cubic-spline tables of the Debye field (scalar U, or Richards-Wolf I0, I1, I2) at one |z|."""
+    """Cubic-spline tables of the Debye field (scalar U, or Richards-Wolf I0, I1, I2) at one |z|.
+
+    The integrals are those of ``optics.debye.radial_field`` and ``vectorial_integrals`` (the test
+    suite checks equality), with Gauss-Legendre nodes and Bessel matrices reused across depths:
+    the node count of ``debye.quadrature_nodes`` is rounded up to a multiple of 128.
+    """
 
     def __init__(self, m: Microscope, z_abs: float, r_max_obj: float):
         lam, na, n = m.wavelength_um, m.objective.na, m.objective.immersion_index
         h = _TABLE_STEP * lam / na
-        r = np.arange(0.0, r_max_obj + 4 * h, h)
-        nodes = debye.quadrature_nodes(z_abs, float(r[-1]), lam, na, n)
+        r_max = math.ceil(r_max_obj / (64 * h)) * 64 * h  # few distinct grids -> cache hits
+        count = debye.quadrature_nodes(z_abs, r_max + 4 * h, lam, na, n)
+        count = 128 * math.ceil(count / 128)
         self.vectorial = m.simulation.vectorial
+        k = m.wavenumber
+        r, theta, w, mats = _bessel_matrices(r_max, h, k, m.objective.half_angle, count, self.vectorial)
+        c, s = np.cos(theta), np.sin(theta)
         if self.vectorial:
-            cols = debye.vectorial_integrals(r, z_abs, wavelength_um=lam, na=na, n=n, nodes=nodes)
+            base = w * np.sqrt(c) * np.exp(1j * k * z_abs * c)
+            cols = [mats[0] @ (base * s * (1 + c)), mats[1] @ (base * s**2), mats[2] @ (base * s * (1 - c))]
         else:
-            cols = (debye.radial_field(r, z_abs, wavelength_um=lam, na=na, n=n,
-                                       apodization=m.simulation.apodization, nodes=nodes),)
-        self.splines = [CubicSpline(r, c) for c in cols]
+            wts = w * debye._apodization(m.simulation.apodization, c) * s * np.exp(1j * k * z_abs * c)
+            cols = [mats[0] @ wts]
+        self.splines = [CubicSpline(r, col) for col in cols]
         self.r_max = float(r[-1])
 
     def components(self, y_obj: np.ndarray, x_obj: np.ndarray, conj: bool) -> list[np.ndarray]:
@@ -189,7 +223,7 @@ class _Propagator:
         self.m, self.q, self.dtype = m, q, dtype
         self.dx = m.camera.pixel_um / q
         self._t: dict[int, np.ndarray] = {}
-        self._h: dict[int, tuple[np.ndarray, str]] = {}
+        self._h: dict[int, np.ndarray] = {}
         mag = m.objective.magnification
         self.norm = self.dx**2 / (mag**2 * nip_power(m))
 
@@ -229,7 +263,7 @@ def _grid(n: int, dx: float) -> np.ndarray:
 
 def _lfm_patterns(
     m: Microscope, prop: _Propagator, table: _RadialTable, conj: bool, w: int, offsets_um: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Window patterns (P, W N, W N) of sources at image offsets (P, 2) (y, x) from the window centre,
     and the fraction (P,) of the NIP power inside the window.
 

@@ -335,3 +335,23 @@ def test_airy_first_zero_in_lenslet_plane_is_object_radius_times_m():
     i = np.abs(tab.components(r, np.zeros_like(r), False)[0]) ** 2
     assert r[np.argmin(i)] == pytest.approx(0.63099, abs=2e-4)
     assert special.j0(0) == 1  # keeps the import honest for the Airy reference above
+
+
+@pytest.mark.parametrize("vectorial", [False, True])
+@pytest.mark.parametrize("z", [0.0, 37.0])
+def test_radial_table_equals_optics_debye(z, vectorial):
+    # lfpsf evaluates the Debye integrals with cached nodes and Bessel matrices; they must be
+    # those of optics.debye (each converged with its own node count) at any radius and depth.
+    from optics.debye import radial_field, vectorial_integrals
+    from optics.lfpsf import _RadialTable
+
+    m = set_a(simulation={"vectorial": vectorial})
+    tab = _RadialTable(m, z, 40.0)
+    r = np.linspace(0, 40.0, 777)
+    got = [sp(r) for sp in tab.splines]
+    if vectorial:
+        ref = vectorial_integrals(r, z, wavelength_um=0.52, na=0.5, n=1.33)
+    else:
+        ref = (radial_field(r, z, wavelength_um=0.52, na=0.5, n=1.33),)
+    for g, f in zip(got, ref):
+        assert np.max(np.abs(g - f)) < 2e-6 * np.max(np.abs(ref[0]))  # spline error ~3e-7
