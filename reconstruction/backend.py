@@ -34,6 +34,8 @@ __all__ = [
     "peak_memory_bytes",
     "reset_peak_memory",
     "current_rss_bytes",
+    "matmul",
+    "blas_single_thread",
     "device_name",
     "DEVICES",
 ]
@@ -244,3 +246,81 @@ def current_rss_bytes() -> int:
         return pages * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError):
         return peak_memory_bytes("cpu")
+
+
+# ----------------------------------------------------------------------------- batched matmul
+_BLAS_NAMES = (
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _openblas_controls() -> list:
+    """(set, get) thread-count functions of every OpenBLAS loaded in this process (Linux only)."""
+    import ctypes
+
+    found = []
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return found
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for set_name, get_name in _BLAS_NAMES:
+            if hasattr(lib, set_name) and hasattr(lib, get_name):
+                found.append((getattr(lib, set_name), getattr(lib, get_name)))
+                break
+    return found
+
+
+class blas_single_thread:
+    """Context manager: OpenBLAS runs single-threaded inside (restored on exit).
+
+    The operator's per-frequency matrix products are many small GEMMs; OpenBLAS threads each
+    one and, on a busy machine, its spinning threads can slow a projection tenfold.  We thread
+    over frequencies ourselves instead (``matmul``).  A no-op when no OpenBLAS is found.
+    """
+
+    def __enter__(self):
+        self._saved = []
+        for set_fn, get_fn in _openblas_controls():
+            self._saved.append((set_fn, int(get_fn())))
+            set_fn(1)
+        return self
+
+    def __exit__(self, *exc):
+        for set_fn, n in self._saved:
+            set_fn(n)
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def _pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="lfmsim-matmul")
+
+
+def matmul(a, b):
+    """Batched ``a @ b`` over the leading axis: cupy's matmul on the GPU; on the CPU the batch
+    is split across a thread pool with single-threaded BLAS inside (same result as np.matmul)."""
+    if is_gpu_array(a):
+        return _cupy().matmul(a, b)
+    n = a.shape[0]
+    workers = min(os.cpu_count() or 1, n)
+    if workers <= 1:
+        return np.matmul(a, b)
+    out = np.empty((n, a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
+    edges = np.linspace(0, n, workers + 1).astype(int)
+    with blas_single_thread():
+        jobs = [_pool().submit(np.matmul, a[i:j], b[i:j], out=out[i:j]) for i, j in zip(edges[:-1], edges[1:])]
+        for job in jobs:
+            job.result()
+    return out

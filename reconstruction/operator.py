@@ -545,7 +545,7 @@ class LightFieldOperator:
             xh = self._fft.rfft2(self._tiles_from_grid(ph, shape))  # (G t, c, a, b, ny, nx, py, pxh)
             del ph
             xh = xh.transpose(6, 7, 1, 2, 3, 0, 4, 5).reshape(self._nf(shape), c * h * h, b)
-            part = xp.matmul(kh, xh)  # per frequency: (N^2 x c h^2) @ (c h^2 x groups*frames*tiles)
+            part = backend.matmul(kh, xh)  # per frequency: (N^2 x c h^2) @ (c h^2 x groups*frames*tiles)
             del xh
             if shape in acc:
                 acc[shape] += part
@@ -609,7 +609,7 @@ class LightFieldOperator:
             py, px = shape
             if shape not in spectra:
                 spectra = {shape: self._image_spectra(y, shape)}  # chunks are grouped by grid
-            xh = xp.matmul(spectra[shape], kh)  # (f, b, c h^2)
+            xh = backend.matmul(spectra[shape], kh)  # (f, b, c h^2)
             xp.conj(xh, out=xh)
             # (fy, fx, G t, ny, nx, c, a, b) -> (G t, c, a, b, ny, nx, fy, fx)
             xh = xh.reshape(py, px // 2 + 1, gt, ny, nx, c, h, h).transpose(2, 5, 6, 7, 3, 4, 0, 1)
