@@ -44,7 +44,11 @@ def __getattr__(name: str):
     if name in _LAZY:
         mod, attr = _LAZY[name]
         module = importlib.import_module(mod)
-        return module if attr is None else getattr(module, attr)
+        value = module if attr is None else getattr(module, attr)
+        # Bind the name for good: importing the submodule ``optics.simulate`` would otherwise
+        # shadow the function ``simulate`` of the same name.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'optics' has no attribute {name!r}")
 
 
