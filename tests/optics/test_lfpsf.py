@@ -355,3 +355,15 @@ def test_radial_table_equals_optics_debye(z, vectorial):
         ref = (radial_field(r, z, wavelength_um=0.52, na=0.5, n=1.33),)
     for g, f in zip(got, ref):
         assert np.max(np.abs(g - f)) < 2e-6 * np.max(np.abs(ref[0]))  # spline error ~3e-7
+
+
+@pytest.mark.parametrize("count", [64, 640])
+def test_gauss_legendre_nodes(count):
+    from optics.lfpsf import _gauss_legendre
+
+    x, w = _gauss_legendre(count)
+    x_np, _ = np.polynomial.legendre.leggauss(count)
+    assert np.max(np.abs(x - x_np)) < 1e-14
+    a = 40.0  # int_{-1}^{1} cos(a x) dx = 2 sin(a) / a; and x^(2n-2), exact for Gauss-Legendre
+    assert w @ np.cos(a * x) == pytest.approx(2 * math.sin(a) / a, abs=1e-14)
+    assert w @ x ** (2 * count - 2) == pytest.approx(2 / (2 * count - 1), rel=1e-12)
