@@ -504,12 +504,13 @@ class Microscope:
 def kernel_side_pixels(m: Microscope, z_um: float) -> int:
     """Side (pixels) of the cropped light-field kernel for depth ``z_um``: (2R+1) N.
 
-    R = ceil(r_blur / d) + 1 lenslets, where r_blur = M |z| tan(alpha) is the geometric blur radius at
-    the MLA: the marginal ray from a source at depth z crosses the focal plane z tan(alpha) off axis
-    and the NIP is conjugate to that plane with magnification M.  (PHYSICS.md's paraxial M|z|NA/n is
-    the small-angle form; tan(alpha) is the exact ray bound and matters at NA/n = 0.95.)  One guard
-    lenslet covers the diffraction tails.  This is an upper bound used to size windows and to
-    estimate memory; ``optics.compute_psf`` crops each kernel further to its energy support.
+    R = ceil((r_blur + d/2) / d) + 1 lenslets, where r_blur = M |z| tan(alpha) is the geometric blur
+    radius at the MLA (the marginal ray from a source at depth z crosses the focal plane z tan(alpha)
+    off axis, and the NIP is conjugate to that plane with magnification M; PHYSICS.md's paraxial
+    M|z|NA/n is its small-angle form), d/2 is the largest offset of a source's image from its
+    lenslet's centre, and one guard lenslet covers the diffraction tails.  This is the propagation
+    window of ``optics.lfpsf.window_lenslets`` and so an upper bound of every kernel's side, used to
+    estimate memory before any work; ``optics.compute_psf`` crops each kernel to its energy support.
     """
     n = m.pixels_per_lenslet
     if m.mla is None:
@@ -520,7 +521,7 @@ def kernel_side_pixels(m: Microscope, z_um: float) -> int:
         return 2 * r + 1
     na, n_imm, mag = m.objective.na, m.objective.immersion_index, m.objective.magnification
     blur = mag * abs(z_um) * na / math.sqrt(n_imm**2 - na**2)  # M |z| tan(alpha): image-side radius
-    r = int(math.ceil(blur / m.mla.pitch_um)) + 1
+    r = int(math.ceil((blur + m.mla.pitch_um / 2) / m.mla.pitch_um - 1e-9)) + 1
     return (2 * r + 1) * n
 
 

@@ -159,3 +159,17 @@ def test_unknown_preset_suggests():
 def test_lazy_import_is_light():
     assert "scipy.special" not in dir(optics)
     assert np.isfinite(presets.get("lfm-20x-0.5w").wavenumber)
+
+
+def test_operator_estimate_bounds_the_real_kernels():
+    from optics.config import kernel_side_pixels
+
+    m = presets.get(
+        "lfm-20x-0.5w",
+        camera={"shape": [45, 45]},
+        volume={"z_min_um": -20, "z_max_um": 20, "z_step_um": 20, "voxels_per_lenslet": 3},
+    )
+    psf = optics.compute_psf(m, cache=False, progress=False)
+    for z, k in zip(m.z_um, psf.kernels):
+        assert k.shape[-1] <= kernel_side_pixels(m, float(z))
+    assert psf.nbytes <= m.estimate_operator_bytes()
