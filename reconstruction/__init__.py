@@ -5,7 +5,8 @@ its exact transpose, evaluated as a multi-channel convolution on the lenslet gri
 (NumPy/SciPy on the CPU, CuPy on a GPU, one code path; ``reconstruction.backend``).
 ``richardson_lucy`` deconvolves (with the optional depth-adaptive anti-aliasing filter of
 Stefanoiu et al. 2019, ``reconstruction.filters``), and ``reconstruct`` runs the whole chain from
-a config.  ``python -m reconstruction`` is the command line.  Submodules load lazily.
+a config; ``reconstruction.metrics`` measures the results.  ``python -m reconstruction`` is the
+command line.  Submodules load lazily.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "get_device",
     "backend",
     "filters",
+    "metrics",
 ]
 
 _LAZY = {
@@ -36,6 +38,7 @@ _LAZY = {
     "get_device": ("reconstruction.backend", "get_device"),
     "backend": ("reconstruction.backend", None),
     "filters": ("reconstruction.filters", None),
+    "metrics": ("reconstruction.metrics", None),
 }
 
 
