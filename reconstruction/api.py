@@ -132,6 +132,7 @@ def reconstruct(
     checkpoint=None,
     checkpoint_every: int = 10,
     callback=None,
+    frames_per_batch: int | None = None,
 ) -> np.ndarray:
     """Deconvolve a light-field frame (or a time series) of the microscope described by ``config``.
 
@@ -154,7 +155,11 @@ def reconstruct(
         Camera ADU (True), linear (False), by dtype (None).
     expect : {"any", "frame", "stack"}
     checkpoint, checkpoint_every, callback
-        Passed to ``richardson_lucy``.
+        Passed to ``richardson_lucy``.  A stack deconvolved in several batches checkpoints each
+        batch to its own file (``NAME.batchK.npz``).
+    frames_per_batch : int, optional
+        Frames of a time series deconvolved together (batched through the operator).  Default:
+        as many as keep the RL working set (about 6 volumes per frame) under 4 GiB.
 
     Returns
     -------
@@ -167,7 +172,10 @@ def reconstruct(
         raise ValueError(f"filter = {filter!r} is invalid: expected None, 'none' or 'lanczos'")
     if filter == "lanczos" and m.mla is None:
         raise ValueError("filter = 'lanczos' is invalid for a wide-field microscope: expected None or 'none'")
-    y, _ = validate_image(m, image, raw=raw, expect=expect)
+    y, is_stack = validate_image(m, image, raw=raw, expect=expect)
+    if frames_per_batch is not None and (isinstance(frames_per_batch, bool)
+                                         or not isinstance(frames_per_batch, (int, np.integer)) or frames_per_batch < 1):
+        raise ValueError(f"frames_per_batch = {frames_per_batch!r} is invalid: expected an integer >= 1")
     dev = backend.get_device(device)
     if psf is None:
         from optics import compute_psf
@@ -176,5 +184,22 @@ def reconstruct(
     elif psf.microscope.hash != m.hash:
         raise ValueError(f"psf belongs to another microscope (hash {psf.microscope.hash}, expected {m.hash})")
     op = LightFieldOperator(psf, dev, np.float32, progress=progress)
-    return richardson_lucy(y, op, iterations, filter=filter, progress=progress, checkpoint=checkpoint,
-                           checkpoint_every=checkpoint_every, callback=callback)
+    del psf
+    kwargs = dict(filter=filter, progress=progress, checkpoint_every=checkpoint_every, callback=callback)
+    if not is_stack:
+        return richardson_lucy(y, op, iterations, checkpoint=checkpoint, **kwargs)
+    t = y.shape[0]
+    if frames_per_batch is None:
+        frames_per_batch = max(1, int(4 * 2**30 // (6 * 4 * int(np.prod(m.volume_shape)))))
+    if frames_per_batch >= t:
+        return richardson_lucy(y, op, iterations, checkpoint=checkpoint, **kwargs)
+    out = np.empty((t, *m.volume_shape), dtype=np.float32)
+    for k, t0 in enumerate(range(0, t, frames_per_batch)):
+        t1 = min(t, t0 + frames_per_batch)
+        ck = None
+        if checkpoint is not None:
+            p = Path(checkpoint)
+            ck = p.with_name(f"{p.stem}.batch{k}{p.suffix or '.npz'}")
+        log.info("reconstruct: frames %d..%d of %d", t0, t1 - 1, t)
+        out[t0:t1] = richardson_lucy(y[t0:t1], op, iterations, checkpoint=ck, **kwargs)
+    return out

@@ -82,6 +82,11 @@ def test_reconstruct_with_given_psf(rng):
     assert vol.shape == m.volume_shape and vol.dtype == np.float32
     vols = reconstruct(m, np.ones((2, 75, 75), np.float32), iterations=2, device="cpu", psf=psf, progress=False)
     assert vols.shape == (2, *m.volume_shape)
+    batched = reconstruct(m, np.ones((3, 75, 75), np.float32), iterations=2, device="cpu", psf=psf, progress=False,
+                          frames_per_batch=2)
+    np.testing.assert_allclose(batched[:2], vols, rtol=1e-5)
+    with pytest.raises(ValueError, match="frames_per_batch"):
+        reconstruct(m, np.ones((2, 75, 75), np.float32), psf=psf, frames_per_batch=0)
     with pytest.raises(ValueError, match="another microscope"):
         reconstruct(_small(s=5), np.ones((75, 75), np.float32), psf=psf, progress=False)
     with pytest.raises(ValueError, match="filter"):
