@@ -18,7 +18,7 @@ transpose, so forward and adjoint are exact transposes (zero padding keeps the c
 not circular).  When the kernels are mirror-symmetric (the optics are symmetric about each
 lenslet's axis) H commutes with flipping volume and image, so only the phases a, b < ceil(s/2)
 are stored and the flipped volumes ride along as extra matmul columns (~3.5x less memory at
-s = 15).  Large lenslet grids are cut into overlap-save tiles of T lenslets so the kernel
+s = 15); on a square lenslet grid the transpose symmetry halves that again (a <= b).  Large lenslet grids are cut into overlap-save tiles of T lenslets so the kernel
 spectra (size ~ tile^2, not field^2) fit in memory.  Wide-field (N = s = 1) is the same code: a
 per-depth shift-invariant 3-D-to-2-D convolution.
 
@@ -74,7 +74,7 @@ def _fft_flops(n: int) -> float:
 
 def projection_cost(
     nz: int, s: int, n: int, lenslets: tuple[int, int], radii, tiles: tuple[int, int] = (1, 1),
-    fft_shape: tuple[int, int] | None = None, itemsize: int = 4, mirror_symmetry: bool = False,
+    fft_shape: tuple[int, int] | None = None, itemsize: int = 4, symmetry: str = "none",
 ) -> ProjectionCost:
     """Cost of one projection for nz depths, s voxels and n pixels per lenslet (see ``ProjectionCost``).
 
@@ -93,8 +93,9 @@ def projection_cost(
         size of L + max R.
     itemsize : int
         Bytes per real number (4 for float32).
-    mirror_symmetry : bool
-        Kernel spectra stored for phases a, b < ceil(s/2) only, applied under 4 mirror groups.
+    symmetry : {"none", "mirror", "d4"}
+        Kernel spectra stored for phases a, b < ceil(s/2) under 4 mirror images ("mirror") or
+        a <= b < ceil(s/2) under the 8 elements of D4 ("d4"); see ``LightFieldOperator``.
     """
     ly, lx = lenslets
     radii = [int(r) for r in radii]
@@ -107,14 +108,14 @@ def projection_cost(
     ntile = tiles[0] * tiles[1]
     c = nz * s * s
     u = n * n
-    h = (s + 1) // 2 if mirror_symmetry else s
-    groups = 4 if mirror_symmetry else 1
+    groups = len(_GROUPS[symmetry])
+    stored = len(_phase_plan(s, symmetry)[0])
     taps = sum((2 * min(r, ly - 1) + 1) * (2 * min(r, lx - 1) + 1) for r in radii)
     direct_flops = 2.0 * s * s * u * ly * lx * taps
     kernel_bytes = itemsize * s * s * sum(((2 * r + 1) * n) ** 2 for r in radii)
     vol_img = itemsize * (c * ly * lx + u * ly * lx)
     fz = [py * (px // 2 + 1) for py, px in shapes]  # frequencies of each depth's FFT grid
-    hh = h * h
+    hh = stored
     matmul = sum(8.0 * f * u * hh * groups * ntile for f in fz)
     ffts = sum(hh * groups * ntile * _fft_flops(py * px) for py, px in shapes)
     ffts += sum(u * groups * ntile * _fft_flops(py * px) for py, px in set(shapes))  # one per distinct size
@@ -124,6 +125,51 @@ def projection_cost(
     big = (ly + 2 * rmax) * n
     naive = c * 3 * _fft_flops(big * big)
     return ProjectionCost(direct_flops, kernel_bytes + vol_img, matmul + ffts, matmul, fourier_bytes, spectra, naive)
+
+
+# --------------------------------------------------------------------------- symmetry
+_GROUPS = {
+    "none": [(0, 0, 0)],
+    "mirror": [(fy, fx, 0) for fy in (0, 1) for fx in (0, 1)],
+    "d4": [(fy, fx, tr) for tr in (0, 1) for fy in (0, 1) for fx in (0, 1)],
+}
+
+
+def _act(g, a: int, b: int, s: int) -> tuple[int, int]:
+    """Phase reached from (a, b) by g = flips after transpose (voxel coordinates)."""
+    fy, fx, tr = g
+    if tr:
+        a, b = b, a
+    return (s - 1 - a if fy else a, s - 1 - b if fx else b)
+
+
+def _assign(a: int, b: int, s: int, symmetry: str):
+    """(g, stored phase) with g acting on the stored phase giving (a, b); one per phase."""
+    if symmetry == "none":
+        return (0, 0, 0), (a, b)
+    fy, fx = int(a > s - 1 - a), int(b > s - 1 - b)
+    a0, b0 = min(a, s - 1 - a), min(b, s - 1 - b)
+    if symmetry == "d4" and a0 > b0:
+        return (fy, fx, 1), (b0, a0)
+    return (fy, fx, 0), (a0, b0)
+
+
+def _phase_plan(s: int, symmetry: str):
+    """Stored phases and the (G, 1, 1, n_stored, 1, 1) 0/1 masks saying which group handles which."""
+    owner = {}
+    for a in range(s):
+        for b in range(s):
+            g, p0 = _assign(a, b, s, symmetry)
+            assert _act(g, *p0, s) == (a, b)
+            owner[(a, b)] = (g, p0)
+    phases = sorted({p0 for _, p0 in owner.values()})
+    groups = _GROUPS[symmetry]
+    masks = np.zeros((len(groups), len(phases)))
+    for gi, g in enumerate(groups):
+        for pi, p0 in enumerate(phases):
+            masks[gi, pi] = owner[_act(g, *p0, s)] == (g, p0)
+    assert masks.sum() == s * s  # every phase handled exactly once
+    return phases, masks[:, None, None, :, None, None]
 
 
 # --------------------------------------------------------------------------- operator
@@ -148,9 +194,11 @@ class LightFieldOperator:
         on the CPU, min(40% of the free GPU memory, 12 GiB) on the GPU.
     tile_lenslets : int or (int, int), optional
         Force a tile size T (lenslets, per axis); ``None`` chooses automatically.
-    symmetry : {"auto", True, False}
-        Use the mirror symmetries of the kernels (checked) to store only the phases
-        a, b < ceil(s/2); the 4 mirror images become extra matmul columns.  Exact.
+    symmetry : {"auto", True, False, "mirror", "d4", "none"}
+        Use the symmetries of the kernels (checked on every depth) to store only the phases
+        a, b < ceil(s/2) ("mirror") or a <= b < ceil(s/2) ("d4": mirrors and transpose, square
+        lenslet grids); the mirror/transposed volumes become extra matmul columns.  Exact.
+        "auto" uses the most the kernels allow; True requires at least "mirror".
     progress : bool
         Show a progress bar while computing the kernel spectra.
 
@@ -203,11 +251,17 @@ class LightFieldOperator:
         # taps farther than L-1 lenslets never reach the image: drop them per axis
         self._ry = [min(r, ly - 1) for r in self.radii]
         self._rx = [min(r, lx - 1) for r in self.radii]
-        self.symmetric = self._check_symmetry(symmetry)
-        # stored phases: (a, b) < h; mirror groups g = (flip y, flip x) map them onto the others
-        self.h = (self.s + 1) // 2 if self.symmetric else self.s
-        self.groups = [(0, 0), (0, 1), (1, 0), (1, 1)] if self.symmetric else [(0, 0)]
-        self.channels = self.nz * self.h * self.h
+        self.symmetry = self._check_symmetry(symmetry)
+        self.symmetric = self.symmetry != "none"
+        # group elements g = (flip y, flip x, transpose) and the stored phases they map onto all
+        self.groups = _GROUPS[self.symmetry]
+        self.phases, masks = _phase_plan(self.s, self.symmetry)
+        self.nph = len(self.phases)
+        self._pa = np.array([a for a, _ in self.phases])
+        self._pb = np.array([b for _, b in self.phases])
+        self._all_phases = self.symmetry == "none"
+        self._mask_host = masks.astype(self.dtype)
+        self.channels = self.nz * self.nph
         self.outputs = self.n * self.n
 
         if max_kernel_bytes is None:
@@ -227,47 +281,59 @@ class LightFieldOperator:
         except Exception:
             return 0
 
-    def _check_symmetry(self, symmetry) -> bool:
-        """Whether every depth's kernels obey the mirror symmetries of a square lenslet grid.
+    def _check_symmetry(self, symmetry) -> str:
+        """The symmetry the kernels obey: "d4", "mirror" or "none" (checked on every depth).
 
-        K_{s-1-a, b} = K_{a, b} flipped in y and K_{a, s-1-b} = K_{a, b} flipped in x (the optics
-        are mirror-symmetric about each lenslet's axis; PHYSICS.md section 6, check 11).  Then
-        H commutes with flipping volume and image, and only the phases a, b < ceil(s/2) need
-        kernel spectra (~3.5x less memory at s = 15).
+        Mirror: K_{s-1-a, b} = K_{a, b} flipped in y and K_{a, s-1-b} = K_{a, b} flipped in x
+        (the optics are mirror-symmetric about each lenslet's axis; PHYSICS.md section 6, check
+        11).  D4 adds the transpose K_{b, a} = K_{a, b}ᵀ, usable on a square lenslet grid.  Then H
+        commutes with the same flips/transposes of volume and image, and only the phases
+        a, b < ceil(s/2) (mirror, ~3.5x less memory at s = 15) or a <= b < ceil(s/2) (d4, ~6x)
+        need kernel spectra.
         """
-        if symmetry not in ("auto", True, False):
-            raise ValueError(f"symmetry = {symmetry!r} is invalid: expected 'auto', True or False")
-        if symmetry is False or self.s == 1:  # one phase: nothing to save
-            return False
-        ok = True
+        accepted = ("auto", True, False, "none", "mirror", "d4")
+        if not any(symmetry is v or (isinstance(symmetry, str) and symmetry == v) for v in accepted):
+            raise ValueError(f"symmetry = {symmetry!r} is invalid: expected 'auto', True, False, 'none', 'mirror' or 'd4'")
+        if symmetry is False or symmetry == "none" or self.s == 1:  # one phase: nothing to save
+            return "none"
+        mirror = transpose = True
         for k in self._psf.kernels:
             k = np.asarray(k)
             tol = 1e-6 * float(np.abs(k).max(initial=0))
-            if (np.abs(k[::-1, :, ::-1, :] - k).max(initial=0) > tol
-                    or np.abs(k[:, ::-1, :, ::-1] - k).max(initial=0) > tol):
-                ok = False
+            if mirror and (np.abs(k[::-1, :, ::-1, :] - k).max(initial=0) > tol
+                           or np.abs(k[:, ::-1, :, ::-1] - k).max(initial=0) > tol):
+                mirror = False
+            if transpose and np.abs(k.transpose(1, 0, 3, 2) - k).max(initial=0) > tol:
+                transpose = False
+            if not mirror:
                 break
-        if symmetry is True and not ok:
-            raise ValueError("symmetry = True but the kernels are not mirror-symmetric; use 'auto' or False")
-        log.info("LightFieldOperator: mirror symmetry %s", "used" if ok else "not present")
-        return ok
+        square = self.lenslets[0] == self.lenslets[1]
+        found = "d4" if (mirror and transpose and square) else "mirror" if mirror else "none"
+        if symmetry is True and found == "none":
+            raise ValueError("symmetry = True was requested but the kernels are not mirror-symmetric; use 'auto' or False")
+        if symmetry == "mirror":
+            if not mirror:
+                raise ValueError("symmetry = 'mirror' was requested but the kernels are not mirror-symmetric")
+            found = "mirror"
+        if symmetry == "d4" and found != "d4":
+            why = "the lenslet grid is not square" if (mirror and transpose) else "the kernels are not D4-symmetric"
+            raise ValueError(f"symmetry = 'd4' was requested but {why}; use 'auto' or 'mirror'")
+        log.info("LightFieldOperator: kernel symmetry %s", found)
+        return found
 
-    def _group_masks(self):
-        """(G, 1, 1, h, h, 1, 1) 0/1 masks: phase (a, b) < h in the frame flipped by group g is
-        handled by g only if that flip moves it (fixed middle phases belong to the identity)."""
-        mid = (self.s - 1) / 2
-        m = np.ones((len(self.groups), self.h, self.h), dtype=self.dtype)
-        for gi, (fy, fx) in enumerate(self.groups):
-            if fy:
-                m[gi, np.arange(self.h) >= mid, :] = 0
-            if fx:
-                m[gi, :, np.arange(self.h) >= mid] = 0
-        return backend.to_device(m[:, None, None, :, :, None, None], self.device)
+    def _to_frame(self, a, g):
+        """g⁻¹ a: flip the last two axes as g says, then transpose them (a view)."""
+        fy, fx, tr = g
+        axes = tuple(ax for ax, f in zip((-2, -1), (fy, fx)) if f)
+        out = self.xp.flip(a, axis=axes) if axes else a
+        return self.xp.swapaxes(out, -1, -2) if tr else out
 
-    def _flip(self, a, g):
-        """Flip the last two axes of ``a`` by group element g = (flip y, flip x) (a view)."""
-        axes = tuple(ax for ax, f in zip((-2, -1), g) if f)
-        return self.xp.flip(a, axis=axes) if axes else a
+    def _from_frame(self, a, g):
+        """g a: transpose the last two axes if g says, then flip them (a view)."""
+        fy, fx, tr = g
+        out = self.xp.swapaxes(a, -1, -2) if tr else a
+        axes = tuple(ax for ax, f in zip((-2, -1), (fy, fx)) if f)
+        return self.xp.flip(out, axis=axes) if axes else out
 
     def _axis_plan(self, length: int, rmax: int, tile: int | None):
         """(tile T, overlap o, FFT size P, tile count) for one axis."""
@@ -337,10 +403,11 @@ class LightFieldOperator:
     # ---------------------------------------------------------------- kernel spectra
     def _build(self, progress: bool) -> None:
         xp, n, s = self.xp, self.n, self.s
-        h = self.h
+        nph = self.nph
         self._chunks = self._plan_chunks()
-        self._masks = self._group_masks()
-        self._khat = [xp.empty((self._nf(shape), self.outputs, len(idx) * h * h), dtype=self.cdtype)
+        self._masks = backend.to_device(self._mask_host, self.device)
+        self._pa_dev, self._pb_dev = xp.asarray(self._pa), xp.asarray(self._pb)
+        self._khat = [xp.empty((self._nf(shape), self.outputs, len(idx) * nph), dtype=self.cdtype)
                       for idx, shape in self._chunks]
         owner = {int(iz): (j, pos) for j, (idx, _) in enumerate(self._chunks) for pos, iz in enumerate(idx)}
         iterator = range(self.nz)
@@ -360,14 +427,15 @@ class LightFieldOperator:
             f = self._nf((py, px))
             iy = xp.asarray((np.arange(-ry, ry + 1)) % py)
             ix = xp.asarray((np.arange(-rx, rx + 1)) % px)
-            for a in range(h):  # one phase row at a time bounds the setup memory
-                g = xp.zeros((h, n, n, py, px), dtype=self.dtype)
-                g[:, :, :, iy[:, None], ix[None, :]] = k[a, :h]
-                gh = self._fft.rfft2(g)  # (b, uy, ux, fy, fx)
-                gh = gh.reshape(h, self.outputs, f).transpose(2, 1, 0)  # (f, u, b)
+            for p0 in range(0, nph, s):  # s stored phases at a time bounds the setup memory
+                p1 = min(nph, p0 + s)
+                g = xp.zeros((p1 - p0, n, n, py, px), dtype=self.dtype)
+                g[:, :, :, iy[:, None], ix[None, :]] = k[xp.asarray(self._pa[p0:p1]), xp.asarray(self._pb[p0:p1])]
+                gh = self._fft.rfft2(g)  # (phase, uy, ux, fy, fx)
+                gh = gh.reshape(p1 - p0, self.outputs, f).transpose(2, 1, 0)  # (f, u, phase)
                 j, pos = owner[iz]
-                c0 = (pos * h + a) * h
-                self._khat[j][:, :, c0: c0 + h] = gh
+                c0 = pos * nph + p0
+                self._khat[j][:, :, c0: c0 + p1 - p0] = gh
                 del g, gh
         backend.synchronize(self.device)
         log.info(
@@ -386,7 +454,7 @@ class LightFieldOperator:
         """FLOPs and bytes of one projection (``projection_cost`` for this geometry)."""
         return projection_cost(
             self.nz, self.s, self.n, self.lenslets, self.radii, (self.ntiles_y, self.ntiles_x),
-            self.fft_shapes, self.dtype.itemsize, self.symmetric,
+            self.fft_shapes, self.dtype.itemsize, self.symmetry,
         )
 
     def __repr__(self) -> str:
@@ -418,7 +486,7 @@ class LightFieldOperator:
 
     def _per_depth_bytes(self, shape) -> int:
         """Temporaries of one depth and one frame in a projection on FFT grid ``shape`` (bytes)."""
-        s2 = len(self.groups) * self.h * self.h
+        s2 = len(self.groups) * self.nph
         real = self.ntiles * shape[0] * shape[1] * self.dtype.itemsize
         cplx = self._nf(shape) * self.cdtype.itemsize * self.ntiles
         return s2 * (2 * real + 3 * cplx)
@@ -429,7 +497,7 @@ class LightFieldOperator:
         chunks = []
         for shape in sorted(set(self.fft_shapes)):
             depths = [iz for iz in range(self.nz) if self.fft_shapes[iz] == shape]
-            spectra = self._nf(shape) * self.outputs * self.h * self.h * self.cdtype.itemsize
+            spectra = self._nf(shape) * self.outputs * self.nph * self.cdtype.itemsize
             per_depth = max(self._per_depth_bytes(shape), spectra, 1)
             c = int(max(1, min(len(depths), self.max_chunk_bytes // per_depth)))
             chunks += [(np.array(depths[i: i + c]), shape) for i in range(0, len(depths), c)]
@@ -526,7 +594,7 @@ class LightFieldOperator:
         return out if batched else out[0]
 
     def _forward(self, x):
-        xp, s, n, h = self.xp, self.s, self.n, self.h
+        xp, s, n, nph = self.xp, self.s, self.n, self.nph
         t = x.shape[0]
         ly, lx = self.lenslets
         ng = len(self.groups)
@@ -537,15 +605,18 @@ class LightFieldOperator:
         for (idx, shape), kh in zip(self._chunks, self._khat):
             c = len(idx)
             xc = self._take(x, idx)
-            # each mirror group sees the flipped volume; its phases (a, b) < h, masked
-            xg = xp.stack([self._flip(xc, g) for g in self.groups])  # (G, t, c, Y, X)
-            ph = xg.reshape(ng, t, c, ly, s, lx, s).transpose(0, 1, 2, 4, 6, 3, 5)[:, :, :, :h, :h]
-            ph = (ph * self._masks).reshape(gt, c, h, h, ly, lx)
+            # each group element g sees the volume g⁻¹x; it handles its stored phases (masked)
+            xg = xp.stack([self._to_frame(xc, g) for g in self.groups])  # (G, t, c, Y, X)
+            ph = xg.reshape(ng, t, c, ly, s, lx, s).transpose(0, 1, 2, 4, 6, 3, 5)  # (G, t, c, a, b, Ly, Lx)
+            if self._all_phases:
+                ph = ph.reshape(gt, c, nph, ly, lx)
+            else:
+                ph = (ph[:, :, :, self._pa_dev, self._pb_dev] * self._masks).reshape(gt, c, nph, ly, lx)
             del xg, xc
-            xh = self._fft.rfft2(self._tiles_from_grid(ph, shape))  # (G t, c, a, b, ny, nx, py, pxh)
+            xh = self._fft.rfft2(self._tiles_from_grid(ph, shape))  # (G t, c, phase, ny, nx, py, pxh)
             del ph
-            xh = xh.transpose(6, 7, 1, 2, 3, 0, 4, 5).reshape(self._nf(shape), c * h * h, b)
-            part = backend.matmul(kh, xh)  # per frequency: (N^2 x c h^2) @ (c h^2 x groups*frames*tiles)
+            xh = xh.transpose(5, 6, 1, 2, 0, 3, 4).reshape(self._nf(shape), c * nph, b)
+            part = backend.matmul(kh, xh)  # per frequency: (N^2 x c nph) @ (c nph x groups*frames*tiles)
             del xh
             if shape in acc:
                 acc[shape] += part
@@ -563,7 +634,7 @@ class LightFieldOperator:
             img = w.transpose(0, 1, 5, 3, 2, 6, 4).reshape(ng, t, ny * self.tile_y * n, nx * self.tile_x * n)
             img = img[:, :, : ly * n, : lx * n]
             for gi in range(ng):
-                term = self._flip(img[gi], self.groups[gi])
+                term = self._from_frame(img[gi], self.groups[gi])
                 if out is None:
                     out = xp.ascontiguousarray(term, dtype=self.dtype)
                 else:
@@ -583,7 +654,7 @@ class LightFieldOperator:
         py, px = shape
         full = xp.zeros((ng, t, ny * ty * n, nx * tx * n), dtype=self.dtype)
         for gi, g in enumerate(self.groups):
-            full[gi, :, : ly * n, : lx * n] = self._flip(y, g)
+            full[gi, :, : ly * n, : lx * n] = self._to_frame(y, g)
         # (G t, ny, qy, uy, nx, qx, ux) -> (G t, ny, nx, uy, ux, qy, qx) in zero windows
         q = full.reshape(gt, ny, ty, n, nx, tx, n).transpose(0, 1, 4, 3, 6, 2, 5)
         w = xp.zeros((gt, ny, nx, n, n, py, px), dtype=self.dtype)
@@ -597,7 +668,7 @@ class LightFieldOperator:
         return yh
 
     def _adjoint(self, y, out):
-        xp, s, h = self.xp, self.s, self.h
+        xp, s, nph = self.xp, self.s, self.nph
         t = y.shape[0]
         ly, lx = self.lenslets
         ng = len(self.groups)
@@ -609,24 +680,24 @@ class LightFieldOperator:
             py, px = shape
             if shape not in spectra:
                 spectra = {shape: self._image_spectra(y, shape)}  # chunks are grouped by grid
-            xh = backend.matmul(spectra[shape], kh)  # (f, b, c h^2)
+            xh = backend.matmul(spectra[shape], kh)  # (f, b, c nph)
             xp.conj(xh, out=xh)
-            # (fy, fx, G t, ny, nx, c, a, b) -> (G t, c, a, b, ny, nx, fy, fx)
-            xh = xh.reshape(py, px // 2 + 1, gt, ny, nx, c, h, h).transpose(2, 5, 6, 7, 3, 4, 0, 1)
+            # (fy, fx, G t, ny, nx, c, phase) -> (G t, c, phase, ny, nx, fy, fx)
+            xh = xh.reshape(py, px // 2 + 1, gt, ny, nx, c, nph).transpose(2, 5, 6, 3, 4, 0, 1)
             win = self._fft.irfft2(xh, s=(py, px))
             del xh
-            ph = self._grid_from_tiles(win, shape).reshape(ng, t, c, h, h, ly, lx) * self._masks
+            ph = self._grid_from_tiles(win, shape).reshape(ng, t, c, nph, ly, lx)
             del win
-            if ng == 1 and h == s:
-                acc = ph[0].transpose(0, 1, 4, 2, 5, 3).reshape(t, c, ly * s, lx * s)
+            if self._all_phases:
+                acc = ph[0].reshape(t, c, s, s, ly, lx).transpose(0, 1, 4, 2, 5, 3).reshape(t, c, ly * s, lx * s)
             else:
                 allph = xp.zeros((ng, t, c, s, s, ly, lx), dtype=self.dtype)
-                allph[:, :, :, :h, :h] = ph
+                allph[:, :, :, self._pa_dev, self._pb_dev] = ph * self._masks
                 vol = allph.transpose(0, 1, 2, 5, 3, 6, 4).reshape(ng, t, c, ly * s, lx * s)
                 del allph
-                acc = vol[0].copy()
+                acc = xp.ascontiguousarray(self._from_frame(vol[0], self.groups[0]))
                 for gi in range(1, ng):
-                    acc += self._flip(vol[gi], self.groups[gi])
+                    acc += self._from_frame(vol[gi], self.groups[gi])
                 del vol
             if len(idx) and idx[-1] - idx[0] == len(idx) - 1:
                 out[:, int(idx[0]): int(idx[-1]) + 1] = acc

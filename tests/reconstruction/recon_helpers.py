@@ -53,13 +53,16 @@ def direct_forward(psf: LightFieldPSF, volume: np.ndarray) -> np.ndarray:
     return canvas[pad: pad + ny, pad: pad + nx]
 
 
-def symmetric_psf(m: Microscope, radii, rng, dtype=np.float32) -> LightFieldPSF:
+def symmetric_psf(m: Microscope, radii, rng, dtype=np.float32, transpose: bool = False) -> LightFieldPSF:
     """Random kernels with the mirror symmetries of a square lenslet grid:
-    K_{s-1-a,b} = K_{a,b} flipped in y and K_{a,s-1-b} = K_{a,b} flipped in x."""
+    K_{s-1-a,b} = K_{a,b} flipped in y and K_{a,s-1-b} = K_{a,b} flipped in x
+    (and K_{b,a} = K_{a,b} transposed if ``transpose``)."""
     psf = synthetic_psf(m, radii, rng, np.float64)
     kernels = []
     for k in psf.kernels:
         k = k + k[::-1, :, ::-1, :]
         k = k + k[:, ::-1, :, ::-1]
+        if transpose:
+            k = k + k.transpose(1, 0, 3, 2)
         kernels.append(k.astype(dtype))
     return LightFieldPSF(m, m.z_um, kernels, psf.discarded)

@@ -184,7 +184,7 @@ def test_mirror_symmetric_storage_is_exact(n, s, lenslets, radii, tile, rng64, d
     psf = symmetric_psf(m, radii, rng64, np.float64)
     full = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile, symmetry=False)
     sym = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile)
-    assert sym.symmetric and not full.symmetric
+    assert sym.symmetry == "mirror" and full.symmetry == "none"
     h = (s + 1) // 2
     assert sym.nbytes * s * s == full.nbytes * h * h
     x = xp.asarray(rng64.standard_normal((2, *full.volume_shape)))
@@ -200,9 +200,53 @@ def test_mirror_symmetric_storage_is_exact(n, s, lenslets, radii, tile, rng64, d
                                    atol=1e-11 * np.abs(direct_forward(psf, xs)).max())
 
 
+D4_CASES = [
+    pytest.param(5, 3, (4, 4), [2, 0, 1], None, id="s3"),
+    pytest.param(5, 4, (3, 3), [1, 3, 0], None, id="s4-even-R>L"),
+    pytest.param(3, 3, (6, 6), [1, 2, 1], 2, id="s3-tiled"),
+    pytest.param(7, 5, (3, 3), [1, 1, 2], None, id="s5-N7"),
+]
+
+
+@pytest.mark.parametrize("n,s,lenslets,radii,tile", D4_CASES)
+def test_d4_symmetric_storage_is_exact(n, s, lenslets, radii, tile, rng64, device, xp, to_np):
+    """Mirrors and transpose on a square grid: phases a <= b < ceil(s/2) suffice, same operator."""
+    m = microscope(n, s, lenslets, z=[-2.0, 0.0, 2.0])
+    psf = symmetric_psf(m, radii, rng64, np.float64, transpose=True)
+    full = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile, symmetry=False)
+    mirror = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile, symmetry="mirror")
+    d4 = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile)
+    h = (s + 1) // 2
+    assert d4.symmetry == "d4" and d4.nph == h * (h + 1) // 2 and mirror.nph == h * h
+    assert d4.nbytes * s * s == full.nbytes * d4.nph
+    x = xp.asarray(rng64.standard_normal((2, *full.volume_shape)))
+    y = xp.asarray(rng64.standard_normal((2, *full.image_shape)))
+    ref_y, ref_x = to_np(full.forward(x)), to_np(full.adjoint(y))
+    for op in (mirror, d4):
+        np.testing.assert_allclose(to_np(op.forward(x)), ref_y, rtol=0, atol=1e-11)
+        np.testing.assert_allclose(to_np(op.adjoint(y)), ref_x, rtol=0, atol=1e-11)
+    lhs = float(xp.vdot(d4.forward(x[0]), y[0]))
+    rhs = float(xp.vdot(x[0], d4.adjoint(y[0])))
+    assert abs(lhs - rhs) <= 1e-10 * abs(lhs)
+    if device == "cpu":
+        ref = direct_forward(psf, to_np(x[0]))
+        np.testing.assert_allclose(to_np(d4.forward(x[0])), ref, rtol=0, atol=1e-11 * np.abs(ref).max())
+
+
+def test_d4_needs_a_square_grid(rng64):
+    m = microscope(5, 3, (4, 5), z=[-2.0, 0.0, 2.0])
+    psf = symmetric_psf(m, [1, 1, 1], rng64, np.float64, transpose=True)
+    assert LightFieldOperator(psf, "cpu").symmetry == "mirror"
+    with pytest.raises(ValueError, match="not square"):
+        LightFieldOperator(psf, "cpu", symmetry="d4")
+
+
 def test_symmetry_requested_but_absent_is_an_error(rng64):
     m = microscope(5, 3, (4, 5), z=[-2.0, 0.0, 2.0])
     psf = synthetic_psf(m, [1, 1, 1], rng64)
     assert not LightFieldOperator(psf, "cpu").symmetric
-    with pytest.raises(ValueError, match="symmetry"):
-        LightFieldOperator(psf, "cpu", symmetry=True)
+    for bad in (True, "mirror", "d4"):
+        with pytest.raises(ValueError, match="symmetry"):
+            LightFieldOperator(psf, "cpu", symmetry=bad)
+    with pytest.raises(ValueError, match="symmetry = 'yes'"):
+        LightFieldOperator(psf, "cpu", symmetry="yes")
