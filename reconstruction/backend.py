@@ -249,55 +249,29 @@ def current_rss_bytes() -> int:
 
 
 # ----------------------------------------------------------------------------- batched matmul
-_BLAS_NAMES = (
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
-)
-
-
 @functools.lru_cache(maxsize=1)
-def _openblas_controls() -> list:
-    """(set, get) thread-count functions of every OpenBLAS loaded in this process (Linux only)."""
-    import ctypes
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
 
-    found = []
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = {line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return found
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for set_name, get_name in _BLAS_NAMES:
-            if hasattr(lib, set_name) and hasattr(lib, get_name):
-                found.append((getattr(lib, set_name), getattr(lib, get_name)))
-                break
-    return found
+    return ThreadpoolController()
 
 
 class blas_single_thread:
-    """Context manager: OpenBLAS runs single-threaded inside (restored on exit).
+    """Context manager: the BLAS library (OpenBLAS, MKL...) runs single-threaded inside.
 
     The operator's per-frequency matrix products are many small GEMMs; OpenBLAS threads each
     one and, on a busy machine, its spinning threads can slow a projection tenfold.  We thread
-    over frequencies ourselves instead (``matmul``).  A no-op when no OpenBLAS is found.
+    over frequencies ourselves instead (``matmul``).  Uses threadpoolctl, which finds the BLAS
+    libraries loaded in the process on every platform; the limit is restored on exit.
     """
 
     def __enter__(self):
-        self._saved = []
-        for set_fn, get_fn in _openblas_controls():
-            self._saved.append((set_fn, int(get_fn())))
-            set_fn(1)
+        self._ctx = _blas_controller().limit(limits=1, user_api="blas")
+        self._ctx.__enter__()
         return self
 
     def __exit__(self, *exc):
-        for set_fn, n in self._saved:
-            set_fn(n)
+        self._ctx.__exit__(*exc)
         return False
 
 

@@ -10,16 +10,9 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-def _gpu_available() -> bool:
-    try:
-        import cupy  # noqa: F401  (test-only probe; library code imports cupy only in backend.py)
+from reconstruction.backend import gpu_available
 
-        return bool(cupy.cuda.is_available())
-    except Exception:
-        return False
-
-
-GPU = _gpu_available()
+GPU = gpu_available()
 
 
 def pytest_collection_modifyitems(config, items):
