@@ -48,11 +48,13 @@ def _fwhm(x, y):
 
 @pytest.mark.parametrize("na,n,lat,ax", [(0.5, 1.33, 0.53329, 4.7221), (0.95, 1.0, 0.26982, 0.6832)])
 def test_fwhm_sets_A_B(na, n, lat, ax):
-    r = np.linspace(0, 2 * lat, 4001)
-    assert _fwhm(r, widefield_intensity(r, 0.0, wavelength_um=LAM, na=na, n=n)) == pytest.approx(lat, rel=5e-4)
-    z = np.linspace(0, 2 * ax, 2001)
-    iz = np.array([abs(radial_field(np.zeros(1), zz, wavelength_um=LAM, na=na, n=n)[0]) ** 2 for zz in z])
-    assert _fwhm(z, iz) == pytest.approx(ax, rel=5e-4)
+    # Check 4: half-maximum points found by root-finding (independent of any sampling grid)
+    kw = dict(wavelength_um=LAM, na=na, n=n)
+    i0 = widefield_intensity(np.zeros(1), 0.0, **kw)[0]
+    half_r = optimize.brentq(lambda r: widefield_intensity(np.array([r]), 0.0, **kw)[0] / i0 - 0.5, 1e-3, lat, xtol=1e-9)
+    half_z = optimize.brentq(lambda z: abs(radial_field(np.zeros(1), z, **kw)[0]) ** 2 / i0 - 0.5, 1e-3, ax, xtol=1e-9)
+    assert 2 * half_r == pytest.approx(lat, rel=2e-4)
+    assert 2 * half_z == pytest.approx(ax, rel=2e-4)
 
 
 def test_conjugate_symmetry_in_z():
