@@ -93,30 +93,6 @@ def _nip_power(alpha: float, k: float, apodization: str, vectorial: bool) -> flo
     return 2 * math.pi / k**2 * integral
 
 
-@functools.lru_cache(maxsize=8)
-def _gauss_legendre(count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on [-1, 1] by Newton's method on P_n (Abramowitz & Stegun
-    25.4.29; initial guesses cos(pi (i - 1/4) / (n + 1/2))).  numpy's ``leggauss`` solves a dense
-    eigenproblem, O(n^3), which dominated the operator build; this is O(n^2) and cached."""
-    n = int(count)
-    x = np.cos(np.pi * (np.arange(1, n + 1) - 0.25) / (n + 0.5))
-    for _ in range(100):
-        p_prev, p = np.ones_like(x), x.copy()
-        for j in range(2, n + 1):
-            p_prev, p = p, ((2 * j - 1) * x * p - (j - 1) * p_prev) / j
-        dp = n * (x * p - p_prev) / (x**2 - 1)
-        step = p / dp
-        x = x - step
-        if np.max(np.abs(step)) < 1e-15:
-            break
-    p_prev, p = np.ones_like(x), x.copy()
-    for j in range(2, n + 1):
-        p_prev, p = p, ((2 * j - 1) * x * p - (j - 1) * p_prev) / j
-    dp = n * (x * p - p_prev) / (x**2 - 1)
-    w = 2 / ((1 - x**2) * dp**2)
-    return x[::-1].copy(), w[::-1].copy()
-
-
 @functools.lru_cache(maxsize=2)
 def _bessel_matrices(
     r_max: float, h: float, k: float, alpha: float, count: int, vectorial: bool
@@ -127,7 +103,7 @@ def _bessel_matrices(
     costs one matrix-vector product per integral instead of a full quadrature.
     """
     r = np.arange(0.0, r_max + 4 * h, h)
-    x, w = _gauss_legendre(count)
+    x, w = debye.gauss_legendre(count)
     theta, w = 0.5 * alpha * (x + 1), 0.5 * alpha * w
     arg = k * np.outer(r, np.sin(theta))
     mats = (special.j0(arg),) + ((special.j1(arg), special.jv(2, arg)) if vectorial else ())
@@ -151,13 +127,8 @@ class _RadialTable:
         self.vectorial = m.simulation.vectorial
         k = m.wavenumber
         r, theta, w, mats = _bessel_matrices(r_max, h, k, m.objective.half_angle, count, self.vectorial)
-        c, s = np.cos(theta), np.sin(theta)
-        if self.vectorial:
-            base = w * np.sqrt(c) * np.exp(1j * k * z_abs * c)
-            cols = [mats[0] @ (base * s * (1 + c)), mats[1] @ (base * s**2), mats[2] @ (base * s * (1 - c))]
-        else:
-            wts = w * debye._apodization(m.simulation.apodization, c) * s * np.exp(1j * k * z_abs * c)
-            cols = [mats[0] @ wts]
+        wts = debye.integrand_weights(theta, w, k, z_abs, m.simulation.apodization, self.vectorial)
+        cols = [mat @ wt for mat, wt in zip(mats, wts)]
         self.splines = [CubicSpline(r, col) for col in cols]
         self.r_max = float(r[-1])
 

@@ -359,7 +359,7 @@ def test_radial_table_equals_optics_debye(z, vectorial):
 
 @pytest.mark.parametrize("count", [64, 640])
 def test_gauss_legendre_nodes(count):
-    from optics.lfpsf import _gauss_legendre
+    from optics.debye import gauss_legendre as _gauss_legendre
 
     x, w = _gauss_legendre(count)
     x_np, _ = np.polynomial.legendre.leggauss(count)
