@@ -49,6 +49,7 @@ __all__ = [
     "axial_first_zero_paraxial_um",
     "axial_first_zero_um",
     "depth_of_field_um",
+    "widefield_defocus_resolution_um",
     "rendering_resolution_um",
     "spots_per_lenslet",
     "perspective_dof_um",
@@ -165,6 +166,19 @@ def depth_of_field_um(wavelength_um: float, na: float, n: float, pixel_um: float
         raise ValueError(f"pixel_um = {pixel_um!r} is invalid: expected a number >= 0")
     mag = _pos("magnification", magnification)
     return lam * n_ / na_**2 + n_ * e / (mag * na_)
+
+
+def widefield_defocus_resolution_um(z_um, wavelength_um: float, na: float, n: float):
+    """Geometric two-point model of a defocused wide-field image: max(Sparrow, 2 |z| tan alpha).
+
+    Out of focus the image of a point is a blur disk of diameter 2 |z| tan(alpha) (marginal ray at
+    alpha = asin(NA/n)); the line profile through two uniform disks first dips between them when
+    their separation exceeds one diameter.  A ray-optics estimate (it ignores the ring structure
+    of the defocused wave-optical PSF); at focus it is the Sparrow limit.
+    """
+    lam, na_, n_ = _optics(wavelength_um, na, n)
+    tan_a = na_ / math.sqrt(n_**2 - na_**2)
+    return _out(np.maximum(sparrow_um(lam, na_), 2 * _absz(z_um) * tan_a))
 
 
 # --------------------------------------------------------------------------- light field
@@ -296,14 +310,14 @@ def resolvable_voxels(fov_um: Sequence[float], z_um, lateral_um, axial_um) -> fl
 def lateral_resolution_m(m, z_um):
     """Theory lateral resolution of microscope ``m`` at depths ``z_um`` (µm).
 
-    Wide-field: Sparrow 0.4736 lambda0/NA at focus (the defocused wide-field image is not a
-    resolution figure; returned for every z unchanged).  LFM: the design model
+    Wide-field: ``widefield_defocus_resolution_um`` (Sparrow at focus, the blur-disk diameter
+    out of focus).  LFM: the design model
     ``lfm_lateral_resolution_um``, and d/M inside the artifact band.
     """
     o = m.objective
     z = np.asarray(z_um, dtype=np.float64)
     if m.mla is None:
-        return _out(np.full(z.shape, sparrow_um(m.wavelength_um, o.na)))
+        return widefield_defocus_resolution_um(z, m.wavelength_um, o.na, o.immersion_index)
     res = lfm_lateral_resolution_um(z, m.wavelength_um, o.na, o.immersion_index, m.mla.pitch_um,
                                     o.magnification, m.camera.pixel_um, m.mla.focal_um)
     band = artifact_band_um(o.na, o.immersion_index, m.mla.pitch_um, o.magnification)

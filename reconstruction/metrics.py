@@ -47,9 +47,9 @@ def _refine_peak(s, p: np.ndarray, i: int) -> tuple[float, float]:
     """Sub-sample maximum near sample ``i``: (position, value).
 
     A log-parabola (Gaussian) through the three samples around the maximum when they are positive
-    and it is concave with its vertex within half a sample (exact for a sampled Gaussian, which a
-    cubic spline underestimates when the peak falls between two coarse samples); otherwise the
-    spline's maximum.
+    and it is concave with its vertex within half a sample and its peak at most 1.25x the largest
+    sample (exact for a sampled Gaussian of sigma >= 0.75 samples, which a cubic spline
+    underestimates when the peak falls between two coarse samples); otherwise the spline's maximum.
     """
     from scipy.optimize import minimize_scalar
 
@@ -62,8 +62,11 @@ def _refine_peak(s, p: np.ndarray, i: int) -> tuple[float, float]:
         curv = la - 2 * lb + lc
         if curv < 0:
             dx = 0.5 * (la - lc) / curv
-            if abs(dx) <= 0.5:
-                return float(i + dx), float(math.exp(lb - 0.25 * (la - lc) * dx))
+            peak = math.exp(lb - 0.25 * (la - lc) * dx)
+            # a Gaussian of sigma >= 0.75 samples peaks at most 1.25x above its best sample; a larger
+            # value means the peak is not Gaussian-shaped (e.g. a sharp edge): use the spline
+            if abs(dx) <= 0.5 and peak <= 1.25 * b:
+                return float(i + dx), float(peak)
     r = minimize_scalar(lambda x: -s(x), bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
     if -r.fun >= p[i]:
         return float(r.x), float(-r.fun)
@@ -109,6 +112,8 @@ def fwhm(profile, spacing: float = 1.0, *, baseline: float = 0.0) -> float:
     jr = i + 1 + int(above[0])
     left = _crossing(p, s, jl, half)
     right = _crossing(p, s, jr - 1, half)
+    if not left <= x0 <= right:
+        return math.nan
     return float((right - left) * spacing)
 
 
@@ -175,10 +180,13 @@ def sparrow_resolved(profile, left: float | None = None, right: float | None = N
                      min_dip: float = 0.0) -> bool:
     """Whether a 1-D profile through two spots shows them resolved (Sparrow criterion).
 
-    Definition: the natural cubic spline through the samples has a local minimum strictly
-    between the two spot positions ``left`` < ``right`` (sample coordinates, floats allowed)
-    whose value is below the lower of the two maxima on either side of it by more than
-    ``min_dip`` times that maximum.  With ``min_dip = 0`` this is Sparrow's limit (the summed
+    Definition: the natural cubic spline through the samples has a local minimum in the middle
+    half between the two spot positions ``left`` < ``right`` (sample coordinates, floats allowed;
+    |x - midpoint| <= (right - left) / 4) whose value is below the lower of the two maxima on
+    either side of it by more than ``min_dip`` times that maximum, and those maxima lie within
+    max(sep/4, 1 sample) of the pair (the peaks of two unimodal spots are pulled inwards, never
+    outwards).  The last two conditions keep overlapping spots with dark centres (defocused
+    rings, whose interiors form a bowl between them) from counting as resolved.  With ``min_dip = 0`` this is Sparrow's limit (the summed
     profile is no longer flat or peaked at the midpoint); a small positive ``min_dip`` makes the
     test robust to noise.  The maxima are searched up to half a separation outside the pair.
     Default positions: the two highest local maxima of the profile.
@@ -202,11 +210,17 @@ def sparrow_resolved(profile, left: float | None = None, right: float | None = N
     grid = np.linspace(left, right, max(65, int(32 * sep) + 1))
     vals = s(grid)
     interior = np.nonzero((vals[1:-1] < vals[:-2]) & (vals[1:-1] <= vals[2:]))[0] + 1
-    for k in interior:  # each interior local minimum of the spline
+    mid = 0.5 * (left + right)
+    interior = interior[np.abs(grid[interior] - mid) <= sep / 4]
+    tol = max(0.25 * sep, 1.0)
+    for k in interior:  # each local minimum of the spline in the middle half between the spots
         x_min, v_min = grid[k], vals[k]
         lg = np.linspace(max(0.0, left - sep / 2), x_min, 129)
         rg = np.linspace(x_min, min(p.size - 1.0, right + sep / 2), 129)
-        peak = min(float(np.max(s(lg))), float(np.max(s(rg))))
+        sl, sr = s(lg), s(rg)
+        if lg[int(np.argmax(sl))] < left - tol or rg[int(np.argmax(sr))] > right + tol:
+            continue  # the flanking maxima lie outside the pair (rings of dark-centred spots)
+        peak = min(float(np.max(sl)), float(np.max(sr)))
         if peak > 0 and v_min < peak * (1 - min_dip) - 1e-12 * abs(peak):
             return True
     return False  # no interior minimum: monotone or single-peaked between the spots

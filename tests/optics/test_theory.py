@@ -228,6 +228,21 @@ def test_resolvable_voxels():
     assert theory.resolvable_voxels((10.0, 10.0), [0.0, 1.0], [np.nan, np.nan], 1.0) == 0.0
 
 
+def test_widefield_defocus_two_disks():
+    """Two uniform blur disks (diameter 2 z tan alpha, traced here with the marginal ray) on a fine grid:
+    the line profile through them has a zero at the midpoint only beyond one diameter."""
+    lam, na, n, z = 0.52, 0.5, 1.33, 3.0
+    alpha = math.asin(na / n)
+    diam = 2 * z * math.tan(alpha)
+    assert theory.widefield_defocus_resolution_um(z, lam, na, n) == pytest.approx(diam, rel=1e-12)
+    x = np.linspace(-3 * diam, 3 * diam, 6001)
+    for factor, dip in ((1.02, True), (0.98, False)):
+        sep = factor * diam
+        prof = (np.abs(x - sep / 2) <= diam / 2).astype(float) + (np.abs(x + sep / 2) <= diam / 2)
+        assert bool(prof[np.argmin(np.abs(x))] < prof.max()) is dip
+    assert theory.widefield_defocus_resolution_um(0.0, lam, na, n) == pytest.approx(theory.sparrow_um(lam, na))
+
+
 def test_lateral_resolution_from_microscope():
     wf = presets.get("widefield-20x-0.5w")
     assert theory.lateral_resolution_m(wf, 0.0) == pytest.approx(0.4736 * 0.52 / 0.5, rel=1e-4)

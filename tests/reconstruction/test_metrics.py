@@ -48,6 +48,10 @@ def test_fwhm_baseline_and_unresolved():
     g = gaussian(x, 20, 2.0)
     assert metrics.fwhm(g + 0.3, 1.0, baseline=0.3) == pytest.approx(FWHM_PER_SIGMA * 2.0, rel=5e-3)
     assert math.isnan(metrics.fwhm(gaussian(x, 2, 5.0), 1.0))  # never falls to half on the left
+    # a sharp one-sided edge (seen in reconstructions): a positive width, not an extrapolated peak
+    edge = np.array([0, 0, 0, 0.666, 0.843, 1.0, 0.002, 0.001, 0, 0])
+    w = metrics.fwhm(edge, 1.0)
+    assert 1.0 < w < 3.0
     with pytest.raises(ValueError, match="spacing"):
         metrics.fwhm(g, 0)
     with pytest.raises(ValueError, match="profile"):
@@ -99,6 +103,19 @@ def test_sparrow_min_dip_rejects_noise_wiggle():
     assert metrics.sparrow_resolved(wiggle, 27, 33, min_dip=0.01) is False
     pair = gaussian(x, 24, 3.0) + gaussian(x, 36, 3.0)  # deep dip
     assert metrics.sparrow_resolved(pair, 24, 36, min_dip=0.05) is True
+
+
+def test_sparrow_ignores_dark_centred_spots():
+    """Two overlapping rings (defocused spots with dark centres, ring radius 14 > separation 10): the
+    profile between the centres is a bowl, but its flanking maxima are the far ring edges, outside
+    the pair: not resolved.  Two compact spots at the same separation are."""
+    x = np.arange(200, dtype=float)
+
+    def ring(c):
+        return gaussian(x, c - 14, 2.0) + gaussian(x, c + 14, 2.0)
+
+    assert metrics.sparrow_resolved(ring(95) + ring(105), 95, 105) is False
+    assert metrics.sparrow_resolved(gaussian(x, 95, 2.0) + gaussian(x, 105, 2.0), 95, 105) is True
 
 
 def test_two_point_resolution_from_sweep():

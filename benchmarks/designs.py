@@ -1,0 +1,246 @@
+"""The microscope designs the trade-off benchmark sweeps, and the measurement settings per size.
+
+Designs (``standard_designs``): for each objective (20x/0.5W and 40x/0.95 by default, the
+objectives of the ``lfm-20x-0.5w`` and ``lfm-40x-0.95`` presets) a standard LFM (MLA at the native
+image plane) for several lenslet pitches d = N p with N pixels per lenslet (odd), the same camera
+pixel p and f-number matched lenslets f_ml = d M / (2 NA) (Levoy et al. 2006), all on one fixed
+camera; and a wide-field reference with the same objective and sensor area.  The wide-field
+reference uses a design-specific, finer camera pixel (2 µm: 0.1 µm in the sample at 20x) so that
+its image samples the Sparrow distance with several pixels (a 6.5 µm pixel would put the wide-field
+two-point measurement on a 0.33 µm grid); its field of view is that of the same sensor area.
+
+Each design carries the depths at which it is measured and the reconstruction grid (``Size``):
+the measured field is a crop of the camera (``crop_lenslets`` lenslets), the field of view and
+resolvable voxels are reported for the full camera.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from optics import presets
+from optics.config import Microscope, load_config
+
+__all__ = ["Size", "SIZES", "Design", "standard_designs", "design_from_config", "OBJECTIVES"]
+
+#: Objectives swept by default: preset name -> short label.
+OBJECTIVES = {"lfm-20x-0.5w": "20x/0.5W", "lfm-40x-0.95": "40x/0.95"}
+#: Wide-field reference pixel (µm, sensor side): design-specific, see the module docstring.
+WIDEFIELD_PIXEL_UM = 2.0
+
+
+@dataclass(frozen=True)
+class Size:
+    """Measurement settings of one benchmark size (``--quick``, ``--smallest``, full)."""
+
+    name: str
+    nnums: tuple[int, ...]               # pixels per lenslet swept per objective
+    crop_lenslets: int                   # measured camera crop (lenslets per side)
+    max_voxels_per_lenslet: int          # reconstruction s <= min(N, this)
+    voxel_target: float                  # aim for a voxel of this many lambda0/NA (s rounded up to odd)
+    iterations: int                      # Richardson-Lucy iterations
+    depth_fractions: tuple[float, ...]   # measured depths, as fractions of the objective's z_max
+    z_max_um: dict = field(default_factory=dict)   # per objective preset: deepest measured depth (µm)
+    z_step_um: dict = field(default_factory=dict)  # per objective preset: reconstruction plane step
+    separations: tuple[float, ...] = (0.6, 0.75, 0.9, 1.0, 1.15, 1.35, 1.6, 1.9, 2.3, 2.8, 3.4)
+    widefield_depths_um: dict = field(default_factory=dict)
+    widefield_crop_px: int = 64
+    objectives: tuple[str, ...] = tuple(OBJECTIVES)
+    symmetric: bool = False              # measure -z too (else mirror the z >= 0 results)
+    sim_oversampling_extra: int = 1      # the simulation model samples the field this much finer
+    margin_planes: int = 2               # reconstruction planes beyond the deepest measured depth
+
+    def describe(self) -> str:
+        return (f"size {self.name!r}: N = {list(self.nnums)} px/lenslet, camera crop {self.crop_lenslets} lenslets, "
+                f"voxel ~{self.voxel_target:g} lambda0/NA (<= {self.max_voxels_per_lenslet} voxels/lenslet), "
+                f"{self.iterations} RL iterations, "
+                f"{len(self.depth_fractions)} depths per design{' (both signs)' if self.symmetric else ' (z >= 0, mirrored)'}, "
+                f"{len(self.separations)} two-point separations")
+
+
+_WF_DEPTHS = {"lfm-20x-0.5w": (0.0, 0.5, 1.0, 2.0, 3.0, 4.5, 6.0), "lfm-40x-0.95": (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)}
+
+SIZES = {
+    "full": Size("full", nnums=(7, 11, 15, 19), crop_lenslets=15, max_voxels_per_lenslet=11, voxel_target=0.5,
+                 iterations=30,
+                 depth_fractions=(-1.0, -0.6, -0.3, -0.1, 0.0, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0),
+                 z_max_um={"lfm-20x-0.5w": 100.0, "lfm-40x-0.95": 24.0},
+                 z_step_um={"lfm-20x-0.5w": 4.0, "lfm-40x-0.95": 1.5}, symmetric=True,
+                 widefield_depths_um={k: tuple(sorted({-v for v in d} | set(d))) for k, d in _WF_DEPTHS.items()},
+                 widefield_crop_px=96),
+    "quick": Size("quick", nnums=(7, 11, 15), crop_lenslets=9, max_voxels_per_lenslet=9, voxel_target=1.0,
+                  iterations=15,
+                  depth_fractions=(0.0, 0.15, 0.35, 0.65, 1.0),
+                  z_max_um={"lfm-20x-0.5w": 70.0, "lfm-40x-0.95": 16.0},
+                  z_step_um={"lfm-20x-0.5w": 5.0, "lfm-40x-0.95": 1.5},
+                  separations=(0.7, 0.85, 1.0, 1.2, 1.45, 1.8, 2.3, 3.0),
+                  widefield_depths_um=_WF_DEPTHS),
+    "smallest": Size("smallest", nnums=(7, 15), crop_lenslets=7, max_voxels_per_lenslet=3, voxel_target=2.0,
+                     iterations=8,
+                     depth_fractions=(0.0, 1.0), z_max_um={"lfm-20x-0.5w": 20.0}, z_step_um={"lfm-20x-0.5w": 10.0},
+                     margin_planes=1,
+                     separations=(0.8, 1.0, 1.3, 1.7, 2.2, 3.0), widefield_depths_um={"lfm-20x-0.5w": (0.0, 1.0)},
+                     widefield_crop_px=48, objectives=("lfm-20x-0.5w",)),
+}
+
+#: Two-point separations of the wide-field reference, in units of its theory value (cheap: no reconstruction).
+WIDEFIELD_SEPARATIONS = tuple(np.round(np.arange(0.7, 1.6, 0.05), 3)) + (1.8, 2.2, 2.8, 3.5)
+
+
+@dataclass(frozen=True)
+class Design:
+    """One microscope to measure: the full design (fixed camera) and how to measure it."""
+
+    name: str
+    microscope: Microscope   # full-size design: its camera gives the field of view
+    label: str               # objective label, e.g. "20x/0.5W"
+    depths_um: tuple[float, ...]
+    z_max_um: float          # reconstruction grid half-range
+    z_step_um: float
+
+    @property
+    def kind(self) -> str:
+        return self.microscope.kind
+
+
+def _matched_lfm(base: Microscope, nnum: int, pixel_um: float, sensor_um: float) -> Microscope:
+    o = base.objective
+    pitch = nnum * pixel_um
+    focal = pitch * o.magnification / (2 * o.na)  # f-number matched (L06)
+    side = int(round(sensor_um / pixel_um))
+    return base.replace(
+        name=f"lfm-{o.magnification:g}x-{o.na:g}{'w' if o.immersion_index > 1.2 else ''}-N{nnum}",
+        mla={"pitch_um": pitch, "focal_um": focal},
+        camera={"pixel_um": pixel_um, "shape": [side, side]},
+        volume={"voxels_per_lenslet": 1},
+    )
+
+
+def _widefield(base: Microscope, sensor_um: float) -> Microscope:
+    o = base.objective
+    side = int(round(sensor_um / WIDEFIELD_PIXEL_UM))
+    d = {
+        "microscope": {"kind": "widefield", "wavelength_um": base.wavelength_um,
+                       "name": f"widefield-{o.magnification:g}x-{o.na:g}{'w' if o.immersion_index > 1.2 else ''}"},
+        "objective": {"magnification": o.magnification, "na": o.na, "immersion_index": o.immersion_index,
+                      "tube_lens_focal_um": o.tube_lens_focal_um},
+        "camera": {"pixel_um": WIDEFIELD_PIXEL_UM, "shape": [side, side]},
+        "volume": {"z_min_um": 0, "z_max_um": 0, "z_step_um": 1, "voxels_per_lenslet": 1},
+        "simulation": {"oversampling": base.simulation.oversampling},
+    }
+    return Microscope.from_dict(d)
+
+
+def _snap(values, step: float) -> tuple[float, ...]:
+    return tuple(sorted({float(round(v / step) * step) + 0.0 for v in values}))
+
+
+def standard_designs(size: Size, *, pixel_um: float = 10.0, sensor_px: int = 2048,
+                     nnums: tuple[int, ...] | None = None, objectives: tuple[str, ...] | None = None) -> list[Design]:
+    """Wide-field reference and f-number-matched LFMs for each objective and pitch, on one camera.
+
+    The camera is ``sensor_px`` x ``sensor_px`` pixels of ``pixel_um`` (default 2048 x 10 µm, 20.5 mm);
+    each LFM has N = ``nnums`` pixels per lenslet (odd).  Depths: ``size.depth_fractions`` of the
+    objective's range, snapped to the reconstruction grid.
+    """
+    nnums = tuple(size.nnums if nnums is None else nnums)
+    for n in nnums:
+        if n < 1 or n % 2 == 0:
+            raise ValueError(f"nnums = {list(nnums)} is invalid: pixels per lenslet must be odd integers >= 1")
+    objectives = tuple(size.objectives if objectives is None else objectives)
+    sensor_um = sensor_px * pixel_um
+    out: list[Design] = []
+    for key in objectives:
+        if key not in OBJECTIVES:
+            raise ValueError(f"objective {key!r} is unknown; accepted: {', '.join(OBJECTIVES)}")
+        if key not in size.z_max_um or key not in size.widefield_depths_um:
+            raise ValueError(f"objective {key!r} is not measured at size {size.name!r}; "
+                             f"accepted: {', '.join(size.objectives)}")
+        base = presets.get(key)
+        label = OBJECTIVES[key]
+        wf = _widefield(base, sensor_um)
+        wdepths = size.widefield_depths_um[key]
+        out.append(Design(wf.name, wf, label, tuple(float(z) for z in wdepths), max(abs(z) for z in wdepths),
+                          _wf_step(wdepths)))
+        zmax, dz = size.z_max_um[key], size.z_step_um[key]
+        depths = _snap([f * zmax for f in size.depth_fractions], dz)
+        zmax = max(abs(z) for z in depths) + size.margin_planes * dz
+        for n in nnums:
+            m = _matched_lfm(base, n, pixel_um, sensor_um)
+            out.append(Design(m.name, m, label, depths, zmax, dz))
+    return out
+
+
+def _wf_step(depths) -> float:
+    d = sorted({abs(float(z)) for z in depths})
+    steps = [b - a for a, b in zip(d, d[1:]) if b > a]
+    g = min(steps) if steps else 1.0
+    return float(min(g, 0.25))
+
+
+def design_from_config(path, size: Size) -> Design:
+    """A design from a config file (TOML/JSON): its camera gives the field of view.
+
+    Depths: ``size.depth_fractions`` of the config's volume range (max |z_min|, |z_max|), snapped to
+    its ``z_step_um``; a wide-field config is measured at its grid depths within +-3 µm.
+    """
+    m = load_config(path)
+    name = m.name or str(path)
+    o = m.objective
+    label = f"{o.magnification:g}x/{o.na:g}{'W' if o.immersion_index > 1.2 else ''}"
+    if m.kind == "widefield":
+        z = m.z_um
+        depths = tuple(float(v) for v in z if abs(v) <= 3.0) or (0.0,)
+        return Design(name, m, label, depths, max(abs(v) for v in depths), _wf_step(depths))
+    zmax = max(abs(m.volume.z_min_um), abs(m.volume.z_max_um))
+    dz = m.volume.z_step_um
+    if zmax <= 0:
+        zmax = 10 * dz
+    depths = _snap([f * zmax for f in size.depth_fractions], dz)
+    return Design(name, m, label, depths, max(abs(z) for z in depths) + size.margin_planes * dz, dz)
+
+
+def with_depths(design: Design, depths_um, margin_planes: int = 2) -> Design:
+    """The same design measured at other depths (e.g. from a notebook); the grid grows to cover them.
+
+    Depths are measured on the nearest plane of the reconstruction grid (step ``design.z_step_um``).
+    """
+    z = tuple(float(v) for v in depths_um)
+    if not z or not all(math.isfinite(v) for v in z):
+        raise ValueError(f"depths_um = {depths_um!r} is invalid: expected finite depths in µm")
+    zmax = max(design.z_max_um, max(abs(v) for v in z) + margin_planes * design.z_step_um)
+    return replace(design, depths_um=z, z_max_um=zmax)
+
+
+def reconstruction_microscope(design: Design, size: Size) -> Microscope:
+    """The measured crop: ``size.crop_lenslets`` lenslets, s = min(N, size.max_voxels_per_lenslet), z grid."""
+    m = design.microscope
+    if m.kind == "widefield":
+        c = size.widefield_crop_px
+        return m.replace(camera={"shape": [c, c]})
+    n = m.pixels_per_lenslet
+    c = size.crop_lenslets * n
+    s = voxels_per_lenslet(m, size)
+    zmax = design.z_max_um
+    nsteps = int(math.ceil(zmax / design.z_step_um - 1e-9))
+    return m.replace(camera={"shape": [c, c]},
+                     volume={"z_min_um": -nsteps * design.z_step_um, "z_max_um": nsteps * design.z_step_um,
+                             "z_step_um": design.z_step_um, "voxels_per_lenslet": s})
+
+
+def voxels_per_lenslet(m: Microscope, size: Size) -> int:
+    """Reconstruction s: the smallest odd s with a voxel d/(M s) <= voxel_target lambda0/NA, within 1..min(N, max)."""
+    target = size.voxel_target * m.wavelength_um / m.objective.na
+    s = max(1, math.ceil(m.lenslet_pitch_object_um / target - 1e-9))
+    s += 1 - s % 2
+    return int(min(s, m.pixels_per_lenslet, size.max_voxels_per_lenslet))
+
+
+def depth_grid(values, step: float) -> np.ndarray:
+    """Uniform grid from min to max of ``values`` with ``step`` (inclusive)."""
+    lo, hi = min(values), max(values)
+    n = int(round((hi - lo) / step)) + 1
+    return lo + step * np.arange(n)

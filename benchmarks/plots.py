@@ -1,0 +1,155 @@
+"""Plot helpers shared by the trade-off benchmark and the notebooks (matplotlib, no pyplot state).
+
+Each function returns a ``matplotlib.figure.Figure`` (pass ``fig=plt.figure()`` in a notebook to
+get a pyplot-managed one): resolution against depth per design with the theory curves, the
+trade-off chart (field of view, resolution, usable depth), light-field PSF views (lateral and xz)
+and images.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from optics import theory
+from optics.config import Microscope
+
+__all__ = ["resolution_vs_depth_figure", "tradeoff_figure", "psf_views_figure", "image_figure", "close"]
+
+
+def close(fig) -> None:
+    """Release a figure (pyplot-managed or not)."""
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    except Exception:
+        pass
+
+
+def _nan(v):
+    return np.array([np.nan if x is None else x for x in v], dtype=float)
+
+
+def _theory_curve(e: dict, z: np.ndarray) -> np.ndarray:
+    lam, na, n, mag = e["wavelength_um"], e["na"], e["immersion_index"], e["magnification"]
+    if e["kind"] == "widefield":
+        return theory.widefield_defocus_resolution_um(z, lam, na, n)
+    model = theory.lfm_lateral_resolution_um(z, lam, na, n, e["pitch_um"], mag, e["camera_pixel_um"],
+                                             e["mla_focal_um"])
+    band = theory.artifact_band_um(na, n, e["pitch_um"], mag)
+    return np.where(np.abs(z) < band, np.maximum(model, e["pitch_um"] / mag), model)
+
+
+def resolution_vs_depth_figure(designs: list[dict], threshold_um: float | None = None, fig=None):
+    """One panel per design: two-point resolution, lateral FWHM and theory against depth."""
+    n = len(designs)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig = fig if fig is not None else Figure(figsize=(3.6 * cols, 2.9 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, e in zip(axes.flat, designs):
+        z = np.asarray(e["depths_um"], dtype=float)
+        zmax = max(1e-3, float(np.max(np.abs(z))) * 1.05)
+        zz = np.linspace(-zmax if np.any(z < 0) else 0, zmax, 400)
+        ax.plot(zz, _theory_curve(e, zz), "k-", lw=1, label="theory (design model)")
+        if e["kind"] != "widefield":
+            band = theory.artifact_band_um(e["na"], e["immersion_index"], e["pitch_um"], e["magnification"])
+            ax.axvspan(-band if np.any(z < 0) else 0, band, color="0.85", lw=0, label="artifact band")
+            bl = theory.lfm_band_limit_um(zz, e["wavelength_um"], e["immersion_index"], e["pitch_um"], e["magnification"])
+            ax.plot(zz, bl, "k:", lw=1, label="B13 band limit")
+            ax.axhline(e["pitch_um"] / e["magnification"], color="0.5", ls="--", lw=0.8, label="d / M")
+        ax.plot(z, _nan(e["lateral_resolution_um"]), "o", color="C0", label="two-point (Sparrow)")
+        ax.plot(z, _nan(e["lateral_fwhm_um"]), "s", mfc="none", color="C1", label="lateral FWHM")
+        if threshold_um:
+            ax.axhline(threshold_um, color="C3", lw=0.8, ls="-.", label="threshold")
+        ax.set_title(f"{e['name']}", fontsize=9)
+        ax.set_xlabel("z (µm)")
+        ax.set_ylabel("lateral (µm)")
+        ax.set_ylim(0, None)
+    axes.flat[0].legend(fontsize=6, loc="upper left")
+    return fig
+
+
+def tradeoff_figure(designs: list[dict], threshold_um: float | None = None, fig=None):
+    """Field of view against best lateral resolution (marker area: usable depth range), and
+    usable depth against resolvable voxels."""
+    fig = fig if fig is not None else Figure(figsize=(11, 4.2), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    labels = sorted({e["objective"] for e in designs})
+    colors = {lab: f"C{i}" for i, lab in enumerate(labels)}
+    for e in designs:
+        lat = [v for v in e["lateral_resolution_um"] if v is not None]
+        best = min(lat) if lat else np.nan
+        depth = e["usable_depth_range_um"]
+        mk = "^" if e["kind"] == "widefield" else "o"
+        size = 20 + 2.0 * depth
+        c = colors[e["objective"]]
+        ax1.scatter(e["fov_um"][0], best, s=size, marker=mk, color=c, alpha=0.7, edgecolor="k")
+        tag = "WF" if e["kind"] == "widefield" else f"N={e['pixels_per_lenslet']}"
+        ax1.annotate(tag, (e["fov_um"][0], best), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax2.scatter(max(depth, 0.1), max(e["resolvable_voxels"], 1.0), marker=mk, color=c, s=40, edgecolor="k")
+        ax2.annotate(tag, (max(depth, 0.1), max(e["resolvable_voxels"], 1.0)), fontsize=7, xytext=(4, 3),
+                     textcoords="offset points")
+    for lab, c in colors.items():
+        ax1.scatter([], [], color=c, label=lab)
+    ax1.set_xlabel("field of view (µm, full camera)")
+    ax1.set_ylabel("best lateral resolution (µm)")
+    ax1.set_title("FOV vs resolution (area ~ usable depth)", fontsize=9)
+    ax1.legend(fontsize=7)
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel(f"usable depth range (µm, lateral <= {threshold_um:g} µm)" if threshold_um else "usable depth (µm)")
+    ax2.set_ylabel("resolvable voxels")
+    ax2.set_title("depth vs space-bandwidth product", fontsize=9)
+    return fig
+
+
+def psf_views_figure(psf, depths_um=None, phase=None, fig=None):
+    """Lateral sensor patterns of an on-axis point at several depths and an xz view through the centre.
+
+    ``psf`` is an ``optics.LightFieldPSF``; ``phase`` the voxel phase (default the centre one).
+    The xz view stacks, for each depth, the kernel row through its centre pixel.
+    """
+    m: Microscope = psf.microscope
+    s = psf.voxels_per_lenslet
+    a = s // 2 if phase is None else int(phase)
+    z = psf.z_um
+    idx = list(range(len(z))) if depths_um is None else [int(np.argmin(np.abs(z - d))) for d in depths_um]
+    idx = idx[:6]
+    side = max(k.shape[2] for k in psf.kernels)
+    fig = fig if fig is not None else Figure(figsize=(2.6 * (len(idx) + 1), 2.9), layout="constrained")
+    axes = fig.subplots(1, len(idx) + 1, squeeze=False)[0]
+    p_obj = m.camera.pixel_um
+    for ax, i in zip(axes, idx):
+        k = psf.kernels[i][a, a]
+        half = k.shape[0] // 2 * p_obj
+        ax.imshow(k, cmap="magma", extent=(-half, half, half, -half))
+        ax.set_title(f"z = {z[i]:g} µm", fontsize=9)
+        ax.set_xlabel("sensor x (µm)")
+    xz = np.zeros((len(z), side))
+    for i, kern in enumerate(psf.kernels):
+        row = kern[a, a][kern.shape[2] // 2]
+        off = (side - row.size) // 2
+        xz[i, off:off + row.size] = row / max(float(row.max()), 1e-30)
+    half = side // 2 * p_obj
+    axes[-1].imshow(xz, aspect="auto", cmap="magma", extent=(-half, half, z[-1], z[0]))
+    axes[-1].set_title("xz (row through centre, per-depth normalised)", fontsize=8)
+    axes[-1].set_xlabel("sensor x (µm)")
+    axes[-1].set_ylabel("z (µm)")
+    return fig
+
+
+def image_figure(images: dict, fig=None, cmap: str = "gray"):
+    """Show named 2-D images side by side (e.g. a raw light-field frame, projections)."""
+    fig = fig if fig is not None else Figure(figsize=(3.2 * len(images), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(images), squeeze=False)[0]
+    for ax, (name, img) in zip(axes, images.items()):
+        ax.imshow(np.asarray(img), cmap=cmap)
+        ax.set_title(name, fontsize=9)
+        ax.set_axis_off()
+    return fig
