@@ -16,6 +16,10 @@ FFTs), forward, adjoint and RL iteration times, peak memory, FLOPs and bytes of 
 Fourier routes, and the device.  A Markdown table goes to stdout and, with JSON, into ``--out``.
 Times are the best of a few repetitions (the machine may be shared; the load average is recorded).
 Reference numbers for pyolaf are those measured by the issue's author on the development machine.
+
+``--peer pyolaf`` (optional extra ``peers``) also runs pyolaf on the same configuration, on the CPU
+and in its own subprocess, after each P case (``benchmarks.peer_pyolaf``), and prints ours and
+pyolaf's operator build time, seconds per RL iteration and peak memory side by side with ratios.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ PYOLAF_REFERENCE = {
     "P-s15": {"rl_s": 60.0, "build_s": 240.0},
     "W-s15": {"rl_s": 5.2, "mem_gb": 6.1},
 }
+#: Cases the ``--peer`` run covers (the issue's side-by-side claim is about P).
+PEER_CASES = ("P",)
 #: H100 SXM: HBM3 bandwidth and FP32 (non-tensor) peak, for the implied floor of a projection.
 H100_BW = 3.35e12
 H100_FP32 = 67e12
@@ -168,6 +174,10 @@ def run_case(spec: dict) -> dict:
         out["host_peak_bytes"] = backend.peak_memory_bytes("cpu")
     else:
         out["peak_bytes"] = backend.peak_memory_bytes("cpu")
+    if spec.get("own_peak"):  # --peer: this process's own peak (ru_maxrss starts at the parent's peak)
+        from benchmarks.peer_pyolaf import own_peak_rss_bytes
+
+        out["own_peak_bytes"] = own_peak_rss_bytes()
     return out
 
 
@@ -246,6 +256,82 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _ratio(theirs, ours) -> str:
+    if theirs is None or ours is None or not ours > 0:
+        return "-"
+    return f"{theirs / ours:.3g}x"
+
+
+def peer_comparison(results: list[dict], peer_results: list[dict]) -> list[dict]:
+    """Ours vs the peer per case: build (ours: PSF build + operator setup), RL s/iter, peak bytes."""
+    ours = {r["label"]: r for r in results}
+    rows = []
+    for p in peer_results:
+        r = ours.get(p["label"], {})
+        row = {"label": p["label"], "peer": p.get("peer", "pyolaf")}
+        if "error" in p or "error" in r or not r:
+            row["error"] = p.get("error") or r.get("error") or "our case did not run"
+            rows.append(row)
+            continue
+        build = None if r["build_s"] is None else r["build_s"] + r["setup_s"]
+        peak = r.get("own_peak_bytes", r["peak_bytes"]) if r["device"] == "cpu" else r["peak_bytes"]
+        row.update({
+            "device": r["device"], "peer_device": p["device"],
+            "image_shape": r["image_shape"], "volume_shape": r["volume_shape"], "peer_volume_shape": p["volume_shape"],
+            "build_s": build, "peer_build_s": p["build_s"],
+            "rl_iter_s": r["rl_iter_s"], "peer_rl_iter_s": p["rl_iter_s"], "peer_iterations": p["iterations"],
+            "peak_bytes": peak, "peer_peak_bytes": p["peak_bytes"],
+        })
+        for key in ("build_s", "rl_iter_s", "peak_bytes"):
+            ok = row[key] is not None and row[key] > 0 and row["peer_" + key] is not None
+            row[key.rsplit("_", 1)[0] + "_ratio"] = row["peer_" + key] / row[key] if ok else None
+        rows.append(row)
+    return rows
+
+
+def peer_markdown(rows: list[dict]) -> str:
+    name = rows[0]["peer"] if rows else "pyolaf"
+    head = (f"| case | image | volume (ours / {name}) | build s (ours) | build s ({name}) | {name}/ours "
+            f"| RL s/iter (ours) | RL s/iter ({name}) | {name}/ours | peak GB (ours) | peak GB ({name}) | {name}/ours |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for w in rows:
+        if "error" in w:
+            lines.append(f"| {w['label']} | error: {w['error']} |")
+            continue
+        vol = "x".join(map(str, w["volume_shape"]))
+        pvol = "x".join(map(str, w["peer_volume_shape"]))
+        lines.append(
+            f"| {w['label']} | {w['image_shape'][0]}x{w['image_shape'][1]} | {vol if vol == pvol else vol + ' / ' + pvol} "
+            f"| {_fmt(w['build_s'])} | {_fmt(w['peer_build_s'])} | {_ratio(w['peer_build_s'], w['build_s'])} "
+            f"| {_fmt(w['rl_iter_s'])} | {_fmt(w['peer_rl_iter_s'])} ({w['peer_iterations']} it) "
+            f"| {_ratio(w['peer_rl_iter_s'], w['rl_iter_s'])} "
+            f"| {_fmt(w['peak_bytes'] / 1e9)} | {_fmt(w['peer_peak_bytes'] / 1e9)} | {_ratio(w['peer_peak_bytes'], w['peak_bytes'])} |")
+    devices = sorted({w.get("device") for w in rows if "error" not in w} - {None})
+    lines.append("")
+    lines.append(f"Build: ours = PSF build + operator setup (kernel FFTs), {name} = geometry + H/Ht patterns. "
+                 f"RL s/iter: best iteration, forward + back projection + update ({name}: its projections as in its "
+                 "example, no anti-aliasing filter). Peak: each run's own process, resident set high-water mark "
+                 "(VmHWM; on a GPU, ours is the device pool). "
+                 f"{name} ran on the CPU; ours on {', '.join(devices) or '-'}.")
+    return "\n".join(lines)
+
+
+def _run_peer(spec: dict, args) -> dict:
+    from benchmarks.peer_pyolaf import case_config_from_microscope, run_pyolaf
+
+    iters = args.peer_iterations or (1 if spec["s"] >= 15 else 2)
+    print(f"running pyolaf on {spec['label']} ({iters} RL iteration{'s' if iters > 1 else ''}, CPU) ...", flush=True)
+    cfg = case_config_from_microscope(_microscope(spec["case"], spec["s"], spec.get("crop_lenslets")))
+    p = run_pyolaf(cfg, iters, timeout=args.peer_timeout)
+    p["label"] = spec["label"]
+    if "error" in p:
+        print(f"  pyolaf error: {p['error']}")
+    else:
+        print(f"  pyolaf: build {p['build_s']:.3g} s, RL {p['rl_iter_s']:.3g} s/iter, peak {p['peak_bytes'] / 1e9:.3g} GB",
+              flush=True)
+    return p
+
+
 def _parser():
     p = argparse.ArgumentParser(prog="python -m benchmarks perf", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes, a few minutes on 2 cores")
@@ -257,7 +343,10 @@ def _parser():
                    help="random kernels of the right sizes instead of optics.compute_psf (always for full-frame)")
     p.add_argument("--iterations", type=int, default=None, help="RL iterations timed (default 4, quick 3)")
     p.add_argument("--crop-lenslets", type=int, default=None, help="full-frame crop on the CPU (default 12, quick 6)")
-    p.add_argument("--peer", choices=("pyolaf",), help="run a peer code side by side")
+    p.add_argument("--peer", choices=("pyolaf",), help="run a peer code side by side (P cases, CPU)")
+    p.add_argument("--peer-iterations", type=int, default=None,
+                   help="RL iterations the peer times (default 2, 1 for s >= 15)")
+    p.add_argument("--peer-timeout", type=float, default=None, help="seconds before a peer run is abandoned")
     p.add_argument("--in-process", action="store_true", help="do not isolate cases in subprocesses")
     return p
 
@@ -299,17 +388,22 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path("results") / f"perf-{_dt.datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     print(f"device: {device} ({backend.device_name(device)}); results -> {out}")
+    peer = None
     if args.peer == "pyolaf":
-        try:
-            import pyolaf  # noqa: F401
+        from benchmarks.peer_pyolaf import pyolaf_available
 
-            print("pyolaf is installed, but the side-by-side run is not implemented yet; the table compares "
-                  "with the pyolaf numbers quoted in the issue (same machine class)")
-        except ImportError:
+        if pyolaf_available():  # not imported here: the parent's memory stays ours (--in-process)
+            peer = "pyolaf"
+            print("pyolaf is installed: it runs on the same configuration after each "
+                  f"{'/'.join(PEER_CASES)} case (CPU, own subprocess), side by side below")
+        else:
             print("pyolaf is not installed (optional extra: pip install 'lfmsim[peers]'); comparing with the "
                   "pyolaf numbers quoted in the issue instead")
     results = []
+    peer_results = []
     for spec in _specs(args, device):
+        if peer and spec["case"] in PEER_CASES:
+            spec["own_peak"] = True
         print(f"running {spec['label']} ...", flush=True)
         r = run_case(spec) if args.in_process else _run_isolated(spec)
         results.append(r)
@@ -318,9 +412,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"  forward {r['forward_s']:.3g} s, adjoint {r['adjoint_s']:.3g} s, RL {r['rl_iter_s']:.3g} s/iter, "
                   f"peak {r['peak_bytes'] / 1e9:.3g} GB", flush=True)
+        if peer and spec["case"] in PEER_CASES:
+            peer_results.append(_run_peer(spec, args))
+    if peer and not peer_results:
+        print(f"note: --peer {peer} runs on the {'/'.join(PEER_CASES)} cases only; none was selected")
     table = markdown(results)
     ff = full_frame_projection() if (args.case is None or "full-frame" in args.case) else None
     text = [table, ""]
+    comparison = peer_comparison(results, peer_results) if peer_results else None
+    if comparison:
+        text += [f"Side by side with {peer} (same configuration, same run):", "", peer_markdown(comparison), ""]
     if ff:
         text.append(f"Full frame 2048x2048 px ({ff['lenslets'][0]}x{ff['lenslets'][1]} lenslets), s=15, 51 planes, "
                     f"kernel radii up to {max(ff['radii'])} lenslets; one projection:")
@@ -337,9 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report)
     (out / "perf.md").write_text(report + "\n")
-    (out / "perf.json").write_text(json.dumps({"results": results, "full_frame": ff,
-                                               "pyolaf_reference": PYOLAF_REFERENCE}, indent=1, default=float))
-    return 0 if all("error" not in r for r in results) else 1
+    doc = {"results": results, "full_frame": ff, "pyolaf_reference": PYOLAF_REFERENCE}
+    if peer:
+        doc["peer"] = {"name": peer, "results": peer_results, "comparison": comparison}
+    (out / "perf.json").write_text(json.dumps(doc, indent=1, default=float))
+    return 0 if all("error" not in r for r in results + peer_results) else 1
 
 
 if __name__ == "__main__":
