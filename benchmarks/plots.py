@@ -71,7 +71,11 @@ def resolution_vs_depth_figure(designs: list[dict], threshold_um: float | None =
         ax.set_xlabel("z (µm)")
         ax.set_ylabel("lateral (µm)")
         ax.set_ylim(0, None)
-    axes.flat[0].legend(fontsize=6, loc="upper left")
+    shown = set()
+    for ax, e in zip(axes.flat, designs):  # one legend per kind of panel
+        if e["kind"] not in shown:
+            ax.legend(fontsize=6, loc="upper left")
+            shown.add(e["kind"])
     return fig
 
 

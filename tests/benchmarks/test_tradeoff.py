@@ -105,3 +105,13 @@ def test_designs_are_f_number_matched_on_one_camera():
     assert len(wf) == 2
     for w in wf:  # same sensor area as the LFMs, finer pixel
         assert w.camera.shape[0] * w.camera.pixel_um == pytest.approx(lfm[0].camera.shape[0] * 10.0)
+
+
+def test_default_out_is_a_new_timestamped_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = tradeoff._new_out_dir(None)
+    second = tradeoff._new_out_dir(None)  # same second: a suffix, never the same folder
+    assert first != second
+    for p in (first, second):
+        assert p.parent == tmp_path / "results" or p.parent.resolve() == (tmp_path / "results").resolve()
+        assert p.name.startswith("tradeoff-") and p.is_dir()
