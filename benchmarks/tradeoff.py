@@ -49,7 +49,7 @@ from optics import phantoms, theory
 from optics.camera import apply_camera
 from optics.io import atomic_write, atomic_write_bytes
 from optics.lfpsf import compute_psf
-from optics.simulate import photon_image
+from optics.simulation import photon_image
 from reconstruction import backend, metrics
 from reconstruction.deconvolution import richardson_lucy
 from reconstruction.operator import LightFieldOperator

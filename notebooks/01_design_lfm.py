@@ -42,7 +42,7 @@ import numpy as np
 from benchmarks import plots
 from optics import phantoms, presets, theory
 from optics.lfpsf import compute_psf
-from optics.simulate import simulate
+from optics.simulation import simulate
 
 SMALL = os.environ.get("LFMSIM_NOTEBOOK_SMALL", "") not in ("", "0")
 

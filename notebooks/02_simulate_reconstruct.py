@@ -40,7 +40,7 @@ import numpy as np
 from benchmarks import plots
 from optics import phantoms, presets
 from optics.lfpsf import compute_psf
-from optics.simulate import simulate
+from optics.simulation import simulate
 from reconstruction import backend, metrics
 from reconstruction.deconvolution import richardson_lucy
 from reconstruction.operator import LightFieldOperator

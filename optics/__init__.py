@@ -36,7 +36,7 @@ _LAZY = {
     "LightFieldPSF": ("optics.psfdata", "LightFieldPSF"),
     "load_psf": ("optics.psfdata", "load_psf"),
     "forward_project": ("optics.forward", "forward_project"),
-    "simulate": ("optics.simulate", "simulate"),
+    "simulate": ("optics.simulation", "simulate"),
 }
 
 

@@ -229,7 +229,7 @@ def _phantom(args, m: Microscope, rng: np.random.Generator, k: int) -> np.ndarra
 def cmd_simulate(args) -> int:
     from . import phantoms
     from .io import write_tiff
-    from .simulate import check_volume, simulate
+    from .simulation import check_volume, simulate
 
     m = load_microscope(args.config)
     _positive("--photons", args.photons)

@@ -158,7 +158,7 @@ def test_beads_recovered_at_their_depths():
     at its depth (negative ones included) and within one voxel laterally."""
     pytest.importorskip("optics.lfpsf")
     from optics import phantoms
-    from optics.simulate import simulate
+    from optics.simulation import simulate
 
     m = _small(s=3, z=(-30, 30, 15), shape=(135, 135))  # 9 x 9 lenslets, 5 depths
     m_sim = m.replace(simulation={"oversampling": 5})

@@ -1,14 +1,14 @@
-"""Forward simulation of camera frames (optics.simulate): photometry, noise statistics, validation."""
+"""Forward simulation of camera frames (optics.simulation): photometry, noise statistics, validation."""
 
 import numpy as np
 import pytest
 
-import optics.simulate as optics_simulate
+import optics.simulation as optics_simulate
 from optics import phantoms, presets
 from optics.camera import expected_adu
 from optics.forward import forward_project
 from optics.psfdata import LightFieldPSF
-from optics.simulate import photon_image, simulate
+from optics.simulation import photon_image, simulate
 
 TINY = dict(
     camera={"shape": [75, 75]},
@@ -36,12 +36,12 @@ def psf(m):
 @pytest.fixture
 def no_compute(monkeypatch):
     """Fail if the PSF would be computed or loaded."""
-    import optics.simulate
+    import optics.simulation
 
     def boom(*a, **k):
         raise AssertionError("the PSF was requested")
 
-    monkeypatch.setattr(optics.simulate, "_get_psf", boom)
+    monkeypatch.setattr(optics.simulation, "_get_psf", boom)
 
 
 def test_photon_image_is_scaled_forward_projection(m, psf):
@@ -177,10 +177,10 @@ def test_plotting_returns_figures(m, psf):
         plotting.show_lightfield(vol, 15)
 
 
-def test_optics_simulate_is_callable_after_the_module_is_imported(m, psf):
-    # optics exports the function under the module's name; both spellings must run a simulation
+def test_optics_simulate_is_the_function_after_the_module_is_imported(m, psf):
+    # optics exports the function ``simulate``; importing its module must not shadow it
     import optics
-    import optics.simulate  # noqa: F401  (sets the package attribute to the module)
+    import optics.simulation  # noqa: F401
 
     vol = phantoms.beads(m, [(0.0, 0.0, 0.0)])
     a = optics.simulate(m, vol, psf=psf, seed=0, progress=False)

@@ -20,8 +20,6 @@ is unchanged because amounts add when voxels are binned.
 from __future__ import annotations
 
 import logging
-import sys
-import types
 
 import numpy as np
 
@@ -159,18 +157,3 @@ def simulate(
     if noise:
         return apply_camera(photons, m.camera, rng=seed)
     return digitize(expected_adu(photons, m.camera), m.camera)
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as ``simulate``.
-
-    ``optics/__init__.py`` exports the function ``simulate`` lazily under the same name as this
-    module; once the module is imported, ``optics.simulate`` is the module object (Python's import
-    system sets the package attribute), so calling it must still run the simulation.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return simulate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
