@@ -1,7 +1,10 @@
 """Speed and peak memory of the reconstruction core: ``python -m benchmarks perf [options]``.
 
-Cases (from the reconstruction-core issue):
+Cases (from the forward-model and reconstruction-core issues):
 
+* ``operator``: build the PSF kernels of the 20x/0.5W preset (15 voxels per lenslet, z = -50..50 µm
+  step 2, 51 depths) from scratch: seconds, peak memory, size in memory and on disk (target < 60 s
+  on 2 cores).
 * ``P``: 20x/0.5 water, 100 µm f/20 lenslets, 15 px per lenslet (6.667 µm pixels), 25 x 25
   lenslets (375 x 375 px), z = -50..50 µm step 10, s = 5 and 15.
 * ``W``: 40x/0.95 air, 150 µm f/20 lenslets, 15 px per lenslet, 45 x 30 lenslets (675 x 450 px),
@@ -38,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from optics.io import atomic_write_bytes
+
 #: pyolaf on the development machine (issue text): seconds per RL iteration, operator build, memory.
 PYOLAF_REFERENCE = {
     "P-s5": {"rl_s": 5.8, "build_s": 32.0},
@@ -48,6 +53,8 @@ PYOLAF_REFERENCE = {
 PEER_CASES = ("P",)
 #: H100 SXM: HBM3 bandwidth and FP32 (non-tensor) peak, for the implied floor of a projection.
 H100_BW = 3.35e12
+#: The preset whose operator build the issue times (15 voxels per lenslet, 51 depths).
+OPERATOR_PRESET = "lfm-20x-0.5w"
 H100_FP32 = 67e12
 
 
@@ -186,6 +193,42 @@ def _child(spec, queue):
         queue.put(("ok", run_case(spec)))
     except BaseException as e:  # report, don't hang the parent
         queue.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def _operator_child(queue):
+    try:
+        from optics import presets
+        from optics.lfpsf import build_report
+
+        queue.put(("ok", build_report(presets.get(OPERATOR_PRESET))))
+    except BaseException as e:  # report, don't hang the parent
+        queue.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def operator_build() -> dict:
+    """Build the light-field operator of the 20x/0.5W preset (s = 15, z -50..50 step 2, 51 depths)
+    from scratch in its own process, so that the peak memory is the build's own."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_operator_child, args=(q,))
+    p.start()
+    status, payload = q.get()
+    p.join()
+    return payload if status == "ok" else {"error": payload}
+
+
+def operator_markdown(r: dict) -> str:
+    if "error" in r:
+        return f"Operator build ({OPERATOR_PRESET}): error: {r['error']}"
+    return "\n".join([
+        f"Operator build, preset {OPERATOR_PRESET} (15 voxels per lenslet, z -50..50 um step 2, {r['depths']} depths), "
+        "optics.compute_psf without cache:",
+        "",
+        "| seconds | peak RSS GB | kernels in memory GB | on disk GB | distinct kernels per depth | kernel sides px |",
+        "|---|---|---|---|---|---|",
+        f"| {r['seconds']:.3g} | {r['peak_rss_mb'] / 1e3:.3g} | {r['nbytes'] / 1e9:.3g} | {r['disk_bytes'] / 1e9:.3g} "
+        f"| {r['distinct_kernels_per_depth']} | {min(r['kernel_sides'])}..{max(r['kernel_sides'])} |",
+    ])
 
 
 def _run_isolated(spec: dict) -> dict:
@@ -337,7 +380,8 @@ def _parser():
     p.add_argument("--quick", action="store_true", help="small sizes, a few minutes on 2 cores")
     p.add_argument("--out", help="output folder (default results/perf-<time>)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    p.add_argument("--case", nargs="+", choices=("P", "W", "full-frame"), default=None)
+    p.add_argument("--case", nargs="+", choices=("operator", "P", "W", "full-frame"), default=None,
+                   help="default: all; 'operator' builds the 20x/0.5W preset's PSF kernels (issue target < 60 s)")
     p.add_argument("--s", type=int, nargs="+", help="voxels per lenslet (default: P 5 15, W 15, full-frame 15)")
     p.add_argument("--synthetic-kernels", action="store_true",
                    help="random kernels of the right sizes instead of optics.compute_psf (always for full-frame)")
@@ -352,7 +396,7 @@ def _parser():
 
 
 def _specs(args, device: str) -> list[dict]:
-    cases = args.case or (["P", "W", "full-frame"])
+    cases = [c for c in (args.case or ["P", "W", "full-frame"]) if c != "operator"]
     iters = args.iterations or (3 if args.quick else 4)
     reps = 2 if args.quick else 5
     specs = []
@@ -399,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("pyolaf is not installed (optional extra: pip install 'lfmsim[peers]'); comparing with the "
                   "pyolaf numbers quoted in the issue instead")
+    op = None
+    if args.case is None or "operator" in args.case:
+        print(f"building the operator of {OPERATOR_PRESET} ...", flush=True)
+        op = operator_build()
     results = []
     peer_results = []
     for spec in _specs(args, device):
@@ -419,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results)
     ff = full_frame_projection() if (args.case is None or "full-frame" in args.case) else None
     text = [table, ""]
+    if op is not None:
+        text += [operator_markdown(op), ""]
     comparison = peer_comparison(results, peer_results) if peer_results else None
     if comparison:
         text += [f"Side by side with {peer} (same configuration, same run):", "", peer_markdown(comparison), ""]
@@ -437,12 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     report = "\n".join(text)
     print()
     print(report)
-    (out / "perf.md").write_text(report + "\n")
-    doc = {"results": results, "full_frame": ff, "pyolaf_reference": PYOLAF_REFERENCE}
+    atomic_write_bytes(out / "perf.md", (report + "\n").encode(), overwrite=True)
+    doc = {"results": results, "operator_build": op, "full_frame": ff, "pyolaf_reference": PYOLAF_REFERENCE}
     if peer:
         doc["peer"] = {"name": peer, "results": peer_results, "comparison": comparison}
-    (out / "perf.json").write_text(json.dumps(doc, indent=1, default=float))
-    return 0 if all("error" not in r for r in results + peer_results) else 1
+    atomic_write_bytes(out / "perf.json", json.dumps(doc, indent=1, default=float).encode(), overwrite=True)
+    return 0 if all("error" not in r for r in results + peer_results + ([op] if op else [])) else 1
 
 
 if __name__ == "__main__":
