@@ -26,6 +26,12 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], *, overwrite: bool = False) -> Path:
     """Call ``writer(tmp_path)`` then rename the temp file onto ``path`` (same folder, atomic)."""
     p = check_writable(path, overwrite=overwrite)
@@ -34,6 +40,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], *, ove
     tmp_path = Path(tmp)
     try:
         writer(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes private files; give the usual mode
         os.replace(tmp_path, p)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

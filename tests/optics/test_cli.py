@@ -238,3 +238,18 @@ def test_preset_name_as_config(lfpsf, tmp_path, capsys):
     rc, _, err = run(["psf", "lfm-20x-0.5w", "--out", out, "--point", 0, 0, 0, "--quiet"], capsys)
     assert rc == 0, err
     assert tifffile.imread(out).shape == (2040, 2040)
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    from optics.io import atomic_write_bytes
+
+    mask = os.umask(0o022)
+    try:
+        p = atomic_write_bytes(tmp_path / "x.txt", b"abc")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
+    assert [q.name for q in tmp_path.iterdir()] == ["x.txt"]  # no temp file left behind
