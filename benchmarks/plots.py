@@ -36,7 +36,7 @@ def _nan(v):
 def _theory_curve(e: dict, z: np.ndarray) -> np.ndarray:
     lam, na, n, mag = e["wavelength_um"], e["na"], e["immersion_index"], e["magnification"]
     if e["kind"] == "widefield":
-        return theory.widefield_defocus_resolution_um(z, lam, na, n)
+        return theory.widefield_defocus_wave_resolution_um(z, lam, na, n)
     model = theory.lfm_lateral_resolution_um(z, lam, na, n, e["pitch_um"], mag, e["camera_pixel_um"],
                                              e["mla_focal_um"])
     band = theory.artifact_band_um(na, n, e["pitch_um"], mag)

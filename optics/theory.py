@@ -50,6 +50,7 @@ __all__ = [
     "axial_first_zero_um",
     "depth_of_field_um",
     "widefield_defocus_resolution_um",
+    "widefield_defocus_wave_resolution_um",
     "rendering_resolution_um",
     "spots_per_lenslet",
     "perspective_dof_um",
@@ -181,6 +182,45 @@ def widefield_defocus_resolution_um(z_um, wavelength_um: float, na: float, n: fl
     return _out(np.maximum(sparrow_um(lam, na_), 2 * _absz(z_um) * tan_a))
 
 
+def _ee50_radius_um(z: float, lam: float, na: float, n: float) -> float:
+    """Radius holding half the power of the scalar Debye PSF (sqrt(cos) apodization) at defocus z.
+
+    The enclosed power 2 pi int_0^rho |U|^2 r dr is normalised by the total power from Parseval's
+    theorem for the Hankel transform, (2 pi / k^2)(1 - cos alpha) (independent of z), so the
+    diffraction tail beyond the grid is accounted for.
+    """
+    from .debye import radial_field
+
+    alpha = math.asin(na / n)
+    k = 2 * math.pi * n / lam
+    total = 2 * math.pi / k**2 * (1 - math.cos(alpha))
+    r_max = abs(z) * math.tan(alpha) + 4 * lam / na
+    r = np.linspace(0.0, r_max, int(math.ceil(r_max / (0.02 * lam / na))) + 1)
+    inten = np.abs(radial_field(r, z, wavelength_um=lam, na=na, n=n)) ** 2
+    f = 2 * math.pi * inten * r
+    enclosed = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(r))]) / total
+    return float(np.interp(0.5, enclosed, r))
+
+
+def widefield_defocus_wave_resolution_um(z_um, wavelength_um: float, na: float, n: float):
+    """Wave-optics model of the lateral resolution of a defocused wide-field image (µm).
+
+    The Sparrow limit scaled by the growth of the PSF's 50%-encircled-energy diameter,
+    sparrow * EE50(z) / EE50(0), with EE50 from the scalar Debye PSF (``optics.debye``, sqrt(cos)
+    apodization).  It equals Sparrow at focus, stays near it within the depth of field (where the
+    geometric blur-disk model ``widefield_defocus_resolution_um`` is far too pessimistic), and tends
+    to the ray-optics limit far from focus, where the 50% radius is z tan(theta50) with
+    1 - cos(theta50) = (1 - cos alpha) / 2 (the sqrt(cos) pupil sends equal power into equal
+    1 - cos(theta) bands).  Energy, not a FWHM, is used because a defocused PSF can have a dark centre.
+    """
+    lam, na_, n_ = _optics(wavelength_um, na, n)
+    z = np.atleast_1d(_absz(z_um)).astype(np.float64)
+    ee0 = _ee50_radius_um(0.0, lam, na_, n_)
+    vals = np.array([_ee50_radius_um(float(zz), lam, na_, n_) for zz in z.reshape(-1)]).reshape(z.shape)
+    out = sparrow_um(lam, na_) * vals / ee0
+    return _out(out if np.ndim(z_um) else out[0])
+
+
 # --------------------------------------------------------------------------- light field
 def rendering_resolution_um(pitch_um: float, magnification: float) -> float:
     """Lateral sampling of the light field, the object-space lenslet pitch d/M (L06)."""
@@ -310,14 +350,14 @@ def resolvable_voxels(fov_um: Sequence[float], z_um, lateral_um, axial_um) -> fl
 def lateral_resolution_m(m, z_um):
     """Theory lateral resolution of microscope ``m`` at depths ``z_um`` (µm).
 
-    Wide-field: ``widefield_defocus_resolution_um`` (Sparrow at focus, the blur-disk diameter
-    out of focus).  LFM: the design model
+    Wide-field: ``widefield_defocus_wave_resolution_um`` (Sparrow at focus, scaled by the
+    growth of the Debye PSF's 50%-energy diameter out of focus).  LFM: the design model
     ``lfm_lateral_resolution_um``, and d/M inside the artifact band.
     """
     o = m.objective
     z = np.asarray(z_um, dtype=np.float64)
     if m.mla is None:
-        return widefield_defocus_resolution_um(z, m.wavelength_um, o.na, o.immersion_index)
+        return widefield_defocus_wave_resolution_um(z, m.wavelength_um, o.na, o.immersion_index)
     res = lfm_lateral_resolution_um(z, m.wavelength_um, o.na, o.immersion_index, m.mla.pitch_um,
                                     o.magnification, m.camera.pixel_um, m.mla.focal_um)
     band = artifact_band_um(o.na, o.immersion_index, m.mla.pitch_um, o.magnification)

@@ -264,3 +264,23 @@ def test_lateral_resolution_from_microscope():
 def test_bad_input_names_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_widefield_wave_defocus_model():
+    lam, na, n = 0.52, 0.5, 1.33
+    # at focus: the Sparrow limit
+    assert theory.widefield_defocus_wave_resolution_um(0.0, lam, na, n) == pytest.approx(theory.sparrow_um(lam, na), rel=1e-9)
+    # far from focus the 50%-energy radius tends to ray optics: z tan(theta50), 1 - cos(theta50) = (1 - cos a)/2
+    a = math.asin(na / n)
+    t50 = math.acos(1 - (1 - math.cos(a)) / 2)
+    assert theory._ee50_radius_um(50.0, lam, na, n) == pytest.approx(50.0 * math.tan(t50), rel=0.01)
+    # at focus the 50%-energy radius of the Airy pattern (low NA): 0.2572 lambda/NA (from 1 - J0^2 - J1^2 = 1/2)
+    from scipy import optimize, special
+
+    v50 = optimize.brentq(lambda v: 1 - special.j0(v) ** 2 - special.j1(v) ** 2 - 0.5, 0.5, 3.0)
+    assert theory._ee50_radius_um(0.0, lam, 0.1, 1.0) == pytest.approx(v50 / (2 * math.pi) * lam / 0.1, rel=2e-3)
+    z = np.array([0.5, 1.0, 2.0, 4.0, 8.0])
+    wave = theory.widefield_defocus_wave_resolution_um(z, lam, na, n)
+    assert np.all(np.diff(wave) > 0)
+    # within the depth of field it stays near Sparrow, where the geometric blur disk is far larger
+    assert wave[1] < 1.15 * theory.sparrow_um(lam, na) < theory.widefield_defocus_resolution_um(1.0, lam, na, n)
