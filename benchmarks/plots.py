@@ -87,8 +87,8 @@ def tradeoff_figure(designs: list[dict], threshold_um: float | None = None, fig=
     labels = sorted({e["objective"] for e in designs})
     colors = {lab: f"C{i}" for i, lab in enumerate(labels)}
     for e in designs:
-        lat = [v for v in e["lateral_resolution_um"] if v is not None]
-        best = min(lat) if lat else np.nan
+        best = e.get("best_lateral_resolution_um")
+        best = np.nan if best is None else best
         depth = e["usable_depth_range_um"]
         mk = "^" if e["kind"] == "widefield" else "o"
         size = 20 + 2.0 * depth

@@ -56,6 +56,9 @@ def test_results_structure_and_sanity(smallest_run):
         assert any(v is not None for v in e["lateral_resolution_um"]), e["name"]
         assert all(v > 0 for v in e["fov_um"])
         assert e["usable_depth_range_um"] >= 0 and e["resolvable_voxels"] >= 0
+        best = e["best_lateral_resolution_um"]
+        assert best is not None and best == min(v for v in e["lateral_resolution_um"] if v is not None) or (
+            best > min(v for v in e["lateral_resolution_um"] if v is not None))  # the best within the usable range
         if e["kind"] == "lfm":
             assert e["seconds_per_frame"] > 0
             # LFM two-point resolution is not better than the wide-field Sparrow limit / 2 anywhere
@@ -74,6 +77,8 @@ def test_widefield_at_focus_matches_theory(smallest_run):
         measured, th = e["lateral_resolution_um"][i], e["theory_lateral_resolution_um"][i]
         assert measured is not None
         assert measured == pytest.approx(th, rel=0.15), (e["name"], measured, th)
+        # the best wide-field value is taken inside the depth of field, so it cannot beat focus by much
+        assert e["best_lateral_resolution_um"] >= 0.85 * th, (e["name"], e["best_lateral_resolution_um"], th)
 
 
 def test_existing_out_is_not_overwritten(smallest_run, capsys):
