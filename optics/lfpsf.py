@@ -19,7 +19,6 @@ import functools
 import logging
 import math
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -593,6 +592,10 @@ def compute_psf(
 
 
 def _peak_rss_mb() -> float:
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return float("nan")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import resource
 import sys
 from types import ModuleType
 
@@ -234,6 +233,10 @@ def peak_memory_bytes(device: str) -> int:
     """
     if device == "gpu":
         return int(_cupy().get_default_memory_pool().total_bytes())
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return 0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
