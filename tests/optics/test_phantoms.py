@@ -6,16 +6,6 @@ import pytest
 from optics import phantoms as ph
 from optics import presets
 
-TINY = dict(
-    camera={"shape": [75, 75]},
-    volume={"z_min_um": -10, "z_max_um": 10, "z_step_um": 10, "voxels_per_lenslet": 3},
-)
-
-
-@pytest.fixture(scope="module")
-def m():
-    return presets.get("lfm-20x-0.5w", **TINY)
-
 
 def test_voxel_centres_follow_the_formula(m):
     # 5 lenslets of 7.5 µm, 3 voxels each: centres at -17.5 .. 17.5 in 2.5 µm steps, axis at the

@@ -10,16 +10,6 @@ from optics.forward import forward_project
 from optics.psfdata import LightFieldPSF
 from optics.simulation import photon_image, simulate
 
-TINY = dict(
-    camera={"shape": [75, 75]},
-    volume={"z_min_um": -10, "z_max_um": 10, "z_step_um": 10, "voxels_per_lenslet": 3},
-)
-
-
-@pytest.fixture(scope="module")
-def m():
-    return presets.get("lfm-20x-0.5w", **TINY)
-
 
 @pytest.fixture(scope="module")
 def psf(m):
