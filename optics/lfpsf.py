@@ -62,16 +62,6 @@ _BATCH_SAMPLES = 6_000_000
 
 
 # ----------------------------------------------------------------------------- Debye field tables
-def _power_integrand(theta: np.ndarray, apodization: str, vectorial: bool) -> np.ndarray:
-    """|g(rho)|^2 rho drho / dtheta for the pupil function g of each Hankel transform."""
-    c, s = np.cos(theta), np.sin(theta)
-    if vectorial:
-        # x-polarised: |I0|^2 + |I2|^2 + 2|I1|^2 after the azimuthal integral
-        return ((1 + c) ** 2 + (1 - c) ** 2 + 2 * s**2) * s
-    p = debye._apodization(apodization, c)
-    return p**2 * s / c
-
-
 def nip_power(m: Microscope) -> float:
     """Power of the Debye field of a point source, in object space and in the units of ``optics.debye``.
 
@@ -81,15 +71,8 @@ def nip_power(m: Microscope) -> float:
     unpolarised, (|I0|^2 + 2|I1|^2 + |I2|^2)-type intensity): (2 pi / k^2) 4 (1 - cos alpha).
     The same field sampled on the image plane at spacing dx carries M^2 times this power.
     """
-    return _nip_power(m.objective.half_angle, m.wavenumber, m.simulation.apodization, m.simulation.vectorial)
-
-
-@functools.lru_cache(maxsize=64)
-def _nip_power(alpha: float, k: float, apodization: str, vectorial: bool) -> float:
-    x, w = np.polynomial.legendre.leggauss(64)  # smooth integrand: exact to ~1e-16
-    theta = 0.5 * alpha * (x + 1)
-    integral = 0.5 * alpha * float(w @ _power_integrand(theta, apodization, vectorial))
-    return 2 * math.pi / k**2 * integral
+    return debye.total_power(m.objective.half_angle, m.wavenumber, m.simulation.apodization,
+                             m.simulation.vectorial)
 
 
 @functools.lru_cache(maxsize=2)

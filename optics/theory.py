@@ -189,11 +189,10 @@ def _ee50_radius_um(z: float, lam: float, na: float, n: float) -> float:
     theorem for the Hankel transform, (2 pi / k^2)(1 - cos alpha) (independent of z), so the
     diffraction tail beyond the grid is accounted for.
     """
-    from .debye import radial_field
+    from .debye import radial_field, total_power
 
     alpha = math.asin(na / n)
-    k = 2 * math.pi * n / lam
-    total = 2 * math.pi / k**2 * (1 - math.cos(alpha))
+    total = total_power(alpha, 2 * math.pi * n / lam)
     r_max = abs(z) * math.tan(alpha) + 4 * lam / na
     r = np.linspace(0.0, r_max, int(math.ceil(r_max / (0.02 * lam / na))) + 1)
     inten = np.abs(radial_field(r, z, wavelength_um=lam, na=na, n=n)) ** 2
