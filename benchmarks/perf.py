@@ -189,32 +189,35 @@ def run_case(spec: dict) -> dict:
     return out
 
 
-def _child(spec, queue):
+def _child(fn, arg, queue):
     try:
-        queue.put(("ok", run_case(spec)))
+        queue.put(("ok", fn(arg)))
     except BaseException as e:  # report, don't hang the parent
         queue.put(("error", f"{type(e).__name__}: {e}"))
 
 
-def _operator_child(queue):
-    try:
-        from optics import presets
-        from optics.lfpsf import build_report
+def _isolated(fn, arg):
+    """Run ``fn(arg)`` in a fresh (spawned) process, so that its peak memory is its own."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(fn, arg, q))
+    p.start()
+    status, payload = q.get()
+    p.join()
+    return status, payload
 
-        queue.put(("ok", build_report(presets.get(OPERATOR_PRESET))))
-    except BaseException as e:  # report, don't hang the parent
-        queue.put(("error", f"{type(e).__name__}: {e}"))
+
+def _operator_report(name: str) -> dict:
+    from optics import presets
+    from optics.lfpsf import build_report
+
+    return build_report(presets.get(name))
 
 
 def operator_build() -> dict:
     """Build the light-field operator of the 20x/0.5W preset (s = 15, z -50..50 step 2, 51 depths)
     from scratch in its own process, so that the peak memory is the build's own."""
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_operator_child, args=(q,))
-    p.start()
-    status, payload = q.get()
-    p.join()
+    status, payload = _isolated(_operator_report, OPERATOR_PRESET)
     return payload if status == "ok" else {"error": payload}
 
 
@@ -233,12 +236,7 @@ def operator_markdown(r: dict) -> str:
 
 
 def _run_isolated(spec: dict) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(spec, q))
-    p.start()
-    status, payload = q.get()
-    p.join()
+    status, payload = _isolated(run_case, spec)
     if status != "ok":
         return {"case": spec["case"], "s": spec["s"], "label": spec["label"], "error": payload}
     return payload
