@@ -14,11 +14,13 @@ Input conventions (decided here, used by ``python -m reconstruction``):
 * Units.  RL needs a linear, offset-free, non-negative image.  ``raw=True`` treats the input as
   camera digital numbers (ADU) and converts them to photons at the sensor,
   ``(ADU - camera.offset_adu) / (camera.gain_adu_per_e * camera.quantum_efficiency)``, clipped at
-  0 (read noise makes dark pixels slightly negative).  ``raw=False`` takes the values as they are
-  and rejects negatives.  ``raw=None`` (default) decides from the dtype: integer images are raw
-  camera frames (what ``optics.simulate`` and cameras write), floating-point images are linear.
-  With raw frames the volume comes out in the units of ``optics.simulate``'s photometric
-  convention times ``photons_per_voxel`` (photons sent into the objective per voxel).
+  0 (read noise makes dark pixels slightly negative).  ``raw=False`` takes the values as they are:
+  round-off-sized negatives (>= -1e-5 of the frame's peak, e.g. of a forward projection) are
+  clipped to 0, larger ones are refused (``reconstruction.checks.clip_roundoff_negatives``).
+  ``raw=None`` (default) decides from the dtype: integer images are raw camera frames (what
+  ``optics.simulate`` and cameras write), floating-point images are linear.  With raw frames the
+  volume comes out in the units of ``optics.simulate``'s photometric convention times
+  ``photons_per_voxel`` (photons sent into the objective per voxel).
 * NaN or infinite values are errors in every mode.
 """
 
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
+from .checks import clip_roundoff_negatives
 from .deconvolution import richardson_lucy
 from .operator import LightFieldOperator
 
@@ -110,11 +113,9 @@ def validate_image(m, image, *, raw: bool | None = None, expect: str = "any") ->
         out -= np.float32(cam.offset_adu)
         out /= np.float32(cam.gain_adu_per_e * cam.quantum_efficiency)
         np.maximum(out, 0, out=out)
-    elif out.size and float(out.min()) < 0:
-        raise ValueError(
-            f"image has negative values (min {float(out.min()):.6g}); expected a linear image >= 0 "
-            "(for a raw camera frame use raw=True / --raw to subtract camera.offset_adu)"
-        )
+    else:  # round-off negatives (e.g. of a forward projection) are clipped to 0, real ones refused
+        out = clip_roundoff_negatives(out, hint="expected a linear image >= 0 (for a raw camera frame use "
+                                      "raw=True / --raw to subtract camera.offset_adu)")
     return out, is_stack
 
 

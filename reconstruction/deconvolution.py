@@ -5,11 +5,11 @@ The multiplicative update (PHYSICS.md section 4; Richardson 1972, Lucy 1974; Bro
 
     x_{k+1} = x_k ⊙ Hᵀ(y ⊘ H x_k) ⊘ Hᵀ1,
 
-with H the ``LightFieldOperator``.  It keeps x >= 0 and, where Hᵀ1 > 0, conserves flux:
-sum(H x_{k+1}) = sum(y) after every iteration; y = H x* makes x* a fixed point.  Optionally each
-iterate is low-passed per depth by the anti-aliasing filter of Stefanoiu et al. 2019
-(``reconstruction.filters``; this breaks the exact flux identity).  Long runs can checkpoint
-(atomic .npz of the estimate and the iteration count) and resume where they stopped.
+with H the ``LightFieldOperator``.  It keeps x >= 0 (round-off negatives of Hᵀ are clipped) and,
+where Hᵀ1 > 0, conserves flux: sum(H x_{k+1}) = sum(y) after every iteration; y = H x* makes x* a
+fixed point.  Optionally each iterate is low-passed per depth by the anti-aliasing filter of
+Stefanoiu et al. 2019 (``reconstruction.filters``; this breaks the exact flux identity).  Long runs
+can checkpoint (atomic .npz of the estimate and the iteration count) and resume where they stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
+from .checks import clip_roundoff_negatives
 from .filters import LanczosFilter
 
 __all__ = ["richardson_lucy", "CheckpointError"]
@@ -98,7 +99,9 @@ def richardson_lucy(
     ----------
     image : array, (Y, X) or (t, Y, X)
         Non-negative, finite image(s) on ``operator.image_shape`` (photo-electrons or any linear
-        unit).  A NumPy array with a GPU operator is copied to the device once and the result is
+        unit).  Round-off-sized negatives (>= -1e-5 max|frame|, e.g. of ``operator.forward``) are
+        clipped to 0 (``reconstruction.checks.clip_roundoff_negatives``); larger ones are an
+        error.  A NumPy array with a GPU operator is copied to the device once and the result is
         copied back; a CuPy array stays on the device.
     operator : LightFieldOperator
         H and Hᵀ (``reconstruction.operator``).
@@ -156,8 +159,8 @@ def richardson_lucy(
     y = backend.to_device(image, op.device, dtype=op.dtype) if on_host else image.astype(op.dtype, copy=False)
     if not bool(xp.isfinite(y).all()):
         raise ValueError("image contains NaN or infinite values; RL needs finite, non-negative data")
-    if bool((y < 0).any()):
-        raise ValueError(f"image has negative values (min {float(y.min()):.4g}); subtract the camera offset and clip first")
+    # round-off negatives (e.g. of op.forward's FFTs) are clipped to 0; real negatives are refused
+    y = clip_roundoff_negatives(y, hint="RL needs non-negative data: subtract the camera offset and clip first")
     vol_shape = ((shape[0],) if batched else ()) + op.volume_shape
     img_axes = (-2, -1)
 
@@ -202,7 +205,9 @@ def richardson_lucy(
             x = x * op.adjoint(ratio) * inv_ht1
             if flt is not None:
                 x = flt(x)
-                xp.maximum(x, 0, out=x)
+            # the update is >= 0 in exact arithmetic, but Hᵀ's FFTs leave round-off negatives
+            # (~ -1e-10) where the ratio is 0; clipped, so an estimate is a valid x0 again
+            xp.maximum(x, 0, out=x)
             if callback is not None:
                 callback(k + 1, x)
             if ckpt is not None and ((k + 1) % checkpoint_every == 0 or k + 1 == iterations):

@@ -174,3 +174,19 @@ def test_beads_recovered_at_their_depths():
         kz, ky, kx = np.unravel_index(np.argmax(win), win.shape)
         assert z[kz] == zt, f"bead at z={zt} found at z={z[kz]}"
         assert abs(ky + max(iy - 4, 0) - iy) <= 1 and abs(kx + max(ix - 4, 0) - ix) <= 1
+
+
+def test_validate_linear_clips_roundoff_and_refuses_negatives(small_op32, roundoff_projection):
+    """Linear mode (raw=False) shares richardson_lucy's rule: FFT round-off negatives of a forward
+    projection are clipped to 0; a clearly negative pixel is refused with the count and the min."""
+    m = small_op32.microscope
+    y = roundoff_projection
+    out, stack = validate_image(m, y, raw=False)
+    assert not stack and out.dtype == np.float32 and float(out.min()) == 0.0
+    np.testing.assert_array_equal(out, np.maximum(y, 0))
+    assert (y < 0).any()  # the input is untouched
+    bad = np.maximum(y, 0)
+    bad[3, 4] = -0.25 * bad.max()
+    with pytest.raises(ValueError, match=r"1 pixel\(s\) below the round-off bound.*min -") as err:
+        validate_image(m, bad, raw=False)
+    assert f"min {float(bad[3, 4]):.6g}" in str(err.value) and "raw=True" in str(err.value)

@@ -134,3 +134,38 @@ def test_rl_numpy_cupy_agree(rng64):
     assert backend.is_gpu_array(xg)
     np.testing.assert_allclose(backend.to_host(xg), xc, rtol=1e-3, atol=1e-4 * xc.max())
     np.testing.assert_allclose(richardson_lucy(y, op_g, 4, progress=False), xc, rtol=1e-3, atol=1e-4 * xc.max())
+
+
+def test_accepts_its_own_forward_projection(small_op32, roundoff_projection):
+    """op.forward(x) of x >= 0 has FFT round-off negatives (~ -1e-7 of the peak): clipped, not refused."""
+    y = roundoff_projection
+    before = y.copy()
+    x = richardson_lucy(y, small_op32, 3, progress=False)
+    assert x.shape == small_op32.volume_shape and np.isfinite(x).all() and (x >= 0).all()
+    np.testing.assert_array_equal(y, before)  # the caller's array is not modified
+    # zero pixels of y: Hᵀ leaves round-off negatives in the update, clipped so x is a valid x0 again
+    assert richardson_lucy(y, small_op32, 1, x0=x, progress=False).min() >= 0
+    # the clipped image is what RL works on: flux is conserved against it
+    sums = []
+    richardson_lucy(y, small_op32, 2, progress=False,
+                    callback=lambda k, xk: sums.append(float(small_op32.forward(xk).sum(dtype=np.float64))))
+    target = float(np.maximum(y, 0).sum(dtype=np.float64))
+    assert all(abs(v - target) <= 1e-5 * target for v in sums)
+
+
+def test_negative_data_refused_with_count_and_min(small_op32):
+    op = small_op32
+    y = np.ones(op.image_shape, np.float32)
+    y[0, 0] = -1e-6  # round-off sized: alone it would be clipped
+    y[1, 2], y[3, 4], y[5, 6] = -0.5, -0.02, -0.003
+    with pytest.raises(ValueError, match=r"3 pixel\(s\) below the round-off bound") as err:
+        richardson_lucy(y, op, 1, progress=False)
+    msg = str(err.value)
+    assert "min -0.5" in msg and "4 negative in all" in msg and "-1e-05 x max|image|" in msg
+    # a stack: the bound is relative to each frame's peak, so a dim frame is not excused by a bright one
+    ys = np.stack([1000 * np.ones(op.image_shape, np.float32), np.ones(op.image_shape, np.float32)])
+    ys[1, 2, 2] = -1e-3
+    with pytest.raises(ValueError, match=r"1 pixel\(s\) below.*min -0.001"):
+        richardson_lucy(ys, op, 1, progress=False)
+    ys[1, 2, 2] = -1e-6
+    assert richardson_lucy(ys, op, 1, progress=False).shape == (2, *op.volume_shape)
