@@ -17,10 +17,13 @@ per spatial frequency f it is one complex matrix-vector product (N^2 x nz s^2), 
 transpose, so forward and adjoint are exact transposes (zero padding keeps the convolution linear,
 not circular).  When the kernels are mirror-symmetric (the optics are symmetric about each
 lenslet's axis) H commutes with flipping volume and image, so only the phases a, b < ceil(s/2)
-are stored and the flipped volumes ride along as extra matmul columns (~3.5x less memory at
-s = 15); on a square lenslet grid the transpose symmetry halves that again (a <= b).  Large lenslet grids are cut into overlap-save tiles of T lenslets so the kernel
-spectra (size ~ tile^2, not field^2) fit in memory.  Wide-field (N = s = 1) is the same code: a
-per-depth shift-invariant 3-D-to-2-D convolution.
+need be stored, the flipped volumes riding along as extra matmul columns and FFTs (~3.5x less
+memory at s = 15); on a square lenslet grid the transpose symmetry halves the memory again
+(a <= b).  The copies cost FLOPs (``projection_cost``: x1.5 / x2 for mirror / d4 at s = 5,
+x1.8 / x2.8 at s = 3, x1.1 / x1.3 at s = 15), so by default full spectra are stored when they fit
+the memory budget and symmetric ones only when they do not.  Large lenslet grids are cut into
+overlap-save tiles of T lenslets so the kernel spectra (size ~ tile^2, not field^2) fit in memory.
+Wide-field (N = s = 1) is the same code: a per-depth shift-invariant 3-D-to-2-D convolution.
 
 All arithmetic uses the array module of the operator's device (numpy or cupy) through one code
 path; inputs must already live on that device (no silent host/device copies).
@@ -60,17 +63,22 @@ class LightFieldOperator:
         Bound on the temporaries of one depth chunk (default 256 MiB on the CPU, 2 GiB on the GPU) (the projection is accumulated over chunks
         of depths in Fourier space, so peak memory stays bounded for any number of depths).
     max_kernel_bytes : int, optional
-        Bound on the resident kernel spectra.  When one FFT over the whole lenslet grid would
-        need more, the grid is cut into overlap-save tiles (unless tiles narrower than the kernels
-        would cost over 3x the work; then one tile is kept and a warning logged).  Default: 4 GiB
-        on the CPU, min(40% of the free GPU memory, 12 GiB) on the GPU.
+        Budget of the resident kernel spectra.  With ``symmetry="auto"`` it chooses the storage
+        (below); when even the chosen storage needs more on one FFT over the whole lenslet grid,
+        the grid is cut into overlap-save tiles (unless tiles narrower than the kernels would cost
+        over 3x the work; then one tile is kept and a warning logged).  Default: 4 GiB on the
+        CPU, min(40% of the free GPU memory, 12 GiB) on the GPU.
     tile_lenslets : int or (int, int), optional
         Force a tile size T (lenslets, per axis); ``None`` chooses automatically.
     symmetry : {"auto", True, False, "mirror", "d4", "none"}
-        Use the symmetries of the kernels (checked on every depth) to store only the phases
-        a, b < ceil(s/2) ("mirror") or a <= b < ceil(s/2) ("d4": mirrors and transpose, square
-        lenslet grids); the mirror/transposed volumes become extra matmul columns.  Exact.
-        "auto" uses the most the kernels allow; True requires at least "mirror".
+        Storage of the kernel spectra.  "none" (or False): full, every phase (a, b).  "mirror"
+        and "d4" use the symmetries of the kernels (checked on every depth) to store only the
+        phases a, b < ceil(s/2) ("mirror") or a <= b < ceil(s/2) ("d4": mirrors and transpose,
+        square lenslet grids); the G = 4 or 8 mirrored/transposed copies of the volume become
+        extra matmul columns and FFTs.  Exact, but with more FLOPs (``projection_cost``: d4 ~2x
+        at s = 5, ~3x at s = 3).  True: the most the kernels allow.  "auto": from the memory budget:
+        full storage when it fits ``max_kernel_bytes`` (fewest FLOPs), otherwise the cheapest
+        symmetric storage that fits ("mirror", then "d4"), otherwise the most reduced one, tiled.
     progress : bool
         Show a progress bar while computing the kernel spectra.
 
@@ -82,6 +90,15 @@ class LightFieldOperator:
     device : "cpu" or "gpu"
     nbytes : int
         Device memory held by the kernel spectra.
+    symmetry : "none", "mirror" or "d4"
+        The symmetry the stored spectra use (``storage``: "full", "mirror" or "d4").
+    storage_reason : str
+        Why: "requested" (explicit ``symmetry``), "fits budget" (full storage fits
+        ``max_kernel_bytes``), "memory-bound" (it does not: a symmetric one), "kernels not
+        symmetric" or "one voxel per lenslet" (full is the only storage); ", tiled" is appended
+        when the budget also made the grid be cut into tiles.
+    symmetry_available : "none", "mirror", "d4" or None
+        The most the kernels allow (None: not checked, as ``symmetry="none"`` was asked for).
 
     Notes
     -----
@@ -123,8 +140,18 @@ class LightFieldOperator:
         # taps farther than L-1 lenslets never reach the image: drop them per axis
         self._ry = [min(r, ly - 1) for r in self.radii]
         self._rx = [min(r, lx - 1) for r in self.radii]
-        self.symmetry = self._check_symmetry(symmetry)
+        self.outputs = self.n * self.n
+        if max_kernel_bytes is None:
+            max_kernel_bytes = 4 * 2**30
+            if self.device == "gpu":
+                free = self._gpu_free_bytes()
+                max_kernel_bytes = min(int(0.4 * free), 12 * 2**30) if free else max_kernel_bytes
+        self.max_kernel_bytes = int(max_kernel_bytes)
+        tiles = self._forced_tiles(tile_lenslets)
+        self.symmetry_available, requested = self._check_symmetry(symmetry)
+        self.symmetry, reason = self._choose_storage(requested, tiles)
         self.symmetric = self.symmetry != "none"
+        self.storage = "full" if self.symmetry == "none" else self.symmetry
         # group elements g = (flip y, flip x, transpose) and the stored phases they map onto all
         self.groups = GROUPS[self.symmetry]
         self.phases, masks = phase_plan(self.s, self.symmetry)
@@ -134,15 +161,8 @@ class LightFieldOperator:
         self._all_phases = self.symmetry == "none"
         self._mask_host = masks.astype(self.dtype)
         self.channels = self.nz * self.nph
-        self.outputs = self.n * self.n
-
-        if max_kernel_bytes is None:
-            max_kernel_bytes = 4 * 2**30
-            if self.device == "gpu":
-                free = self._gpu_free_bytes()
-                max_kernel_bytes = min(int(0.4 * free), 12 * 2**30) if free else max_kernel_bytes
-        self.max_kernel_bytes = int(max_kernel_bytes)
-        self._plan_tiles(tile_lenslets)
+        self._plan_tiles(tiles)
+        self.storage_reason = reason + (", tiled" if self.ntiles > 1 and tiles is None else "")
         self._build(progress)
         del self._psf
 
@@ -153,21 +173,25 @@ class LightFieldOperator:
         except Exception:
             return 0
 
-    def _check_symmetry(self, symmetry) -> str:
-        """The symmetry the kernels obey: "d4", "mirror" or "none" (checked on every depth).
+    def _check_symmetry(self, symmetry) -> tuple[str | None, str]:
+        """(the symmetry the kernels obey, the storage requested): validates ``symmetry``.
 
-        Mirror: K_{s-1-a, b} = K_{a, b} flipped in y and K_{a, s-1-b} = K_{a, b} flipped in x
-        (the optics are mirror-symmetric about each lenslet's axis; PHYSICS.md section 6, check
-        11).  D4 adds the transpose K_{b, a} = K_{a, b}ᵀ, usable on a square lenslet grid.  Then H
-        commutes with the same flips/transposes of volume and image, and only the phases
-        a, b < ceil(s/2) (mirror, ~3.5x less memory at s = 15) or a <= b < ceil(s/2) (d4, ~6x)
-        need kernel spectra.
+        The kernels' symmetry is "d4", "mirror" or "none" (checked on every depth; None when not
+        checked because "none" was asked for).  Mirror: K_{s-1-a, b} = K_{a, b} flipped in y and
+        K_{a, s-1-b} = K_{a, b} flipped in x (the optics are mirror-symmetric about each lenslet's
+        axis; PHYSICS.md section 6, check 11).  D4 adds the transpose K_{b, a} = K_{a, b}ᵀ, usable
+        on a square lenslet grid.  Then H commutes with the same flips/transposes of volume and
+        image, and only the phases a, b < ceil(s/2) (mirror, ~3.5x less memory at s = 15) or
+        a <= b < ceil(s/2) (d4, ~6x) need kernel spectra.  The request is "auto" (chosen by
+        ``_choose_storage``) or the storage to use: "none", "mirror" or "d4".
         """
         accepted = ("auto", True, False, "none", "mirror", "d4")
         if not any(symmetry is v or (isinstance(symmetry, str) and symmetry == v) for v in accepted):
             raise ValueError(f"symmetry = {symmetry!r} is invalid: expected 'auto', True, False, 'none', 'mirror' or 'd4'")
-        if symmetry is False or symmetry == "none" or self.s == 1:  # one phase: nothing to save
-            return "none"
+        if self.s == 1:  # one phase: nothing to save
+            return "none", ("auto" if isinstance(symmetry, str) and symmetry == "auto" else "none")
+        if symmetry is False or symmetry == "none":
+            return None, "none"
         mirror = transpose = True
         for k in self._psf.kernels:
             k = np.asarray(k)
@@ -181,17 +205,51 @@ class LightFieldOperator:
                 break
         square = self.lenslets[0] == self.lenslets[1]
         found = "d4" if (mirror and transpose and square) else "mirror" if mirror else "none"
-        if symmetry is True and found == "none":
-            raise ValueError("symmetry = True was requested but the kernels are not mirror-symmetric; use 'auto' or False")
-        if symmetry == "mirror":
-            if not mirror:
-                raise ValueError("symmetry = 'mirror' was requested but the kernels are not mirror-symmetric")
-            found = "mirror"
+        log.info("LightFieldOperator: kernel symmetry %s", found)
+        if symmetry is True:
+            if found == "none":
+                raise ValueError("symmetry = True was requested but the kernels are not mirror-symmetric; use 'auto' or False")
+            return found, found
+        if symmetry == "mirror" and found == "none":
+            raise ValueError("symmetry = 'mirror' was requested but the kernels are not mirror-symmetric")
         if symmetry == "d4" and found != "d4":
             why = "the lenslet grid is not square" if (mirror and transpose) else "the kernels are not D4-symmetric"
             raise ValueError(f"symmetry = 'd4' was requested but {why}; use 'auto' or 'mirror'")
-        log.info("LightFieldOperator: kernel symmetry %s", found)
-        return found
+        return found, str(symmetry)
+
+    def _choose_storage(self, requested: str, tiles) -> tuple[str, str]:
+        """(symmetry of the stored kernel spectra, why): an explicit request is kept; "auto" picks
+        the candidate storage (full, and the symmetric ones the kernels allow) with the fewest
+        FLOPs per projection (``projection_cost``) among those whose spectra fit
+        ``max_kernel_bytes`` on one FFT over the grid (or the forced tiles).  Full storage needs
+        the fewest (d4 multiplies them by ~2 at s = 5, ~3 at s = 3: the G group copies of the
+        volume ride as extra matmul columns and FFTs) but the most memory (s^2 phases against
+        ~s^2/4 or ~s^2/8).  When none fits, the most reduced storage, tiled (``_plan_tiles``)."""
+        if requested != "auto":
+            return requested, "requested"
+        if self.symmetry_available == "none":
+            return "none", "one voxel per lenslet" if self.s == 1 else "kernels not symmetric"
+        candidates = ["none", "mirror"] + (["d4"] if self.symmetry_available == "d4" else [])
+        plans = self._grid_plans(tiles)
+        shapes = self._fft_shapes(plans)
+        tiles_yx = (plans[0][3], plans[1][3])
+        best, table = None, []
+        for sym in candidates:
+            nph = len(phase_plan(self.s, sym)[0])
+            nbytes = self._resident_bytes(shapes, nph)
+            flops = projection_cost(self.nz, self.s, self.n, self.lenslets, self.radii, tiles_yx, shapes,
+                                    self.dtype.itemsize, sym).fourier_flops
+            table.append(f"{sym}: {nbytes / 2**20:.4g} MiB, {flops / 1e9:.4g} GFLOP")
+            if nbytes <= self.max_kernel_bytes and (best is None or flops < best[1]):
+                best = (sym, flops)
+        log.info("LightFieldOperator: storage candidates (budget %.4g MiB) %s", self.max_kernel_bytes / 2**20,
+                 "; ".join(table))
+        if best is None:
+            return candidates[-1], "memory-bound"
+        if best[0] == "none":
+            return "none", "fits budget"
+        fits_full = self._resident_bytes(shapes, self.s * self.s) <= self.max_kernel_bytes
+        return best[0], "fewer FLOPs" if fits_full else "memory-bound"
 
     def _to_frame(self, a, g):
         """g⁻¹ a: flip the last two axes as g says, then transpose them (a view)."""
@@ -216,61 +274,77 @@ class LightFieldOperator:
         return t, rmax, nfl(t + 2 * rmax), math.ceil(length / t)
 
     def _spectra_bytes(self, py: int, px: int) -> int:
+        """Kernel spectra of all depths on one FFT grid (P_y, P_x) (bytes)."""
         return py * (px // 2 + 1) * self.outputs * self.channels * self.cdtype.itemsize
 
-    def _plan_tiles(self, tile_lenslets) -> None:
+    def _resident_bytes(self, shapes, nph: int) -> int:
+        """Kernel spectra of ``nph`` stored phases per depth on the FFT grids ``shapes`` (bytes; = nbytes)."""
+        return sum(self._nf(shape) for shape in shapes) * self.outputs * nph * self.cdtype.itemsize
+
+    def _forced_tiles(self, tile_lenslets):
+        """``tile_lenslets`` as (T_y, T_x), or None (choose automatically)."""
+        if tile_lenslets is None:
+            return None
+        ty, tx = (tile_lenslets, tile_lenslets) if np.isscalar(tile_lenslets) else tile_lenslets
+        if int(ty) < 1 or int(tx) < 1:
+            raise ValueError(f"tile_lenslets = {tile_lenslets!r} is invalid: expected a positive integer")
+        return int(ty), int(tx)
+
+    def _grid_plans(self, tiles):
+        """Axis plans (``_axis_plan``) for the forced tiles, or one FFT over the grid."""
         ly, lx = self.lenslets
         rmy, rmx = max(self._ry), max(self._rx)
-        if tile_lenslets is not None:
-            ty, tx = (tile_lenslets, tile_lenslets) if np.isscalar(tile_lenslets) else tile_lenslets
-            if int(ty) < 1 or int(tx) < 1:
-                raise ValueError(f"tile_lenslets = {tile_lenslets!r} is invalid: expected a positive integer")
-            plans = (self._axis_plan(ly, rmy, int(ty)), self._axis_plan(lx, rmx, int(tx)))
-        else:
-            plans = (self._axis_plan(ly, rmy, None), self._axis_plan(lx, rmx, None))
-            if self._spectra_bytes(plans[0][2], plans[1][2]) > self.max_kernel_bytes:
-                best = None
-                for p in range(8, 4 * max(ly, lx) + 4 * max(rmy, rmx) + 8):
-                    ty, tx = p - 2 * rmy, p - 2 * rmx
-                    if ty < 1 or tx < 1:
-                        continue
-                    py = self._axis_plan(ly, rmy, ty)
-                    px = self._axis_plan(lx, rmx, tx)
-                    nbytes = self._spectra_bytes(py[2], px[2])
-                    if nbytes > self.max_kernel_bytes:
-                        break
-                    work = py[3] * px[3] * py[2] * (px[2] // 2 + 1)
-                    if best is None or work < best[0]:
-                        best = (work, (py, px))
-                single_work = plans[0][2] * (plans[1][2] // 2 + 1)
-                if best is not None and best[0] > 3 * single_work:
-                    # tiles narrower than the kernels cost more than they save: keep one tile
-                    log.warning(
-                        "kernel spectra need %.3g GB (> max_kernel_bytes = %.3g GB) but tiling would multiply "
-                        "the work by %.0f (kernels span up to %d lenslets); using one tile",
-                        self._spectra_bytes(plans[0][2], plans[1][2]) / 1e9, self.max_kernel_bytes / 1e9,
-                        best[0] / single_work, 2 * max(rmy, rmx) + 1,
-                    )
-                    best = (single_work, plans)
-                if best is None:
-                    raise MemoryError(
-                        f"max_kernel_bytes = {self.max_kernel_bytes} is too small for even the smallest tile "
-                        f"({self._spectra_bytes(self._fft.next_fast_len(2 * rmy + 1), self._fft.next_fast_len(2 * rmx + 1))} bytes "
-                        "of kernel spectra); raise it or reduce the depths / voxels per lenslet"
-                    )
-                plans = best[1]
+        ty, tx = tiles if tiles is not None else (None, None)
+        return self._axis_plan(ly, rmy, ty), self._axis_plan(lx, rmx, tx)
+
+    def _fft_shapes(self, plans) -> list[tuple[int, int]]:
+        """FFT grid per depth: one tile gives each depth the smallest grid its own kernel reach
+        needs (L + R_z; depths sharing a grid share a Fourier-space accumulator); tiles share one."""
+        if plans[0][3] * plans[1][3] == 1:
+            nfl = self._fft.next_fast_len
+            return [(nfl(self.lenslets[0] + ry), nfl(self.lenslets[1] + rx)) for ry, rx in zip(self._ry, self._rx)]
+        return [(plans[0][2], plans[1][2])] * self.nz
+
+    def _plan_tiles(self, tiles) -> None:
+        """Tiles T (forced, or the least work whose kernel spectra fit ``max_kernel_bytes``) and FFT grids."""
+        ly, lx = self.lenslets
+        rmy, rmx = max(self._ry), max(self._rx)
+        plans = self._grid_plans(tiles)
+        untiled = self._resident_bytes(self._fft_shapes(plans), self.nph)
+        if tiles is None and untiled > self.max_kernel_bytes:
+            best = None
+            for p in range(8, 4 * max(ly, lx) + 4 * max(rmy, rmx) + 8):
+                ty, tx = p - 2 * rmy, p - 2 * rmx
+                if ty < 1 or tx < 1:
+                    continue
+                py = self._axis_plan(ly, rmy, ty)
+                px = self._axis_plan(lx, rmx, tx)
+                nbytes = self._spectra_bytes(py[2], px[2])
+                if nbytes > self.max_kernel_bytes:
+                    break
+                work = py[3] * px[3] * py[2] * (px[2] // 2 + 1)
+                if best is None or work < best[0]:
+                    best = (work, (py, px))
+            single_work = plans[0][2] * (plans[1][2] // 2 + 1)
+            if best is not None and best[0] > 3 * single_work:
+                # tiles narrower than the kernels cost more than they save: keep one tile
+                log.warning(
+                    "kernel spectra need %.3g GB (> max_kernel_bytes = %.3g GB) but tiling would multiply "
+                    "the work by %.0f (kernels span up to %d lenslets); using one tile",
+                    untiled / 1e9, self.max_kernel_bytes / 1e9, best[0] / single_work, 2 * max(rmy, rmx) + 1,
+                )
+                best = (single_work, plans)
+            if best is None:
+                raise MemoryError(
+                    f"max_kernel_bytes = {self.max_kernel_bytes} is too small for even the smallest tile "
+                    f"({self._spectra_bytes(self._fft.next_fast_len(2 * rmy + 1), self._fft.next_fast_len(2 * rmx + 1))} bytes "
+                    "of kernel spectra); raise it or reduce the depths / voxels per lenslet"
+                )
+            plans = best[1]
         (self.tile_y, self.off_y, self.fft_y, self.ntiles_y), (self.tile_x, self.off_x, self.fft_x, self.ntiles_x) = plans
         self.nfreq = self.fft_y * (self.fft_x // 2 + 1)
         self.ntiles = self.ntiles_y * self.ntiles_x
-        # one tile: each depth gets the smallest FFT grid its own kernel reach needs (L + R_z);
-        # depths sharing a grid share a Fourier-space accumulator
-        nfl = self._fft.next_fast_len
-        if self.ntiles == 1:
-            self.fft_shapes = [(nfl(self.lenslets[0] + ry), nfl(self.lenslets[1] + rx))
-                               for ry, rx in zip(self._ry, self._rx)]
-        else:
-            self.fft_shapes = [(self.fft_y, self.fft_x)] * self.nz
-        # padded lenslet grid holding every tile's input window
+        self.fft_shapes = self._fft_shapes(plans)
 
     # ---------------------------------------------------------------- kernel spectra
     def _build(self, progress: bool) -> None:
@@ -311,9 +385,9 @@ class LightFieldOperator:
                 del g, gh
         backend.synchronize(self.device)
         log.info(
-            "LightFieldOperator: %d depths, s=%d, N=%d, %dx%d lenslets, FFT grids %s, %d tile(s), mirror symmetry %s, "
+            "LightFieldOperator: %d depths, s=%d, N=%d, %dx%d lenslets, FFT grids %s, %d tile(s), storage %s (%s), "
             "kernel spectra %.3g GB on %s",
-            self.nz, s, n, *self.lenslets, sorted(set(self.fft_shapes)), self.ntiles, self.symmetric,
+            self.nz, s, n, *self.lenslets, sorted(set(self.fft_shapes)), self.ntiles, self.storage, self.storage_reason,
             self.nbytes / 1e9, self.device,
         )
 
@@ -332,7 +406,7 @@ class LightFieldOperator:
     def __repr__(self) -> str:
         return (f"LightFieldOperator(volume_shape={self.volume_shape}, image_shape={self.image_shape}, "
                 f"device={self.device!r}, dtype={self.dtype.name}, tiles={self.ntiles_y}x{self.ntiles_x}, "
-                f"nbytes={self.nbytes})")
+                f"storage={self.storage!r}, storage_reason={self.storage_reason!r}, nbytes={self.nbytes})")
 
     # ---------------------------------------------------------------- helpers
     def _check(self, arr, expected: tuple, name: str):

@@ -105,6 +105,7 @@ def test_auto_tiling_under_kernel_budget(rng64):
     assert op.ntiles == 1
     tiled = LightFieldOperator(psf, "cpu", np.float64, max_kernel_bytes=op.nbytes // 2)
     assert tiled.ntiles > 1 and tiled.nbytes <= op.nbytes // 2
+    assert op.storage_reason == "kernels not symmetric" and tiled.storage_reason == "kernels not symmetric, tiled"
     x = rng64.random(op.volume_shape)
     np.testing.assert_allclose(tiled.forward(x), op.forward(x), rtol=1e-11, atol=1e-11)
 
@@ -183,7 +184,7 @@ def test_mirror_symmetric_storage_is_exact(n, s, lenslets, radii, tile, rng64, d
     m = microscope(n, s, lenslets, z=[-2.0, 0.0, 2.0])
     psf = symmetric_psf(m, radii, rng64, np.float64)
     full = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile, symmetry=False)
-    sym = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile)
+    sym = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile, symmetry="mirror")
     assert sym.symmetry == "mirror" and full.symmetry == "none"
     h = (s + 1) // 2
     assert sym.nbytes * s * s == full.nbytes * h * h
@@ -215,7 +216,7 @@ def test_d4_symmetric_storage_is_exact(n, s, lenslets, radii, tile, rng64, devic
     psf = symmetric_psf(m, radii, rng64, np.float64, transpose=True)
     full = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile, symmetry=False)
     mirror = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile, symmetry="mirror")
-    d4 = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile)
+    d4 = LightFieldOperator(psf, device, np.float64, tile_lenslets=tile, symmetry="d4")
     h = (s + 1) // 2
     assert d4.symmetry == "d4" and d4.nph == h * (h + 1) // 2 and mirror.nph == h * h
     assert d4.nbytes * s * s == full.nbytes * d4.nph
@@ -236,7 +237,8 @@ def test_d4_symmetric_storage_is_exact(n, s, lenslets, radii, tile, rng64, devic
 def test_d4_needs_a_square_grid(rng64):
     m = microscope(5, 3, (4, 5), z=[-2.0, 0.0, 2.0])
     psf = symmetric_psf(m, [1, 1, 1], rng64, np.float64, transpose=True)
-    assert LightFieldOperator(psf, "cpu").symmetry == "mirror"
+    assert LightFieldOperator(psf, "cpu").symmetry_available == "mirror"
+    assert LightFieldOperator(psf, "cpu", symmetry=True).symmetry == "mirror"
     with pytest.raises(ValueError, match="not square"):
         LightFieldOperator(psf, "cpu", symmetry="d4")
 
@@ -250,3 +252,84 @@ def test_symmetry_requested_but_absent_is_an_error(rng64):
             LightFieldOperator(psf, "cpu", symmetry=bad)
     with pytest.raises(ValueError, match="symmetry = 'yes'"):
         LightFieldOperator(psf, "cpu", symmetry="yes")
+
+
+@pytest.mark.parametrize("tile", [None, 2])
+def test_auto_storage_from_memory_budget(tile, rng64, device, xp, to_np):
+    """symmetry="auto": full spectra when they fit max_kernel_bytes (fewest FLOPs), else the cheapest
+    symmetric storage that fits (mirror, then d4), else d4 tiled.  All give the same operator."""
+    m = microscope(5, 3, (6, 6), z=[-2.0, 0.0, 2.0])
+    psf = symmetric_psf(m, [2, 0, 1], rng64, np.float64, transpose=True)
+    kw = dict(tile_lenslets=tile)
+    full = LightFieldOperator(psf, device, np.float64, **kw)
+    assert (full.storage, full.symmetry, full.storage_reason) == ("full", "none", "fits budget")
+    assert full.symmetry_available == "d4"
+    assert "storage='full'" in repr(full) and "fits budget" in repr(full)
+    mirror = LightFieldOperator(psf, device, np.float64, symmetry="mirror", **kw)
+    d4 = LightFieldOperator(psf, device, np.float64, symmetry="d4", **kw)
+    assert mirror.storage_reason == d4.storage_reason == "requested"
+    assert d4.nbytes < mirror.nbytes < full.nbytes
+    flops = [op.cost().fourier_flops for op in (full, mirror, d4)]
+    assert flops[0] < flops[1] < flops[2]  # why full storage wins when it fits
+    assert LightFieldOperator(psf, device, np.float64, max_kernel_bytes=full.nbytes, **kw).storage == "full"
+    ops = {"full": full}
+    for budget, want in [(full.nbytes - 1, "mirror"), (mirror.nbytes - 1, "d4")]:
+        op = LightFieldOperator(psf, device, np.float64, max_kernel_bytes=budget, **kw)
+        assert (op.storage, op.storage_reason) == (want, "memory-bound")
+        assert op.nbytes <= budget and op.ntiles == full.ntiles
+        assert f"storage={want!r}" in repr(op) and "memory-bound" in repr(op)
+        ops[want] = op
+    x = xp.asarray(rng64.standard_normal(full.volume_shape))
+    y = xp.asarray(rng64.standard_normal(full.image_shape))
+    ref_y, ref_x = to_np(full.forward(x)), to_np(full.adjoint(y))
+    for name, op in ops.items():
+        np.testing.assert_allclose(to_np(op.forward(x)), ref_y, rtol=0, atol=1e-11 * np.abs(ref_y).max(), err_msg=name)
+        np.testing.assert_allclose(to_np(op.adjoint(y)), ref_x, rtol=0, atol=1e-11 * np.abs(ref_x).max(), err_msg=name)
+        lhs, rhs = float(xp.vdot(op.forward(x), y)), float(xp.vdot(x, op.adjoint(y)))
+        assert abs(lhs - rhs) <= 1e-10 * abs(lhs), name
+
+
+def test_auto_storage_tiles_when_nothing_fits(rng64, device, xp, to_np):
+    """Even d4 storage over the whole grid exceeds the budget: d4, tiled (the last resort)."""
+    m = microscope(3, 3, (12, 12), z=[-2.0, 0.0, 2.0])
+    psf = symmetric_psf(m, [1, 2, 1], rng64, np.float64, transpose=True)
+    full = LightFieldOperator(psf, device, np.float64)
+    d4 = LightFieldOperator(psf, device, np.float64, symmetry="d4")
+    op = LightFieldOperator(psf, device, np.float64, max_kernel_bytes=d4.nbytes - 1)
+    assert (op.storage, op.storage_reason) == ("d4", "memory-bound, tiled")
+    assert op.ntiles > 1 and op.nbytes <= d4.nbytes - 1 and full.ntiles == 1
+    x = xp.asarray(rng64.standard_normal(full.volume_shape))
+    y = xp.asarray(rng64.standard_normal(full.image_shape))
+    np.testing.assert_allclose(to_np(op.forward(x)), to_np(full.forward(x)), rtol=0, atol=1e-11)
+    np.testing.assert_allclose(to_np(op.adjoint(y)), to_np(full.adjoint(y)), rtol=0, atol=1e-11)
+
+
+def test_auto_storage_float32_same_operator(rng64, device, xp, to_np):
+    """float32: full and symmetric storage agree to float32 round-off, and each is adjoint."""
+    m = microscope(7, 5, (3, 3), z=[-2.0, 0.0, 2.0])
+    psf = symmetric_psf(m, [1, 1, 2], rng64, np.float32, transpose=True)
+    full = LightFieldOperator(psf, device, np.float32)
+    d4 = LightFieldOperator(psf, device, np.float32, max_kernel_bytes=full.nbytes // 3)
+    assert full.storage == "full" and d4.storage == "d4" and d4.storage_reason == "memory-bound"
+    x = xp.asarray(rng64.random(full.volume_shape, dtype=np.float32))
+    y = xp.asarray(rng64.random(full.image_shape, dtype=np.float32))
+    for a, b in [(full.forward(x), d4.forward(x)), (full.adjoint(y), d4.adjoint(y))]:
+        a, b = to_np(a), to_np(b)
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * np.abs(a).max())
+    for op in (full, d4):
+        lhs = float(xp.vdot(op.forward(x), y).astype(np.float64))
+        rhs = float(xp.vdot(x, op.adjoint(y)).astype(np.float64))
+        assert abs(lhs - rhs) <= 1e-5 * abs(lhs)
+
+
+def test_auto_storage_mirror_on_a_rectangular_grid(rng64):
+    m = microscope(5, 4, (3, 5), z=[-2.0, 0.0, 2.0])
+    psf = symmetric_psf(m, [1, 2, 1], rng64, np.float64, transpose=True)
+    full = LightFieldOperator(psf, "cpu", np.float64)
+    assert full.storage == "full" and full.symmetry_available == "mirror"
+    op = LightFieldOperator(psf, "cpu", np.float64, max_kernel_bytes=full.nbytes - 1)
+    assert (op.storage, op.storage_reason, op.ntiles) == ("mirror", "memory-bound", 1)
+    x = rng64.standard_normal(full.volume_shape)
+    np.testing.assert_allclose(op.forward(x), full.forward(x), rtol=0, atol=1e-11)
+    none = LightFieldOperator(psf, "cpu", np.float64, symmetry="none")
+    assert (none.storage, none.storage_reason, none.symmetry_available) == ("full", "requested", None)
