@@ -377,8 +377,13 @@ def _run_peer(spec: dict, args) -> dict:
 def _parser():
     p = argparse.ArgumentParser(prog="python -m benchmarks perf", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes, a few minutes on 2 cores")
-    p.add_argument("--out", help="output folder (default results/perf-<time>)")
-    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder (default a new results/perf-<time>); an existing non-empty folder is "
+                   "refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing non-empty --out (replacing its perf.md and perf.json)")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                   help="auto (a GPU if cupy sees one, else the CPU), cpu or gpu (default auto)")
     p.add_argument("--case", nargs="+", choices=("operator", "P", "W", "full-frame"), default=None,
                    help="default: all; 'operator' builds the 20x/0.5W preset's PSF kernels (issue target < 60 s)")
     p.add_argument("--s", type=int, nargs="+", help="voxels per lenslet (default: P 5 15, W 15, full-frame 15)")
@@ -391,6 +396,29 @@ def _parser():
                    help="RL iterations the peer times (default 2, 1 for s >= 15)")
     p.add_argument("--peer-timeout", type=float, default=None, help="seconds before a peer run is abandoned")
     p.add_argument("--in-process", action="store_true", help="do not isolate cases in subprocesses")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (perf shows none; accepted like the other commands)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress messages (INFO)")
+    return p
+
+
+def _out_dir(out: str | None, overwrite: bool) -> Path:
+    """The --out folder: a new timestamped one by default; an existing one must be an empty folder
+    unless ``overwrite``.  Checked before any work; created here."""
+    if out is None:
+        base = Path("results") / f"perf-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+        p, k = base, 1
+        while p.exists():
+            k += 1
+            p = base.with_name(f"{base.name}-{k}")
+    else:
+        p = Path(out)
+        if p.exists() and not p.is_dir():
+            raise FileExistsError(f"--out = {out!r} is invalid: it is an existing file; expected a folder")
+        if p.is_dir() and any(p.iterdir()) and not overwrite:
+            raise FileExistsError(f"--out = {out!r} exists and is not empty; choose a new folder or pass "
+                                  "--overwrite to replace its perf.md and perf.json")
+    p.mkdir(parents=True, exist_ok=True)
     return p
 
 
@@ -421,15 +449,18 @@ def _specs(args, device: str) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     from reconstruction import backend
 
     try:
         device = backend.get_device(args.device)
-    except backend.DeviceError as e:
+        out = _out_dir(args.out, args.overwrite)
+    except (backend.DeviceError, FileExistsError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else Path("results") / f"perf-{_dt.datetime.now():%Y%m%d-%H%M%S}"
-    out.mkdir(parents=True, exist_ok=True)
     print(f"device: {device} ({backend.device_name(device)}); results -> {out}")
     peer = None
     if args.peer == "pyolaf":

@@ -552,12 +552,15 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"lateral resolution threshold of the usable depth range (default {DEFAULT_THRESHOLD_UM} um)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress messages (INFO)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     size = D.SIZES["quick" if args.quick else "smallest" if args.smallest else "full"]
     if not (math.isfinite(args.threshold_um) and args.threshold_um > 0):
         print(f"error: --threshold-um = {args.threshold_um} is invalid: expected a number > 0", file=sys.stderr)
