@@ -3,7 +3,9 @@
 Reads a light-field frame (Y, X) or a time series (t, Y, X) from a TIFF, deconvolves it with
 Richardson-Lucy (``reconstruction.reconstruct``) and writes a ZYX (or TZYX) float32 TIFF with the
 voxel sizes in µm.  Every input is checked before any work; bad input prints ``error: ...`` and
-exits with status 2 without writing anything.
+exits with status 2 without writing anything.  ``--psf OP.npz`` reuses the operator kernels that
+``python -m optics psf CONFIG --out psf.tif --operator-out OP.npz`` wrote (their config hash must
+be CONFIG's).
 """
 
 from __future__ import annotations
@@ -13,42 +15,128 @@ import logging
 import sys
 from pathlib import Path
 
+#: The --help description (plain text: argparse prints it as it is).
+DESCRIPTION = """\
+Deconvolve a light-field camera frame (Y, X) or a time series (t, Y, X) with Richardson-Lucy and
+write the volume as a ZYX (or TZYX) float32 TIFF with the voxel sizes in um. Every input is checked
+before any work; bad input prints one line "error: ..." and exits with status 2 without writing
+anything.
+"""
+
 EPILOG = """\
 Input units: integer TIFFs are raw camera frames (camera.offset_adu is subtracted and the values
 divided by gain x QE, giving photons); float TIFFs are taken as linear and must be >= 0.
 Override with --raw / --linear.  A full-sensor frame (camera.shape) is centre-cropped to the
 whole-lenslet image.  A (t, Y, X) stack gives a (t, z, y, x) volume; --frame refuses stacks and
 --stack refuses single frames.
+
+Operator: computed from CONFIG (cached on disk by its hash in $LFMSIM_CACHE_DIR), or read from
+--psf OP.npz, as written by: python -m optics psf CONFIG --out psf.tif --operator-out OP.npz
 """
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m reconstruction", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m reconstruction", description=DESCRIPTION,
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", help="microscope config (.toml/.json) or preset name")
-    p.add_argument("frame", help="light-field frame (Y, X) or stack (t, Y, X), TIFF")
-    p.add_argument("--out", required=True, help="output volume TIFF (ZYX, or TZYX for a stack)")
-    p.add_argument("--iterations", type=int, default=8, help="Richardson-Lucy iterations (default 8)")
-    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    p.add_argument("config", metavar="CONFIG", help="microscope config (.toml/.json) or preset name")
+    p.add_argument("frame", metavar="FRAME", help="light-field frame (Y, X) or stack (t, Y, X), TIFF")
+    p.add_argument("--out", required=True, metavar="VOLUME.tif",
+                   help="output volume TIFF (ZYX, or TZYX for a stack)")
+    p.add_argument("--iterations", type=int, default=8, metavar="N", help="Richardson-Lucy iterations (default 8)")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                   help="where to compute: auto (a GPU if cupy sees one, else the CPU), cpu, or gpu "
+                   "(an error without one) (default auto)")
     p.add_argument("--filter", choices=("none", "lanczos"), default="none",
-                   help="S19 depth-adaptive anti-aliasing filter (light field only)")
+                   help="S19 depth-adaptive anti-aliasing filter (light field only) (default none)")
+    p.add_argument("--psf", metavar="OP.npz",
+                   help="operator kernels written by 'python -m optics psf CONFIG --operator-out OP.npz' "
+                   "(must belong to CONFIG: same config hash); default: compute them or read the cache")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--checkpoint", help="resumable checkpoint (.npz) written during the run")
-    p.add_argument("--checkpoint-every", type=int, default=10)
+    p.add_argument("--checkpoint", metavar="CK.npz", help="resumable checkpoint (.npz) written during the run")
+    p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+                   help="iterations between checkpoint writes (default 10)")
     units = p.add_mutually_exclusive_group()
-    units.add_argument("--raw", dest="raw", action="store_true", default=None, help="input is camera ADU")
-    units.add_argument("--linear", dest="raw", action="store_false", help="input is linear (photons), >= 0")
+    units.add_argument("--raw", dest="raw", action="store_true", default=None,
+                       help="input is camera ADU (default for integer TIFFs)")
+    units.add_argument("--linear", dest="raw", action="store_false",
+                       help="input is linear (photons), >= 0 (default for float TIFFs)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--frame", dest="expect", action="store_const", const="frame", default="any",
                       help="require a single frame")
     kind.add_argument("--stack", dest="expect", action="store_const", const="stack", help="require a (t, Y, X) stack")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress messages (INFO)")
     return p
 
 
+def _config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Keys whose values differ between two ``Microscope.to_dict()`` trees, as "key: a vs b"."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_differences(va, vb, f"{name}.")
+        elif va != vb:
+            out.append(f"{name}: {va!r} vs {vb!r}")
+    return out
+
+
+def load_operator(path: str, m):
+    """The LightFieldPSF of ``--psf path``, refused (ValueError naming --psf) when the file cannot
+    be read or its config hash is not ``m.hash``."""
+    import json
+
+    import numpy as np
+
+    from optics.config import ConfigError
+    from optics.psfdata import load_psf
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--psf = {path!r} is invalid: the file does not exist (expected an operator .npz "
+                                "written by python -m optics psf CONFIG --operator-out OP.npz)")
+    try:  # the header alone first: a wrong operator is refused before its kernels are read
+        with np.load(p, allow_pickle=False) as data:
+            file_hash = json.loads(str(data["header"])).get("hash")
+    except Exception:
+        file_hash = None  # load_psf says what is wrong with the file
+    if file_hash is not None and file_hash != m.hash:
+        raise ValueError(_mismatch(path, p, m))
+    try:
+        psf = load_psf(p)
+    except (ConfigError, ValueError, OSError, KeyError) as e:
+        raise ValueError(f"--psf = {path!r} is invalid: {' '.join(str(e).split())} (expected an operator .npz "
+                         "written by python -m optics psf CONFIG --operator-out OP.npz)") from None
+    if psf.microscope.hash != m.hash:
+        raise ValueError(_mismatch(path, p, m, psf.microscope))
+    return psf
+
+
+def _mismatch(path: str, p: Path, m, other=None) -> str:
+    if other is None:
+        from optics.psfdata import load_psf
+
+        try:
+            other = load_psf(p).microscope
+        except Exception:
+            other = None
+    msg = f"--psf = {path!r} is invalid: it belongs to another microscope"
+    if other is not None:
+        diff = _config_differences(other.to_dict(), m.to_dict())
+        shown = "; ".join(diff[:4]) + ("; ..." if len(diff) > 4 else "")
+        msg += f" (config hash {other.hash}, CONFIG's is {m.hash}; --psf vs CONFIG: {shown})"
+    else:
+        msg += f" (CONFIG's config hash is {m.hash})"
+    return msg + "; expected the operator of CONFIG (python -m optics psf CONFIG --out psf.tif --operator-out OP.npz)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2)
+        return int(e.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from optics.config import ConfigError
@@ -74,17 +162,24 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--filter lanczos is invalid for a wide-field microscope: expected none")
         frame = read_tiff(args.frame)
         image, is_stack = validate_image(m, frame, raw=args.raw, expect=args.expect)
+        del frame
         get_device(args.device)
+        psf = load_operator(args.psf, m) if args.psf is not None else None
         volume = reconstruct(m, image, iterations=args.iterations, device=args.device, filter=args.filter,
                              progress=not args.no_progress, raw=False, checkpoint=args.checkpoint,
-                             checkpoint_every=args.checkpoint_every)
+                             checkpoint_every=args.checkpoint_every, psf=psf)
         vz, vy, vx = m.volume.z_step_um, m.voxel_um, m.voxel_um
         axes, sizes = ("TZYX", (None, vz, vy, vx)) if is_stack else ("ZYX", (vz, vy, vx))
         write_tiff(out, volume, axes=axes, voxel_um=sizes, overwrite=args.overwrite,
                    metadata={"iterations": args.iterations, "filter": args.filter})
-    except (ValueError, ConfigError, FileNotFoundError, FileExistsError, DeviceError, CheckpointError,
-            MemoryError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, ConfigError, FileNotFoundError, FileExistsError, DeviceError, CheckpointError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        detail = " ".join(str(e).split())
+        print(f"error: out of memory{f' ({detail})' if detail else ''}: reduce camera.shape, the z range "
+              "(or raise volume.z_step_um) or volume.voxels_per_lenslet, or deconvolve a stack in fewer "
+              "frames at a time", file=sys.stderr)
         return 2
     print(f"wrote {out} ({axes}, shape {tuple(volume.shape)}, voxel {vy:.4g} x {vx:.4g} um, z step {vz:g} um)")
     return 0

@@ -1,0 +1,106 @@
+"""Command line ``python -m reconstruction``: plain-text help, and ``--psf OP.npz`` written by
+``python -m optics psf --operator-out`` read back end to end."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+import optics
+from optics.io import read_tiff, write_tiff
+from reconstruction.__main__ import _parser, main
+
+SMALL = dict(camera={"shape": [45, 45]},
+             volume={"z_min_um": -10, "z_max_um": 10, "z_step_um": 10, "voxels_per_lenslet": 3})
+
+
+def test_help_is_plain_text_and_every_option_has_help(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and "usage: python -m reconstruction" in out
+    assert "--psf OP.npz" in out
+    parser = _parser()
+    for action in parser._actions:
+        if action.option_strings:  # every option, not the positionals
+            assert action.help and action.help is not argparse.SUPPRESS, action.option_strings
+    assert {"-v", "--verbose", "--no-progress", "--device", "--checkpoint-every", "--psf"} <= {
+        s for a in parser._actions for s in a.option_strings}
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """A 3 x 3 lenslet config file, its operator written by ``python -m optics psf``, and a frame."""
+    pytest.importorskip("optics.lfpsf")
+    from optics.__main__ import main as optics_main
+
+    monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    m = optics.presets.get("lfm-20x-0.5w", **SMALL)
+    cfg = tmp_path / "m.toml"
+    optics.save_config(m, cfg)
+    op = tmp_path / "op.npz"
+    assert optics_main(["psf", str(cfg), "--out", str(tmp_path / "psf.tif"), "--operator-out", str(op),
+                        "--no-progress"]) == 0
+    frame = tmp_path / "f.tif"
+    rng = np.random.default_rng(0)
+    write_tiff(frame, (rng.random(m.image_shape) * 50 + 100).astype(np.uint16), axes="YX")
+    return m, cfg, op, frame
+
+
+def _no_compute(monkeypatch):
+    """Any computation of the operator fails: --psf must be what the run uses."""
+    import optics.lfpsf
+
+    def boom(*a, **k):
+        raise AssertionError("the operator was computed although --psf was given")
+
+    monkeypatch.setattr(optics, "compute_psf", boom, raising=False)
+    monkeypatch.setattr(optics.lfpsf, "compute_psf", boom)
+
+
+def test_psf_file_is_used(tiny, tmp_path, monkeypatch, capsys):
+    from optics.psfdata import load_psf
+    from reconstruction import reconstruct
+
+    m, cfg, op, frame = tiny
+    (tmp_path / "cache").joinpath(f"psf-{m.hash}.npz").unlink(missing_ok=True)  # no cache to fall back on
+    _no_compute(monkeypatch)
+    out = tmp_path / "v.tif"
+    rc = main([str(cfg), str(frame), "--out", str(out), "--psf", str(op), "--iterations", "2",
+               "--device", "cpu", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    vol = read_tiff(out)
+    assert vol.shape == m.volume_shape
+    ref = reconstruct(m, read_tiff(frame), psf=load_psf(op), iterations=2, device="cpu", progress=False)
+    np.testing.assert_allclose(vol, ref, rtol=1e-5, atol=1e-6 * float(ref.max()))
+
+
+def test_psf_of_another_microscope_is_refused(tiny, tmp_path, monkeypatch, capsys):
+    m, cfg, op, frame = tiny
+    _no_compute(monkeypatch)
+    other = tmp_path / "other.toml"
+    optics.save_config(m.replace(volume={"z_step_um": 5}), other)
+    out = tmp_path / "v.tif"
+    rc = main([str(other), str(frame), "--out", str(out), "--psf", str(op), "--device", "cpu", "--no-progress"])
+    assert rc == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: --psf = {str(op)!r} is invalid: it belongs to another microscope")
+    assert m.hash in line and m.replace(volume={"z_step_um": 5}).hash in line
+    assert "volume.z_step_um: 10.0 vs 5.0" in line or "volume.z_step_um: 10 vs 5" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "garbage", "not-an-operator"])
+def test_unreadable_psf_file_is_refused(case, tiny, tmp_path, monkeypatch, capsys):
+    m, cfg, op, frame = tiny
+    _no_compute(monkeypatch)
+    bad = tmp_path / "bad.npz"
+    if case == "garbage":
+        bad.write_bytes(b"not an npz")
+    elif case == "not-an-operator":
+        np.savez(bad, x=np.zeros(3))
+    out = tmp_path / "v.tif"
+    rc = main([str(cfg), str(frame), "--out", str(out), "--psf", str(bad), "--device", "cpu", "--no-progress"])
+    assert rc == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: --psf = {str(bad)!r} is invalid")
+    assert not out.exists()
