@@ -5,12 +5,16 @@
     python -m optics presets
     python -m optics psf CONFIG --out psf.tif [--operator-out op.npz] [--point X Y Z] [--overwrite]
     python -m optics simulate CONFIG --phantom beads|neurons|PATH.tif --out frame.tif
-                              [--truth-out vol.tif] [--photons N] [--seed S] [--no-noise] [--overwrite]
+                              [--truth-out vol.tif] [--photons N] [--seed S] [--no-noise]
+                              [--upsample auto|K] [--overwrite]
 
 CONFIG is a TOML/JSON file (../shared/DESIGN.md) or a preset name.  Errors print one line
 ``error: ...`` on stderr and exit with status 2, before any heavy work and without writing a file;
-existing outputs are only replaced with ``--overwrite``.  TIFFs carry their axes and physical
-voxel sizes (µm, object space).
+existing outputs are only replaced with ``--overwrite``.  A command whose arrays would not fit in
+the memory available (``optics.memory``) is refused the same way.  TIFFs carry their axes and
+physical voxel sizes (µm, object space).  Every command takes ``-v/--verbose`` (log INFO) and
+``--no-progress`` (no progress bars; ``--quiet`` is its deprecated alias), before or after the
+command name.
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
+from . import memory
 from .config import ConfigError, Microscope, load_config
 
 __all__ = ["main", "build_parser", "load_microscope"]
 
 PHANTOMS = ("beads", "neurons")
 DEFAULT_COUNT = {"beads": 20, "neurons": 5}
+#: ``--upsample auto`` takes the largest of these factors the config allows
+#: (voxels per lenslet x K <= pixels per lenslet), else 1.
+AUTO_UPSAMPLE = (3, 2)
 
 
 class CLIError(ValueError):
@@ -96,19 +104,9 @@ def _crop_centred(image: np.ndarray, cy: int, cx: int, side: int) -> np.ndarray:
     return out
 
 
-def _window_pixels(m: Microscope, z_um: float) -> int:
-    """Side (pixels) of the window in which the PSF of depth ``z_um`` is computed and written.
-
-    LFM: the propagation window of the operator kernels, ``optics.lfpsf.window_lenslets(m, z)``
-    lenslets; wide-field: ``optics.config.kernel_side_pixels``.
-    """
-    if m.mla is None:
-        from .config import kernel_side_pixels
-
-        return kernel_side_pixels(m, z_um)
-    from .lfpsf import window_lenslets
-
-    return window_lenslets(m, z_um) * m.pixels_per_lenslet
+#: Side (pixels) of the window in which the PSF of a depth is computed and written (one home:
+#: ``optics.memory.window_pixels``, which also sizes the memory estimate of the stack).
+_window_pixels = memory.window_pixels
 
 
 def point_pattern(m: Microscope, point_um: tuple[float, float, float]) -> np.ndarray:
@@ -133,8 +131,10 @@ def axial_psf_stack(m: Microscope) -> np.ndarray:
     ly, lx = m.n_lenslets
     cy, cx = (ly // 2) * n + n // 2, (lx // 2) * n + n // 2
     side = max(_window_pixels(m, float(z)) for z in m.z_um)
-    planes = [_crop_centred(point_pattern(m, (0.0, 0.0, float(z))), cy, cx, side) for z in m.z_um]
-    return np.stack(planes).astype(np.float32)
+    stack = np.empty((len(m.z_um), side, side), dtype=np.float32)  # memory.psf_stack_bytes
+    for iz, z in enumerate(m.z_um):
+        stack[iz] = _crop_centred(point_pattern(m, (0.0, 0.0, float(z))), cy, cx, side)
+    return stack
 
 
 # ------------------------------------------------------------------------------------ commands
@@ -171,8 +171,19 @@ def cmd_psf(args) -> int:
         if not all(math.isfinite(v) for v in point):
             raise CLIError(f"--point = {args.point} is invalid: expected three finite numbers X Y Z (µm)")
     out, *_ = _outputs(args, "--out", "--operator-out")
+    if point is None:
+        need, result = memory.estimate_psf_bytes(m), memory.psf_stack_bytes(m)
+        job = f"psf of {args.config!r} ({len(m.z_um)} depths, a {m.image_shape} sensor)"
+        advice = "reduce camera.shape or the z range (or raise volume.z_step_um)"
+    else:
+        need, result = memory.estimate_point_bytes(m, point), int(np.prod(m.image_shape)) * 4
+        job, advice = f"psf --point of {args.config!r} (a {m.image_shape} sensor)", "reduce camera.shape"
     if args.operator_out is not None:
         m.check_operator_fits()
+        need = max(need, result + memory.operator_bytes(m))
+        job = f"{job} with --operator-out"
+        advice += ", lower volume.voxels_per_lenslet or drop --operator-out"
+    memory.check_memory(need, job, f"{advice}, or set {memory.ENV_MAX_MEMORY} (GiB) to allow more")
     voxel = (m.volume.z_step_um, m.pixel_object_um, m.pixel_object_um)
     if point is None:
         stack = axial_psf_stack(m)
@@ -184,7 +195,7 @@ def cmd_psf(args) -> int:
     if args.operator_out is not None:
         from .lfpsf import compute_psf
 
-        psf = compute_psf(m, progress=not args.quiet)
+        psf = compute_psf(m, progress=not args.no_progress)
     write_tiff(out, stack, axes="ZYX", voxel_um=voxel, overwrite=args.overwrite)
     print(f"wrote {out}: {what}, shape {stack.shape} (z, y, x), pixel {voxel[1]:.4g} um (object space)")
     if psf is not None:
@@ -219,11 +230,77 @@ def _phantom(args, m: Microscope, rng: np.random.Generator, k: int) -> np.ndarra
     if vol.ndim == 2 and want[0] == 1:
         vol = vol[None]
     if vol.shape != want:
-        raise CLIError(
-            f"--phantom {str(p)!r} has shape {vol.shape}; expected {want} (z, y, x), the volume grid of "
-            f"the config{f' upsampled {k}x' if k > 1 else ''}"
-        )
+        if str(args.upsample).strip().lower() == "auto":
+            kmax = m.pixels_per_lenslet // m.voxels_per_lenslet
+            accepted = f"{phantoms.grid_shape(m, 1)} (z, y, x), the volume grid of the config" + (
+                f", or that grid with y and x times K = 2..{kmax} (e.g. {phantoms.grid_shape(m, kmax)})"
+                if kmax > 1 else "")
+        else:
+            accepted = (f"{want} (z, y, x), the volume grid of the config"
+                        f"{f' upsampled {k}x (--upsample {k})' if k > 1 else ''}")
+        raise CLIError(f"--phantom {str(p)!r} has shape {vol.shape}; expected {accepted}")
     return vol.astype(np.float32, copy=False)
+
+
+def _parse_upsample(value: str) -> int | str:
+    """``--upsample``: "auto" or an integer >= 1."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        k = int(value)
+    except ValueError:
+        k = None
+    if k is None or k < 1:
+        raise CLIError(f"--upsample = {value!r} is invalid: expected 'auto' or an integer >= 1")
+    return k
+
+
+def _tiff_shape(path: Path) -> tuple[int, ...] | None:
+    """Shape of the first series of a TIFF without reading its pixels (None if unreadable)."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as t:
+            return tuple(t.series[0].shape)
+    except Exception:  # read_tiff reports the problem with the file's name
+        return None
+
+
+def _auto_upsample(args, m: Microscope) -> int:
+    """The factor of ``--upsample auto``; warns on stderr when it has to be 1 (the inverse crime).
+
+    Beads and neurons: the largest of AUTO_UPSAMPLE that the config allows.  A TIFF phantom: the
+    factor its lateral shape says (its y size / the config's), so a volume on the config's own
+    grid still reads.
+    """
+    from . import phantoms
+
+    s, n = m.voxels_per_lenslet, m.pixels_per_lenslet
+    if args.phantom not in PHANTOMS:
+        p = Path(args.phantom)
+        shape = _tiff_shape(p) if p.suffix.lower() in (".tif", ".tiff") and p.is_file() else None
+        if shape is None:
+            return 1  # _phantom reports the bad or missing file
+        for k in range(1, n // s + 1):
+            want = phantoms.grid_shape(m, k)
+            if shape == want or (want[0] == 1 and shape == want[1:]):
+                if k == 1:
+                    print("warning: --upsample auto: the --phantom TIFF is on the config's own grid, so the "
+                          "simulation shares the reconstruction's lateral grid (the inverse crime); give a "
+                          "phantom on a finer grid to avoid it", file=sys.stderr)
+                return k
+        return 1  # no upsampled grid fits: _phantom reports the shape
+    for k in AUTO_UPSAMPLE:
+        try:
+            phantoms.fine_microscope(m, k)
+            return k
+        except ValueError:
+            continue
+    print(f"warning: --upsample auto: {s} voxels per lenslet x {min(AUTO_UPSAMPLE)} exceeds the {n} pixels "
+          "per lenslet, so the simulation uses upsample 1 and shares the reconstruction's lateral grid "
+          "(the inverse crime); lower volume.voxels_per_lenslet to simulate on a finer grid",
+          file=sys.stderr)
+    return 1
 
 
 def cmd_simulate(args) -> int:
@@ -235,29 +312,37 @@ def cmd_simulate(args) -> int:
     _positive("--photons", args.photons)
     if args.count is not None and args.count < 0:
         raise CLIError(f"--count = {args.count} is invalid: expected an integer >= 0")
-    if args.upsample < 1:
-        raise CLIError(f"--upsample = {args.upsample} is invalid: expected an integer >= 1")
-    try:
-        fine = phantoms.fine_microscope(m, args.upsample)
-    except ValueError as e:
-        raise CLIError(f"--upsample: {e}") from None
+    k = _parse_upsample(args.upsample)
     if args.count is not None and args.phantom not in PHANTOMS:
         raise CLIError(f"--count = {args.count} is invalid with --phantom {args.phantom!r}: it applies to beads and neurons")
+    if k == "auto":
+        k = _auto_upsample(args, m)
+    try:
+        fine = phantoms.fine_microscope(m, k)
+    except ValueError as e:
+        raise CLIError(f"--upsample: {e}") from None
     out, *rest = _outputs(args, "--out", "--truth-out")
     fine.check_operator_fits()
+    memory.check_memory(
+        memory.estimate_simulate_bytes(m, k, phantom_from_file=args.phantom not in PHANTOMS),
+        f"simulate of {args.config!r} (a {m.image_shape} sensor, {len(m.z_um)} depths, "
+        f"{fine.voxels_per_lenslet} voxels per lenslet with --upsample {k})",
+        memory.ADVICE,
+    )
     rng = np.random.default_rng(args.seed)
-    vol = _phantom(args, m, rng, args.upsample)
+    vol = _phantom(args, m, rng, k)
     try:
         check_volume(fine, vol, name="--phantom")
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
     frame = simulate(fine, vol, photons_per_voxel=args.photons, noise=not args.no_noise, seed=rng,
-                     progress=not args.quiet)
+                     progress=not args.no_progress)
     px = m.pixel_object_um
     write_tiff(out, frame, axes="YX", voxel_um=(px, px), overwrite=args.overwrite)
-    print(f"wrote {out}: camera frame {frame.shape} {frame.dtype}, {int(frame.max())} ADU peak")
+    print(f"wrote {out}: camera frame {frame.shape} {frame.dtype}, {int(frame.max())} ADU peak "
+          f"(simulated with --upsample {k})")
     if rest:
-        truth = phantoms.bin_volume(vol, args.upsample) if args.upsample > 1 else vol
+        truth = phantoms.bin_volume(vol, k) if k > 1 else vol
         write_tiff(rest[0], truth, axes="ZYX", voxel_um=(m.volume.z_step_um, m.voxel_um, m.voxel_um),
                    overwrite=args.overwrite)
         print(f"wrote {rest[0]}: ground-truth volume {truth.shape} (z, y, x), voxel {m.voxel_um:.4g} um")
@@ -279,13 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Run 'python -m optics COMMAND --help' for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    _common_flags(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    sub.add_parser("presets", help="list the shipped microscope presets",
-                   description="List the shipped presets: name, kind, objective, lenslet pitch and "
-                   "f-number, pixels per lenslet, voxel and field of view (object space).")
+    pr = sub.add_parser("presets", help="list the shipped microscope presets",
+                        description="List the shipped presets: name, kind, objective, lenslet pitch and "
+                        "f-number, pixels per lenslet, voxel and field of view (object space).")
+    _common_flags(pr)
 
     ps = sub.add_parser(
         "psf", help="light-field PSF on the sensor (and the operator kernels)",
@@ -318,17 +404,30 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--count", type=int, metavar="N",
                     help=f"number of beads or cells (default {DEFAULT_COUNT['beads']} beads, "
                     f"{DEFAULT_COUNT['neurons']} cells)")
-    sm.add_argument("--upsample", type=int, default=1, metavar="K",
-                    help="simulate on a K-times finer lateral grid (no inverse crime); --truth-out is binned "
-                    "back to the config's grid (default 1)")
+    sm.add_argument("--upsample", default="auto", metavar="auto|K",
+                    help="simulate on a K-times finer lateral grid than the reconstruction's, so that the "
+                    "simulation is not the reconstruction's own model (the inverse crime); --truth-out is "
+                    "binned back to the config's grid. Default auto: the largest of "
+                    f"{', '.join(map(str, AUTO_UPSAMPLE))} with voxels per lenslet x K <= pixels per lenslet "
+                    "(a TIFF phantom: the factor of its shape), else 1 with a warning")
     sm.add_argument("--no-noise", action="store_true", help="noise-free frame (expected ADU, rounded)")
     _common(sm)
     return p
 
 
+def _common_flags(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """-v/--verbose and --no-progress (with the deprecated --quiet), on the main parser (``top``)
+    and on every command, so that both ``python -m optics -v psf ...`` and ``... psf -v`` work.
+    A command's copies default to SUPPRESS so they do not reset what was given before its name."""
+    default = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress messages (INFO)", **default)
+    p.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bars", **default)
+    p.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS, **default)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _common_flags(p)
 
 
 _COMMANDS = {"presets": cmd_presets, "psf": cmd_psf, "simulate": cmd_simulate}
@@ -348,6 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, ConfigError, ValueError, TypeError, FileExistsError, FileNotFoundError, OSError) as e:
         msg = " ".join(str(e).split())
         print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except MemoryError as e:  # the estimate (optics.memory) missed; say so in one line
+        detail = " ".join(str(e).split())
+        print(f"error: out of memory in 'python -m optics {args.command}'{f' ({detail})' if detail else ''}: "
+              f"the job needs more memory than is free; {memory.SIZE_ADVICE}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
