@@ -30,16 +30,24 @@ from scipy import special
 from scipy.interpolate import CubicSpline
 
 from . import debye
-from .config import ConfigError, Microscope, kernel_side_pixels
+from .config import ConfigError, Microscope
 from .mla import microscope_transmittance
-from .propagation import choose_method, transfer_function
-from .psfdata import LightFieldPSF, cache_path, load_psf
+from .propagation import transfer_function
+from .psfdata import LightFieldPSF, cache_path, load_psf, model_version
+from .support import (
+    CROP_TOLERANCE,
+    GUARD_LENSLETS,
+    crop_side_pixels,
+    widefield_window_pixels,
+    window_lenslets,
+)
 
 __all__ = [
     "CROP_TOLERANCE",
     "GUARD_LENSLETS",
     "nip_power",
     "field_oversampling",
+    "pixel_nodes",
     "window_lenslets",
     "sensor_pattern",
     "compute_psf",
@@ -48,12 +56,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Largest fraction of the native-image-plane power a kernel may lose to its crop.  5e-3 is of the
-#: order of the Debye tail that no affordable window holds (3-6e-3 for set A, ``discarded``) and
-#: drops the guard lenslet (1-3e-3 of power, partly FFT wrap-around) from the stored kernels.
-CROP_TOLERANCE = 5e-3
-#: Lenslets of guard band around the geometric support of the field at the MLA (see ``window_lenslets``).
-GUARD_LENSLETS = 1
 #: Radial table step for the Debye field, in units of lambda0 / NA (object space).  A cubic spline
 #: at this step has relative error ~ (5/384) (2 pi 0.02)^4 = 3e-6 on a field band-limited to NA/lambda0.
 _TABLE_STEP = 0.02
@@ -162,70 +164,130 @@ def field_oversampling(m: Microscope) -> int:
     return need
 
 
-def _blur_radius_um(m: Microscope, z_um: float) -> float:
-    """Geometric radius of the defocused field at the NIP, M |z| tan(alpha) (image µm)."""
-    return m.objective.magnification * abs(z_um) * math.tan(m.objective.half_angle)
-
-
-def window_lenslets(m: Microscope, z_um: float, offset_um: float | None = None) -> int:
-    """Odd number of lenslets per side of the propagation window of depth ``z_um``.
-
-    R = ceil((M |z| tan(alpha) + o) / d) + GUARD_LENSLETS, W = 2R + 1, where o is the source's image
-    offset from its lenslet's centre (default d/2, the largest).  No 2x zero padding is used: the
-    field outside the geometric support is the Debye field's diffraction tail, and between the MLA
-    and the sensor each lenslet's light stays within ~one pitch (its cone has half-angle
-    d/(2 f_ml) + NA/M, i.e. at most one pitch sideways over f_ml when matched), so the circular
-    wrap-around of the FFT only exchanges the tails that reach the guard lenslet; the test suite
-    bounds the difference from a 2x-padded computation.
-    """
-    d = m.mla.pitch_um
-    o = d / 2 if offset_um is None else abs(offset_um)
-    r = math.ceil((_blur_radius_um(m, z_um) + o) / d - 1e-9) + GUARD_LENSLETS
-    return 2 * max(r, 1) + 1
-
-
 _default_window = window_lenslets  # reachable where a parameter shadows the name
 
 
+def pixel_nodes(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes t and weights w on [-1, 1] for the integral over one camera pixel.
+
+    g = q + 1 nodes per axis for q field samples per pixel.  The intensity's band is twice the
+    field's, up to q cycles across a pixel, but nearly all of its power lies below ~2 cycles
+    (twice the objective's plus the lenslet's cone, PHYSICS.md section 3); at the default q = 4,
+    g = 5 (exact for polynomials of degree 9) keeps the light-field kernels within 0.3% (L2) of a
+    q = 9 computation (measured on the 20x/0.5W preset at z = -40..40 um; the test suite checks it).
+    One home for the pixel rule of the light-field and the wide-field PSFs.
+    """
+    g = int(q) + 1
+    x, w = debye.gauss_legendre(g)
+    return x, w
+
+
 class _Propagator:
-    """MLA transmittance and transfer function per window size, and the batched pipeline."""
+    """MLA transmittance and transfer function per window size, and the batched pipeline.
+
+    Pixel integration is exact for the band-limited field the window holds: the sensor field
+    s(x) = (1/n) sum_j S_j exp(2 pi i j (x - x_0) / L) (spectrum S on the window's n frequencies
+    j / L) is evaluated at the Gauss-Legendre nodes of every pixel (``pixel_nodes``) and |s|^2
+    summed with their weights.  The values at one node offset delta in every pixel are a small
+    inverse FFT: with pixel centres x_0 + k p + delta and p = L / m, exp(2 pi i j k / m) depends on
+    j mod m only, so the spectrum times exp(2 pi i j delta / L) is folded onto m frequencies first
+    (per axis; separable).  With the spectrum in signed order (j = j0 + r m + kappa, done by a phase
+    ramp folded into the transmittance and a rolled transfer function) the fold weight factors into
+    exp(2 pi i r m delta / L) (a (g x q) matrix product) times exp(2 pi i (j0 + kappa) delta / L).
+    This replaces block sums of |s|^2 at the q x q samples of each pixel, whose aliased intensity
+    (band 1/dx, sampled at 1/dx) left errors of ~1% at q = 3.
+    """
 
     def __init__(self, m: Microscope, q: int, dtype):
         self.m, self.q, self.dtype = m, q, dtype
         self.dx = m.camera.pixel_um / q
         self._t: dict[int, np.ndarray] = {}
         self._h: dict[int, np.ndarray] = {}
+        self._fold: dict[int, tuple] = {}
+        self._open: dict[int, np.ndarray] = {}
         mag = m.objective.magnification
         self.norm = self.dx**2 / (mag**2 * nip_power(m))
+        self.nodes = pixel_nodes(q)
 
     def method(self, n: int) -> str:
+        """"auto" is the band-limited angular spectrum (Rayleigh-Sommerfeld, Matsushima & Shimobaba 2009).
+
+        The Fresnel transfer function is sampled well by Voelz's rule on these grids, but it is
+        paraxial: the light the lenslet edges diffract to the grid's band (up to ~0.1 rad) carries a
+        phase error k0 f theta^4 / 8 of ~0.5 rad there, and the kernels differ from the angular
+        spectrum's by ~0.3% (L2; PHYSICS.md's 0.39% at f/20), more than the sampling error.
+        ``simulation.propagation = "fresnel"`` still selects it.
+        """
         method = self.m.simulation.propagation
-        if method == "auto":
-            method = choose_method(self.dx, self.m.mla.focal_um, n * self.dx, self.m.wavelength_um)
-        return method
+        return "asm" if method == "auto" else method
 
     def _tf(self, n: int) -> np.ndarray:
         if n not in self._h:
-            self._t[n] = microscope_transmittance(self.m, n, self.dx, dtype=self.dtype)
+            j0 = -(n // 2)
+            ramp = np.exp(-2j * math.pi * j0 * np.arange(n) / n)  # spectrum index i <-> j = j0 + i
+            t = microscope_transmittance(self.m, n, self.dx, dtype=np.complex128)
+            raw = microscope_transmittance(self.m, n, self.dx, band_limited=False)
+            self._open[n] = (np.abs(raw) ** 2).astype(np.float32)  # where the lenslets let light through
+            self._t[n] = (t * ramp[:, None] * ramp[None, :]).astype(self.dtype)
             h = transfer_function(self.method(n), (n, n), self.dx, self.m.mla.focal_um,
                                   self.m.wavelength_um, dtype=self.dtype)
+            h = np.roll(h, (-j0, -j0), axis=(0, 1))
+            if n % 2 == 0:
+                # the Nyquist frequency -n/2 has no +n/2 partner: drop it so the band-limited field
+                # keeps the mirror symmetry of the optics (it carries ~no power)
+                h[0, :] = 0
+                h[:, 0] = 0
             self._h[n] = h
+            q, p = self.q, self.m.camera.pixel_um
+            mm, length = n // q, n * self.dx
+            t_nodes, w_nodes = self.nodes
+            delta = (q - 1) * self.dx / 2 + p * t_nodes / 2  # node offsets from sample 0
+            r = np.arange(q)
+            fold = np.exp(2j * math.pi * np.outer(delta, r * mm) / length)  # (g, q)
+            diag = np.exp(2j * math.pi * np.outer(delta, j0 + np.arange(mm)) / length)  # (g, m)
+            g = len(delta)
+            # both folds as one matrix (g^2, q^2): kron(fold, fold)[(a, c), (r, s)] = fold[a, r] fold[c, s]
+            kron = np.kron(fold, fold).astype(self.dtype)
+            d2 = (diag[:, None, :, None] * diag[None, :, None, :]).reshape(g * g, 1, mm, mm).astype(self.dtype)
+            wts = (w_nodes[:, None] * w_nodes[None, :]).reshape(-1).astype(np.float32)
+            self._fold[n] = (kron, d2, wts)
         return self._h[n]
 
     def intensity(self, fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel intensities (B, n/q, n/q) of NIP fields (B, n, n), overwritten, and the NIP power (B,)
-        inside the window, both as fractions of the power reaching the native image plane."""
+        """Pixel intensities (B, n/q, n/q) of NIP fields (B, n, n), overwritten; the NIP power (B,) inside
+        the window; and the part of it the lenslets' apertures pass (all of it for square lenslets),
+        all as fractions of the power reaching the native image plane."""
         b, n, _ = fields.shape
         h = self._tf(n)
-        nip = (fields.real**2 + fields.imag**2).sum(axis=(1, 2), dtype=np.float64) * self.norm
+        flat = fields.view(np.float32 if fields.dtype == np.complex64 else np.float64).reshape(b, -1)
+        nip = np.einsum("ij,ij->i", flat, flat).astype(np.float64) * self.norm
+        if self.m.mla.aperture == "square":
+            passed = nip
+        else:
+            passed = np.einsum("bij,ij->b", fields.real**2 + fields.imag**2, self._open[n]).astype(np.float64)
+            passed *= self.norm
         fields *= self._t[n]
         spec = sfft.fft2(fields, axes=(-2, -1), workers=-1, overwrite_x=True)
         spec *= h
-        out = sfft.ifft2(spec, axes=(-2, -1), workers=-1, overwrite_x=True)
-        inten = out.real**2 + out.imag**2
-        p = n // self.q
-        pix = inten.reshape(b, p, self.q, p, self.q).sum(axis=(2, 4), dtype=np.float64)
-        return pix * self.norm, nip
+        q = self.q
+        mm = n // q
+        kron, d2, wts = self._fold[n]
+        gg = kron.shape[0]
+        # (b, r, kappa, s, lambda) -> (r, s, b, kappa, lambda): rows are the q^2 aliases of a frequency
+        xs = spec.reshape(b, q, mm, q, mm).transpose(1, 3, 0, 2, 4).reshape(q * q, b * mm * mm)
+        del spec
+        xf = (kron @ xs).reshape(gg, b, mm, mm)  # folded spectra, one per node pair (a, c)
+        del xs
+        xf *= d2
+        s = sfft.ifft2(xf, axes=(-2, -1), workers=-1, overwrite_x=True)  # field at the nodes
+        del xf
+        sq = s.view(np.float32 if s.dtype == np.complex64 else np.float64).reshape(gg, -1)
+        sq *= sq  # re^2 and im^2, interleaved
+        pix = (wts.astype(sq.dtype) @ sq).reshape(b, mm, mm, 2).sum(axis=-1, dtype=np.float64)
+        del s, sq
+        p = self.m.camera.pixel_um
+        scale = (p / 2) ** 2 * (mm / n) ** 4 / self.dx**2  # node weights -> pixel area; ifft -> s
+        return pix * (scale * self.norm), nip, passed
 
 
 def _grid(n: int, dx: float) -> np.ndarray:
@@ -236,7 +298,7 @@ def _lfm_patterns(
     m: Microscope, prop: _Propagator, table: _RadialTable, conj: bool, w: int, offsets_um: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Window patterns (P, W N, W N) of sources at image offsets (P, 2) (y, x) from the window centre,
-    and the fraction (P,) of the NIP power inside the window.
+    the fraction (P,) of the NIP power inside the window and the part of it the apertures pass.
 
     The window is centred on a lenslet.  When every offset is a whole number of field samples the
     field is evaluated once on an enlarged grid and each source's field is a slice of it.
@@ -248,6 +310,7 @@ def _lfm_patterns(
     side = n // q
     out = np.empty((npos, side, side), dtype=np.float64)
     nip_in = np.empty(npos)
+    passed = np.empty(npos)
     qs = offsets_um / dx
     integer = bool(np.all(np.abs(qs - np.round(qs)) < 1e-9))
     if integer:
@@ -271,10 +334,11 @@ def _lfm_patterns(
                 comps = table.components(((c - oy) / mag)[:, None], ((c - ox) / mag)[None, :], conj)
                 for k in range(ncomp):
                     fields[j, k] = comps[k]
-        pix, nip = prop.intensity(fields.reshape(-1, n, n))
+        pix, nip, through = prop.intensity(fields.reshape(-1, n, n))
         out[start:stop] = pix.reshape(stop - start, ncomp, side, side).sum(axis=1)
         nip_in[start:stop] = nip.reshape(stop - start, ncomp).sum(axis=1)
-    return out, nip_in
+        passed[start:stop] = through.reshape(stop - start, ncomp).sum(axis=1)
+    return out, nip_in, passed
 
 
 def _table_for(m: Microscope, z_um: float, w: int, extra_um: float) -> _RadialTable:
@@ -334,7 +398,7 @@ def sensor_pattern(
         Odd number of lenslets per side of the computation window, centred on the lenslet that holds
         the source's image; default ``window_lenslets(m, z)``, the window of ``compute_psf``, so
         that a source on a voxel centre reproduces its kernel.  Light outside it is lost.
-        Ignored for wide-field (the window is ``kernel_side_pixels``).
+        Ignored for wide-field (the window is ``optics.support.widefield_window_pixels``).
     precision : {"single", "double"}
         complex64 (fast) or complex128 (reference, tests) fields.
 
@@ -378,14 +442,15 @@ def sensor_pattern(
 def _widefield_patch(m: Microscope, x: float, y: float, z: float, dtype) -> tuple[np.ndarray, int, int]:
     """Pixel-integrated wide-field intensity around the pixel nearest the source's image.
 
-    No propagation is involved, so the pixel integral uses q x q Gauss-Legendre nodes per pixel
-    (q = ``field_oversampling``; exact for polynomials of degree 2q - 1) instead of block sums.
+    No propagation is involved, so the field is evaluated at the Gauss-Legendre nodes of every pixel
+    (``pixel_nodes``) directly.  The window (``optics.support.widefield_window_pixels``) holds all but
+    CROP_TOLERANCE / 2 of the power.
     """
     p = m.pixel_object_um
     iy, ix = round(y / p), round(x / p)
-    k = kernel_side_pixels(m, z)
-    q = field_oversampling(m)
-    g, wts = np.polynomial.legendre.leggauss(q)
+    k = widefield_window_pixels(m, z)
+    g, wts = pixel_nodes(field_oversampling(m))
+    q = len(g)
     centres = (np.arange(k) - k // 2) * p
     c = (centres[:, None] + 0.5 * p * g[None, :]).reshape(-1)
     oy, ox = y - iy * p, x - ix * p
@@ -426,17 +491,6 @@ def _apply_symmetry(k: np.ndarray, transpose: bool, flip_y: bool, flip_x: bool) 
     return k
 
 
-def _crop_radius(patterns: np.ndarray, n: int, r_max: int) -> int:
-    """Smallest R whose (2R+1) N central square loses <= CROP_TOLERANCE of NIP power for all phases."""
-    total = patterns.sum(axis=(1, 2))
-    for r in range(r_max + 1):
-        lo, hi = (r_max - r) * n, (r_max + r + 1) * n
-        inside = patterns[:, lo:hi, lo:hi].sum(axis=(1, 2))
-        if np.all(total - inside <= CROP_TOLERANCE):
-            return r
-    return r_max
-
-
 def _lfm_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray], np.ndarray, dict]:
     s, npx, mag = m.voxels_per_lenslet, m.pixels_per_lenslet, m.objective.magnification
     q = field_oversampling(m)
@@ -459,14 +513,16 @@ def _lfm_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray], np.nd
         key = (abs(float(z)), w)
         if key not in tables:  # z-conjugation: the table of |z| serves +z and -z
             tables[key] = _table_for(m, z, w, float(np.abs(offsets).max(initial=0.0)) * math.sqrt(2))
-        pats, nip_in = _lfm_patterns(m, prop, tables[key], z < 0, w, offsets)
+        pats, nip_in, passed = _lfm_patterns(m, prop, tables[key], z < 0, w, offsets)
         methods.append(prop.method(w * npx * q))
         r_w = (w - 1) // 2
-        r = _crop_radius(pats, npx, r_w)
+        r = (crop_side_pixels(pats, CROP_TOLERANCE, npx) // npx - 1) // 2
         lo, hi = (r_w - r) * npx, (r_w + r + 1) * npx
         crop = pats[:, lo:hi, lo:hi]
-        # lost: the Debye tail outside the window plus what the crop removes
-        lost = np.clip(1.0 - nip_in, 0.0, None) + pats.sum(axis=(1, 2)) - crop.sum(axis=(1, 2))
+        # lost: the Debye tail outside the window, the light the band-limited array sends beyond the
+        # grid's band (~1e-3) and what the crop removes; light the apertures block is not "lost" (it
+        # never reaches the sensor in the real microscope either), so square lenslets: 1 - sum
+        lost = np.clip(1.0 - nip_in, 0.0, None) + passed - crop.sum(axis=(1, 2))
         side = hi - lo
         kz = np.empty((s, s, side, side), dtype=np.float32)
         index = {ph: i for i, ph in enumerate(fund)}
@@ -478,6 +534,7 @@ def _lfm_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray], np.nd
         if (-z) not in z_all[iz + 1 :]:
             tables.pop(key, None)
     meta = {"oversampling": q, "crop_tolerance": CROP_TOLERANCE, "guard_lenslets": GUARD_LENSLETS,
+            "pixel_nodes": len(prop.nodes[0]),
             "propagation": methods, "distinct_phases_per_depth": len(fund)}
     return kernels, discarded, meta
 
@@ -493,11 +550,17 @@ def _widefield_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray],
     for iz, z in enumerate(bar):
         key = abs(float(z))
         if key not in done:  # |U(r, -z)|^2 = |U(r, z)|^2
-            done[key] = _widefield_patch(m, 0.0, 0.0, key, np.complex128)[0].astype(np.float32)
+            patch = _widefield_patch(m, 0.0, 0.0, key, np.complex128)[0]
+            # the window already misses 1 - sum (<= CROP_TOLERANCE / 2); the crop may take the rest
+            budget = max(0.0, CROP_TOLERANCE - max(0.0, 1.0 - float(patch.sum())))
+            side = crop_side_pixels(patch, budget)
+            lo = (patch.shape[0] - side) // 2
+            done[key] = patch[lo: lo + side, lo: lo + side].astype(np.float32)
         k = done[key]
         kernels.append(k[None, None])
         discarded[iz, 0, 0] = max(0.0, 1.0 - float(k.sum(dtype=np.float64)))
-    return kernels, discarded, {"oversampling": field_oversampling(m)}
+    return kernels, discarded, {"oversampling": field_oversampling(m), "crop_tolerance": CROP_TOLERANCE,
+                                "pixel_nodes": len(pixel_nodes(field_oversampling(m))[0])}
 
 
 def _try_load(path: Path, m: Microscope) -> LightFieldPSF | None:
@@ -505,6 +568,9 @@ def _try_load(path: Path, m: Microscope) -> LightFieldPSF | None:
         psf = load_psf(path)
         if psf.microscope.hash != m.hash:
             raise ValueError(f"its config hash {psf.microscope.hash} is not {m.hash}")
+        if psf.meta.get("model_version") != model_version():
+            raise ValueError(f"it was computed by model {psf.meta.get('model_version')}, not the current "
+                             f"{model_version()} (the PSF code changed)")
         return psf
     except Exception as e:  # a corrupt or stale cache entry is recomputed, never fatal
         logger.warning("cached PSF %s is unusable (%s); recomputing", path, e)
@@ -520,8 +586,9 @@ def compute_psf(
     ----------
     m : Microscope
     cache : bool
-        Load from / save to ``optics.psfdata.cache_path(m)`` (keyed by ``m.hash``).  A corrupt
-        cache file is logged and recomputed.
+        Load from / save to ``optics.psfdata.cache_path(m)`` (keyed by ``m.hash`` and the model
+        version, which is also stored in the file and checked).  A corrupt or stale cache file is
+        logged and recomputed.
     overwrite_cache : bool
         Recompute and replace the cache entry even if it exists.
     progress : bool
@@ -561,7 +628,8 @@ def compute_psf(
     else:
         kernels, discarded, meta = _lfm_kernels(m, progress)
     meta["seconds"] = time.perf_counter() - t0
-    meta["model"] = "debye-nip x mla -> f_ml, pixel-integrated (Broxton 2013)"
+    meta["model"] = "debye-nip x band-limited mla -> f_ml (BL-ASM), Gauss-Legendre pixel integration"
+    meta["model_version"] = model_version()
     psf = LightFieldPSF(m, m.z_um, kernels, discarded, meta)
     logger.info("computed PSF of %s in %.1f s (%d depths, %.1f MB)", m.name or m.hash,
                 meta["seconds"], len(kernels), psf.nbytes / 1e6)

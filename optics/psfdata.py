@@ -17,11 +17,15 @@ light-field PSF of Broxton et al. 2013 and Stefanoiu et al. 2019 (PHYSICS.md sec
   of phase (a, b) on its lenslet's centre pixel.
 * Wide-field is the degenerate case N = s = 1: one "lenslet" per camera pixel, one kernel per depth.
 
-Files are ``.npz`` written atomically; ``cache_path`` names the cache entry of a config by its hash.
+Files are ``.npz`` written atomically; ``cache_path`` names the cache entry of a config by its hash
+and the model version (``model_version``: a revision number and a digest of the source of every
+module that shapes the kernels), so a change in the model code never reuses old kernels.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -32,9 +36,31 @@ import numpy as np
 from .config import ConfigError, Microscope
 from .io import atomic_write
 
-__all__ = ["LightFieldPSF", "load_psf", "cache_dir", "cache_path", "FORMAT_VERSION"]
+__all__ = ["LightFieldPSF", "load_psf", "cache_dir", "cache_path", "model_version", "FORMAT_VERSION",
+           "MODEL_REVISION"]
 
 FORMAT_VERSION = 1
+#: Raised by hand when the kernels change for a reason the source digest cannot see (a new default
+#: in a dependency, say).  2: converged pixel integration, band-limited lenslets, ASM (issue 7).
+MODEL_REVISION = 2
+#: The modules whose source shapes the kernels (configuration defaults, Debye field, windows, lenslets,
+#: propagation, pixel integration, file layout).
+MODEL_SOURCES = ("config.py", "debye.py", "lfpsf.py", "mla.py", "propagation.py", "support.py", "psfdata.py")
+
+
+@functools.lru_cache(maxsize=1)
+def model_version() -> str:
+    """``"<MODEL_REVISION>-<digest>"``: changes whenever the code that computes the kernels changes.
+
+    The digest is the SHA-256 of the source files ``MODEL_SOURCES`` (a comment edit also changes it:
+    a needless recomputation, never a stale kernel).
+    """
+    h = hashlib.sha256(str(MODEL_REVISION).encode())
+    here = Path(__file__).resolve().parent
+    for name in MODEL_SOURCES:
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    return f"{MODEL_REVISION}-{h.hexdigest()[:12]}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,6 +153,7 @@ class LightFieldPSF:
             "format_version": FORMAT_VERSION,
             "config": self.microscope.to_dict(),
             "hash": self.microscope.hash,
+            "model_version": self.meta.get("model_version"),
             "meta": self.meta,
         }
 
@@ -165,7 +192,9 @@ def load_psf(path: str | os.PathLike) -> LightFieldPSF:
     except Exception as e:
         raise ValueError(f"PSF file {str(p)!r} cannot be read: {e}") from e
     m = Microscope.from_dict(header["config"])
-    return LightFieldPSF(m, z, kernels, disc, header.get("meta", {}))
+    meta = dict(header.get("meta", {}))
+    meta["model_version"] = header.get("model_version")
+    return LightFieldPSF(m, z, kernels, disc, meta)
 
 
 def cache_dir() -> Path:
@@ -178,5 +207,5 @@ def cache_dir() -> Path:
 
 
 def cache_path(m: Microscope) -> Path:
-    """Cache file of the operator of ``m`` (keyed by ``m.hash``)."""
-    return cache_dir() / f"psf-{m.hash}.npz"
+    """Cache file of the operator of ``m``, keyed by ``m.hash`` and ``model_version()``."""
+    return cache_dir() / f"psf-{m.hash}-{model_version()}.npz"

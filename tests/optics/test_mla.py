@@ -81,3 +81,74 @@ def test_bad_input(kwargs, name):
     args = {"pitch_um": D, "focal_um": F, "wavelength_um": LAM} | kwargs
     with pytest.raises(ValueError, match=name):
         transmittance((8, 8), 1.0, **args)
+
+
+# --------------------------------------------------------------------- band-limited array (issue 7)
+def test_square_harmonics_closed_form_against_quadrature():
+    """c_k of the Fresnel-integral closed form against a direct Gauss-Legendre quadrature of
+    (1/d) int exp(-i pi u^2 / (lambda f)) exp(-2 pi i k u / d) du (an independent evaluation)."""
+    from optics.debye import gauss_legendre
+    from optics.mla import lenslet_harmonics
+
+    c = lenslet_harmonics(25, pitch_um=D, focal_um=F, wavelength_um=LAM)
+    x, w = gauss_legendre(1200)
+    u, w = D / 2 * x, D / 2 * w
+    k = np.arange(-25, 26)
+    direct = (np.exp(-1j * math.pi * u**2 / (LAM * F)) * np.exp(-2j * math.pi * np.outer(k, u) / D)) @ w / D
+    assert np.max(np.abs(c - direct)) < 1e-13
+    # Parseval: |t| = 1, so sum |c_k|^2 -> 1; the harmonics beyond the chirp's band d^2/(2 lambda f) = 7.2
+    # decay like 1/k^2 (a kink at the lenslet boundary)
+    assert 0.999 < np.sum(np.abs(c) ** 2) <= 1.0
+
+
+def test_circle_harmonic_zero_closed_form():
+    """c_00 of a disk lenslet: (1/d^2) int_disk exp(-i pi r^2/(lambda f)) dA = (lambda f / (i d^2)) (1 - exp(-i pi R^2/(lambda f)))."""
+    from optics.mla import lenslet_harmonics
+
+    c = lenslet_harmonics(3, pitch_um=D, focal_um=F, wavelength_um=LAM, aperture="circle")
+    lf = LAM * F
+    ref = lf / (1j * D**2) * (1 - np.exp(-1j * math.pi * (D / 2) ** 2 / lf))
+    assert abs(c[3, 3] - ref) < 1e-12
+    assert np.allclose(c, c.T) and np.allclose(c, c[::-1, :])
+
+
+@pytest.mark.parametrize("aperture", ["square", "circle"])
+def test_band_limited_transmittance_is_the_fourier_projection_of_the_array(aperture):
+    """On one period sampled finely, the DFT of the point-sampled array gives its harmonics (to the
+    sampling's own error); the band-limited array must hold exactly those harmonics below the grid's
+    band and none above.  Also: periodic, mirror and transpose symmetric, like the array."""
+    from optics.mla import band_limited_transmittance
+
+    dx = D / 45
+    n = 225
+    t = band_limited_transmittance((n, n), dx, pitch_um=D, focal_um=F, wavelength_um=LAM, aperture=aperture)
+    assert np.max(np.abs(t[45:] - t[:-45])) < 1e-10 and np.max(np.abs(t[:, 45:] - t[:, :-45])) < 1e-10
+    assert np.max(np.abs(t - t[::-1])) < 1e-12 and np.max(np.abs(t - t.T)) < 1e-12
+    # harmonics of the band-limited array: the DFT of exactly one period (45 samples, |k| <= 22)
+    one = band_limited_transmittance((45, 45), dx, pitch_um=D, focal_um=F, wavelength_um=LAM, aperture=aperture)
+    c_bl = np.fft.fft2(one) / 45**2
+    # the point-sampled array on one period at 16x finer sampling: its DFT approximates the true
+    # harmonics (up to that sampling's own aliasing, < 1e-3 for the low harmonics)
+    fine = 45 * 16
+    ref = transmittance((fine, fine), D / fine, pitch_um=D, focal_um=F, wavelength_um=LAM, aperture=aperture)
+    c_ref = np.fft.fft2(ref) / fine**2
+    kk = np.fft.fftfreq(45, 1 / 45).astype(int)
+    low = kk[np.abs(kk) <= 10]
+    a, b = low % 45, low % fine
+    # both grids are centred on the lenslet but start at different samples: compare magnitudes
+    err = np.max(np.abs(np.abs(c_bl[np.ix_(a, a)]) - np.abs(c_ref[np.ix_(b, b)])))
+    assert err < (2e-3 if aperture == "circle" else 2e-4)
+
+
+def test_band_limited_converges_to_the_array():
+    """As the grid refines, the band-limited array approaches the array itself (L2 over a period)."""
+    from optics.mla import band_limited_transmittance
+
+    errs = []
+    for per in (15, 45, 135):
+        n = 3 * per
+        args = dict(pitch_um=D, focal_um=F, wavelength_um=LAM)
+        t = band_limited_transmittance((n, n), D / per, **args)
+        t0 = transmittance((n, n), D / per, **args)
+        errs.append(np.linalg.norm(t - t0) / np.linalg.norm(t0))
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 0.01

@@ -115,4 +115,5 @@ def test_axis_lenslet_is_centred_and_z_sign_is_not_a_mirror(m):
     cy, cx = centroid_offset(hp, 0, 0)
     assert abs(cy) < 1e-9 and abs(cx) < 1e-9
     assert np.linalg.norm(hp - hm) / np.linalg.norm(hp) > 0.05
-    assert math.isclose(hp.sum(), hm.sum(), rel_tol=1e-12)
+    # same power but for the light the band-limited array sends beyond the grid's band (~1e-3)
+    assert math.isclose(hp.sum(), hm.sum(), rel_tol=2e-3)
