@@ -37,6 +37,7 @@ __all__ = [
     "load_config",
     "save_config",
     "KINDS",
+    "KEY_KINDS",
 ]
 
 #: Microscope kinds the model knows. Only "widefield" and "lfm" are implemented so far.
@@ -174,12 +175,16 @@ class Camera:
 
 @dataclass(frozen=True)
 class VolumeGrid:
-    """Reconstruction grid: depths z_min..z_max (inclusive) in steps of z_step (µm, object space)."""
+    """Reconstruction grid: depths z_min..z_max (inclusive) in steps of z_step (µm, object space).
+
+    ``voxels_per_lenslet`` defaults by kind (``Microscope`` resolves None): 1 for wide-field (one
+    voxel per camera pixel), the pixels per lenslet for a light field (sensor resolution).
+    """
 
     z_min_um: float = -50.0
     z_max_um: float = 50.0
     z_step_um: float = 2.0
-    voxels_per_lenslet: int = 15
+    voxels_per_lenslet: int | None = None
 
     def __post_init__(self):
         zmin = _check_number("volume.z_min_um", self.z_min_um, positive=False)
@@ -191,7 +196,7 @@ class VolumeGrid:
             raise _err(
                 "volume.z_max_um", self.z_max_um, f"expected z_max_um >= z_min_um ({zmin}); the range is inverted"
             )
-        s = _check_int("volume.voxels_per_lenslet", self.voxels_per_lenslet, 1)
+        s = None if self.voxels_per_lenslet is None else _check_int("volume.voxels_per_lenslet", self.voxels_per_lenslet, 1)
         for k, v in (("z_min_um", zmin), ("z_max_um", zmax), ("z_step_um", step), ("voxels_per_lenslet", s)):
             object.__setattr__(self, k, v)
 
@@ -226,6 +231,15 @@ class Simulation:
             raise _err("simulation.vectorial", self.vectorial, "expected true or false")
         _check_choice("simulation.propagation", self.propagation, ("auto", "fresnel", "asm"))
 
+
+#: Keys that act only for some kinds: a value other than the default is refused for the others
+#: (DESIGN.md: every key either acts for the kind or is refused).  Kinds not implemented yet
+#: are listed so the message says where the key belongs.
+KEY_KINDS = {
+    "mla.offset_um": ("lfm-defocused",),
+    "mla.fourier_lens_focal_um": ("flfm",),
+    "simulation.propagation": ("lfm", "lfm-defocused", "flfm"),
+}
 
 _SECTIONS = {
     "objective": Objective,
@@ -273,6 +287,10 @@ class Microscope:
         for key, cls in _SECTIONS.items():
             if not isinstance(getattr(self, key), (cls, type(None))):
                 raise _err(key, getattr(self, key), f"expected a {cls.__name__}")
+        self._check_keys_act()
+        if self.volume.voxels_per_lenslet is None:  # the default follows the kind
+            s_default = 1 if self.kind == "widefield" else self._nnum_or_none() or 1
+            object.__setattr__(self, "volume", dataclasses.replace(self.volume, voxels_per_lenslet=s_default))
         if self.kind == "widefield":
             if self.mla is not None:
                 object.__setattr__(self, "mla", None)
@@ -302,6 +320,34 @@ class Microscope:
                     f"mla f-number {fnum:.3g} is far from the matched value M/(2 NA) = {matched:.3g}: "
                     f"sub-images will {'overlap' if fnum > matched else 'leave pixels unused'}",
                     stacklevel=3,
+                )
+
+    def _nnum_or_none(self) -> int | None:
+        if self.mla is None:
+            return None
+        ratio = self.mla.pitch_um / self.camera.pixel_um
+        return round(ratio) if abs(ratio - round(ratio)) <= 1e-6 * ratio else None
+
+    def _check_keys_act(self) -> None:
+        """Refuse keys that do nothing for this kind (set to a value other than their default)."""
+        if self.kind == "widefield" and self.mla is not None and self.mla != MLA():
+            raise ConfigError(
+                "mla: a [mla] section was given but microscope.kind = 'widefield' has no microlens array; "
+                "remove it, or use a light-field kind (implemented: 'lfm')"
+            )
+        for key, kinds in KEY_KINDS.items():
+            sec, name = key.split(".")
+            obj = getattr(self, sec)
+            if obj is None or self.kind in kinds:
+                continue
+            default = getattr(type(obj)(), name)
+            value = getattr(obj, name)
+            if value != default:
+                planned = [k for k in kinds if k not in KINDS]
+                note = f" ({', '.join(planned)} not implemented yet)" if planned else ""
+                raise ConfigError(
+                    f"{key} = {value!r} does nothing for microscope.kind = {self.kind!r}: it is used by kind "
+                    f"{' / '.join(repr(k) for k in kinds)}{note}; remove it or change the kind"
                 )
 
     # ----------------------------------------------------------------- derived quantities
@@ -412,6 +458,11 @@ class Microscope:
                 raise _unknown(f"microscope.{key}", [f"microscope.{k}" for k in _MICROSCOPE_KEYS], "key")
         kwargs: dict[str, Any] = dict(top)
         kind = top.get("kind", "lfm")
+        if kind == "widefield" and "mla" in data:
+            raise ConfigError(
+                "mla: a [mla] section was given but microscope.kind = 'widefield' has no microlens array; "
+                "remove it, or use a light-field kind (implemented: 'lfm')"
+            )
         for key, sec_cls in _SECTIONS.items():
             if key not in data:
                 if key == "mla" and kind == "widefield":
@@ -425,8 +476,6 @@ class Microscope:
                 if k not in names:
                     raise _unknown(f"{key}.{k}", [f"{key}.{n}" for n in names], "key")
             kwargs[key] = sec_cls(**sec)
-        if kind == "widefield" and "volume" not in data:
-            kwargs["volume"] = VolumeGrid(voxels_per_lenslet=1)
         return cls(**kwargs)
 
     def replace(self, **sections) -> Microscope:

@@ -42,6 +42,7 @@ __all__ = [
     "widefield_intensity",
     "encircled_energy",
     "tail_radius",
+    "bessel_matrices",
 ]
 
 APODIZATIONS = ("sqrtcos", "uniform", "sqrtcos-1pluscos")
@@ -146,6 +147,24 @@ def integrand_weights(
     return [w * _apodization(apodization, c) * s * phase]
 
 
+@functools.lru_cache(maxsize=4)
+def bessel_matrices(
+    r_max: float, h: float, k: float, alpha: float, count: int, vectorial: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """Radii 0, h, ..., >= r_max + 3h, theta nodes and weights on [0, alpha], and the z-independent
+    Bessel matrices J_m(k r sin theta) (m = 0, or 0, 1, 2 for the vectorial integrals).
+
+    Shared by every depth whose radius grid and node count agree, so a depth costs one
+    matrix-vector product per integral (with ``integrand_weights``) instead of a full quadrature.
+    """
+    r = np.arange(0.0, r_max + 4 * h, h)
+    x, w = gauss_legendre(count)
+    theta, w = 0.5 * alpha * (x + 1), 0.5 * alpha * w
+    arg = k * np.outer(r, np.sin(theta))
+    mats = (special.j0(arg),) + ((special.j1(arg), special.jv(2, arg)) if vectorial else ())
+    return r, theta, w, mats
+
+
 def radial_field(
     r_um,
     z_um: float,
@@ -242,6 +261,27 @@ def _radial_intensity(r_um: np.ndarray, z_um: float, wavelength_um: float, na: f
                                apodization=apodization, vectorial=vectorial)
 
 
+def _ee_grid(z_um: float, r_max_um: float, wavelength_um: float, na: float, n: float,
+             apodization: str, vectorial: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Radii (0.05 lambda0/NA apart, up to >= r_max) and the encircled energy on them."""
+    from scipy.integrate import cumulative_simpson
+
+    alpha = _check(wavelength_um, na, n)
+    unit = wavelength_um / na
+    h = 0.05 * unit
+    span = 16 * unit * math.ceil(max(r_max_um, h) / (16 * unit))  # few distinct grids: matrices reused
+    count = quadrature_nodes(z_um, span, wavelength_um, na, n)
+    count = 128 * math.ceil(count / 128)
+    k = 2 * math.pi * n / wavelength_um
+    r, theta, w, mats = bessel_matrices(span, h, k, alpha, count, vectorial)
+    wts = integrand_weights(theta, w, k, z_um, apodization, vectorial)
+    vals = [mat @ wt for mat, wt in zip(mats, wts)]
+    inten = np.abs(vals[0]) ** 2 if not vectorial else (
+        np.abs(vals[0]) ** 2 + 2 * np.abs(vals[1]) ** 2 + np.abs(vals[2]) ** 2)
+    ee = 2 * math.pi * cumulative_simpson(inten * r, x=r, initial=0.0)
+    return r, ee / total_power(alpha, k, apodization, vectorial)
+
+
 def encircled_energy(
     r_um, z_um: float, *, wavelength_um: float, na: float, n: float,
     apodization: str = "sqrtcos", vectorial: bool = False,
@@ -250,29 +290,25 @@ def encircled_energy(
 
     EE(R) = 2 pi int_0^R I(r) r dr / P, with P = ``total_power`` (Parseval: exact for any z) and I the
     intensity of ``widefield_intensity`` (vectorial: unpolarised |I0|^2 + 2|I1|^2 + |I2|^2), integrated by
-    Simpson's rule on radii 0.05 lambda0/NA apart (10 per period of the intensity's highest frequency).  Closed-form check (tests): uniform pupil, low NA, in
-    focus, EE = 1 - J0(v)^2 - J1(v)^2 with v = k NA r / n (Rayleigh 1881; Born & Wolf 8.5.2).
+    Simpson's rule on radii 0.05 lambda0/NA apart (10 per period of the intensity's highest frequency),
+    then from the grid radius below R to R by 4-point Gauss-Legendre.  Closed-form check (tests):
+    uniform pupil, low NA, in focus, EE = 1 - J0(v)^2 - J1(v)^2 with v = k NA r / n (Rayleigh 1881;
+    Born & Wolf 8.5.2).
     """
-    from scipy.integrate import cumulative_simpson
-
     alpha = _check(wavelength_um, na, n)
     r = np.asarray(r_um, dtype=np.float64)
-    h = 0.05 * wavelength_um / na
-    grid = np.arange(0.0, float(r.max(initial=0.0)) + 2 * h, h)
-    inten = _radial_intensity(grid, z_um, wavelength_um, na, n, apodization, vectorial)
-    k = 2 * math.pi * n / wavelength_um
-    ee = 2 * math.pi * cumulative_simpson(inten * grid, x=grid, initial=0.0)
-    # from the grid radius below each requested radius to it: 4-point Gauss-Legendre (exact enough
-    # on an interval shorter than a tenth of the intensity's period)
+    grid, ee = _ee_grid(z_um, float(r.max(initial=0.0)), wavelength_um, na, n, apodization, vectorial)
+    h = grid[1] - grid[0]
     flat = r.reshape(-1)
     i = np.clip(np.floor(flat / h).astype(int), 0, grid.size - 1)
     lo = grid[i]
     x, w = gauss_legendre(4)
     pts = lo[:, None] + (flat - lo)[:, None] * (x[None, :] + 1) / 2
-    vals = _radial_intensity(pts.reshape(-1), z_um, wavelength_um, na, n, apodization, vectorial).reshape(pts.shape)
-    part = 2 * math.pi * (flat - lo) / 2 * ((vals * pts) @ w)
-    out = (ee[i] + part) / total_power(alpha, k, apodization, vectorial)
-    return out.reshape(r.shape)
+    vals = widefield_intensity(pts.reshape(-1), z_um, wavelength_um=wavelength_um, na=na, n=n,
+                               apodization=apodization, vectorial=vectorial).reshape(pts.shape)
+    k = 2 * math.pi * n / wavelength_um
+    part = 2 * math.pi * (flat - lo) / 2 * ((vals * pts) @ w) / total_power(alpha, k, apodization, vectorial)
+    return (ee[i] + part).reshape(r.shape)
 
 
 @functools.lru_cache(maxsize=512)
@@ -280,28 +316,24 @@ def tail_radius(
     z_um: float, tolerance: float, *, wavelength_um: float, na: float, n: float,
     apodization: str = "sqrtcos", vectorial: bool = False,
 ) -> float:
-    """Smallest object-space radius (µm) outside which the Debye PSF at ``z_um`` holds <= ``tolerance`` of its power.
+    """Smallest object-space radius (µm, to 0.05 lambda0/NA) outside which the Debye PSF at ``z_um``
+    holds <= ``tolerance`` of its power (``encircled_energy``).
 
-    Searched on ``encircled_energy`` from the geometric blur radius |z| tan(alpha) outwards (the
-    diffraction tail of the pupil's edge decays like 1/r^3 in intensity, so the radius grows like
-    1/tolerance: about 40 lambda0/NA for 2.5e-3 in focus).  Cached: the window rules call it per depth.
+    The diffraction tail of the pupil's edge decays like 1/r^3 in intensity, so the radius grows like
+    1/tolerance: about 42 lambda0/NA beyond the geometric blur |z| tan(alpha) for 2.5e-3.  Cached; the
+    Bessel matrices are shared between depths (``bessel_matrices``), so a depth costs ~1 ms.
     """
     if not 0 < tolerance < 1:
         raise ValueError(f"tolerance = {tolerance!r} is invalid; expected 0 < tolerance < 1")
     alpha = _check(wavelength_um, na, n)
-    blur = abs(z_um) * math.tan(alpha)
     unit = wavelength_um / na
-    r_max = blur + 64 * unit
-    step = 0.05 * unit
+    r_max = abs(z_um) * math.tan(alpha) + 64 * unit
     for _ in range(12):
-        grid = np.arange(0.0, r_max, step)
-        ee = encircled_energy(grid, z_um, wavelength_um=wavelength_um, na=na, n=n,
-                              apodization=apodization, vectorial=vectorial)
-        # the last radius at which the power outside still exceeds the tolerance
+        grid, ee = _ee_grid(z_um, r_max, wavelength_um, na, n, apodization, vectorial)
         above = np.nonzero(1.0 - ee > tolerance)[0]
         if above.size == 0:
             return 0.0
-        if above[-1] < grid.size - 1 - int(4 * unit / step):  # found, with margin before the grid's end
+        if grid[above[-1]] < r_max - 4 * unit:  # found, with margin before the grid's end
             return float(grid[above[-1] + 1])
         r_max *= 2
     raise ValueError(f"tolerance = {tolerance!r}: no radius below {r_max:.4g} µm holds the PSF at z = {z_um} µm")

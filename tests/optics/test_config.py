@@ -8,6 +8,7 @@ import pytest
 
 import optics
 from optics import ConfigError, Microscope, load_config, presets, save_config
+from optics.config import MLA, VolumeGrid
 
 
 def test_presets_load_and_are_listed():
@@ -173,3 +174,44 @@ def test_operator_estimate_bounds_the_real_kernels():
     for z, k in zip(m.z_um, psf.kernels):
         assert k.shape[-1] <= kernel_side_pixels(m, float(z))
     assert psf.nbytes <= m.estimate_operator_bytes()
+
+
+# --------------------------------------------------------------------- keys act or are refused (issue 7)
+@pytest.mark.parametrize("key,value,user", [
+    ("offset_um", 500.0, "lfm-defocused"),
+    ("fourier_lens_focal_um", 200000.0, "flfm"),
+])
+def test_keys_of_other_kinds_are_refused_for_lfm(key, value, user):
+    d = presets.get("lfm-20x-0.5w").to_dict()
+    d["mla"][key] = value
+    with pytest.raises(ConfigError, match=rf"mla\.{key}.*'lfm'.*{user}"):
+        Microscope.from_dict(d)
+    d["mla"][key] = 0.0  # the default: accepted (it does nothing, as it says)
+    Microscope.from_dict(d)
+
+
+def test_widefield_refuses_an_mla_section_and_propagation():
+    d = presets.get("widefield-20x-0.5w").to_dict()
+    d["mla"] = {"pitch_um": 150.0}
+    with pytest.raises(ConfigError, match=r"mla.*'widefield'"):
+        Microscope.from_dict(d)
+    del d["mla"]
+    d["simulation"] = {"propagation": "fresnel"}
+    with pytest.raises(ConfigError, match=r"simulation\.propagation.*'widefield'"):
+        Microscope.from_dict(d)
+    with pytest.raises(ConfigError, match="mla"):
+        Microscope(kind="widefield", mla=MLA(pitch_um=100.0))
+
+
+def test_voxels_per_lenslet_default_follows_the_kind(tmp_path):
+    # a wide-field file without volume.voxels_per_lenslet was refused ("= 15 is invalid")
+    p = tmp_path / "wf.toml"
+    p.write_text('[microscope]\nkind = "widefield"\n[volume]\nz_min_um = -2\nz_max_um = 2\nz_step_um = 1\n'
+                 '[camera]\nshape = [64, 64]\n')
+    assert load_config(p).voxels_per_lenslet == 1
+    assert Microscope(kind="widefield", volume=VolumeGrid(z_min_um=-1, z_max_um=1)).voxels_per_lenslet == 1
+    # light field: the pixels per lenslet (13 here), not a fixed 15 that 13 px per lenslet would refuse
+    q = tmp_path / "lf.toml"
+    q.write_text('[mla]\npitch_um = 130\nfocal_um = 2600\n[camera]\npixel_um = 10\nshape = [130, 130]\n'
+                 '[volume]\nz_min_um = -2\nz_max_um = 2\nz_step_um = 1\n')
+    assert load_config(q).voxels_per_lenslet == 13

@@ -21,7 +21,7 @@ def _peak(fn):
     that the run allocates its radial tables as a fresh command would."""
     from optics import lfpsf
 
-    lfpsf._bessel_matrices.cache_clear()
+    lfpsf._bessel_matrices.cache_clear()  # optics.debye.bessel_matrices
     tracemalloc.start()
     try:
         out = fn()
