@@ -210,8 +210,9 @@ class _Propagator:
             j0 = -(n // 2)
             ramp = np.exp(-2j * math.pi * j0 * np.arange(n) / n)  # spectrum index i <-> j = j0 + i
             t = microscope_transmittance(self.m, n, self.dx, dtype=np.complex128)
-            raw = microscope_transmittance(self.m, n, self.dx, band_limited=False)
-            self._open[n] = (np.abs(raw) ** 2).astype(np.float32)  # where the lenslets let light through
+            if self.m.mla.aperture != "square":  # where the lenslets let light through
+                raw = microscope_transmittance(self.m, n, self.dx, band_limited=False)
+                self._open[n] = (np.abs(raw) ** 2).astype(np.float32)
             self._t[n] = (t * ramp[:, None] * ramp[None, :]).astype(self.dtype)
             h = transfer_function(self.method(n), (n, n), self.dx, self.m.mla.focal_um,
                                   self.m.wavelength_um, dtype=self.dtype)

@@ -49,6 +49,18 @@ def local_coordinate(n: int, dx_um: float, pitch_um: float) -> np.ndarray:
     return (t - np.round(t)) * pitch_um
 
 
+def _check_args(shape, dx_um, pitch_um, focal_um, wavelength_um, aperture) -> None:
+    if aperture not in APERTURES:
+        raise ValueError(f"aperture = {aperture!r} is invalid; accepted: {', '.join(repr(a) for a in APERTURES)}")
+    for name, val in (("dx_um", dx_um), ("pitch_um", pitch_um), ("focal_um", focal_um)):
+        if not (val > 0 and math.isfinite(val)):
+            raise ValueError(f"{name} = {val!r} is invalid; expected a finite length > 0 (µm)")
+    if not 0.2 <= wavelength_um <= 2.0:
+        raise ValueError(f"wavelength_um = {wavelength_um!r} is invalid; expected 0.2..2.0 µm")
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape = {tuple(shape)!r} is invalid; expected two positive integers (ny, nx)")
+
+
 def transmittance(
     shape,
     dx_um: float,
@@ -79,15 +91,7 @@ def transmittance(
     -------
     ndarray (ny, nx)
     """
-    if aperture not in APERTURES:
-        raise ValueError(f"aperture = {aperture!r} is invalid; accepted: {', '.join(repr(a) for a in APERTURES)}")
-    for name, val in (("dx_um", dx_um), ("pitch_um", pitch_um), ("focal_um", focal_um)):
-        if not (val > 0 and math.isfinite(val)):
-            raise ValueError(f"{name} = {val!r} is invalid; expected a finite length > 0 (µm)")
-    if not 0.2 <= wavelength_um <= 2.0:
-        raise ValueError(f"wavelength_um = {wavelength_um!r} is invalid; expected 0.2..2.0 µm")
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"shape = {tuple(shape)!r} is invalid; expected two positive integers (ny, nx)")
+    _check_args(shape, dx_um, pitch_um, focal_um, wavelength_um, aperture)
     k0 = 2 * math.pi / wavelength_um
     uy = local_coordinate(int(shape[0]), dx_um, pitch_um)[:, None]
     ux = local_coordinate(int(shape[1]), dx_um, pitch_um)[None, :]
@@ -160,15 +164,7 @@ def band_limited_transmittance(
     ``transmittance``, to which it converges as dx -> 0; exactly periodic with the pitch and, like the
     array, symmetric under x -> -x, y -> -y and x <-> y.
     """
-    if aperture not in APERTURES:
-        raise ValueError(f"aperture = {aperture!r} is invalid; accepted: {', '.join(repr(a) for a in APERTURES)}")
-    for name, val in (("dx_um", dx_um), ("pitch_um", pitch_um), ("focal_um", focal_um)):
-        if not (val > 0 and math.isfinite(val)):
-            raise ValueError(f"{name} = {val!r} is invalid; expected a finite length > 0 (µm)")
-    if not 0.2 <= wavelength_um <= 2.0:
-        raise ValueError(f"wavelength_um = {wavelength_um!r} is invalid; expected 0.2..2.0 µm")
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"shape = {tuple(shape)!r} is invalid; expected two positive integers (ny, nx)")
+    _check_args(shape, dx_um, pitch_um, focal_um, wavelength_um, aperture)
     d = float(pitch_um)
     kmax = max(0, math.ceil(d / (2 * dx_um)) - 1)  # K / d < 1 / (2 dx), strictly
     c = lenslet_harmonics(kmax, pitch_um=d, focal_um=focal_um, wavelength_um=wavelength_um, aperture=aperture)

@@ -333,3 +333,18 @@ def test_auto_storage_mirror_on_a_rectangular_grid(rng64):
     np.testing.assert_allclose(op.forward(x), full.forward(x), rtol=0, atol=1e-11)
     none = LightFieldOperator(psf, "cpu", np.float64, symmetry="none")
     assert (none.storage, none.storage_reason, none.symmetry_available) == ("full", "requested", None)
+
+
+@pytest.mark.parametrize("n,s,lenslets,radii,tile", SYM_CASES)
+def test_full_spectra_filled_by_mirrors_equal_direct_ffts(n, s, lenslets, radii, tile, rng64):
+    """Full storage of mirror-symmetric kernels FFTs only a <= s-1-a, b <= s-1-b and fills the other
+    phases' spectra by the mirror relations; they equal the FFTs of those phases' kernels."""
+    m = microscope(n, s, lenslets, z=[-2.0, 0.0, 2.0])
+    psf = symmetric_psf(m, radii, rng64, np.float64)
+    direct = LightFieldOperator(psf, "cpu", np.float64, tile_lenslets=tile, symmetry=False)
+    filled = LightFieldOperator(psf, "cpu", np.float64, tile_lenslets=tile, symmetry="auto",
+                                max_kernel_bytes=10**12)
+    assert filled.symmetry == "none" and filled.symmetry_available in ("mirror", "d4")
+    assert len(filled._direct_phases()) == ((s + 1) // 2) ** 2 < s * s
+    for a, b in zip(direct._khat, filled._khat):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-12 * np.abs(a).max())
