@@ -542,7 +542,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks tradeoff",
                                 description="Field of view vs resolution vs depth, measured (the main job).")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="reduced size for a laptop (< 5 min on 2 cores)")
+    g.add_argument("--quick", action="store_true", help="reduced size for a laptop (about 6 min on 2 cores with a cold PSF cache)")
     g.add_argument("--smallest", action="store_true", help="the test-suite size (< 1 min)")
     p.add_argument("--out", default=None, help="output folder (new; default results/tradeoff-YYYYmmdd-HHMMSS)")
     p.add_argument("--designs", nargs="+", default=None, metavar="CONFIG",
