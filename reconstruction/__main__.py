@@ -110,6 +110,12 @@ def load_operator(path: str, m):
                          "written by python -m optics psf CONFIG --operator-out OP.npz)") from None
     if psf.microscope.hash != m.hash:
         raise ValueError(_mismatch(path, p, m, psf.microscope))
+    from optics.psfdata import model_version
+
+    if psf.meta.get("model_version") != model_version():
+        print(f"warning: --psf {path!r} was computed by PSF model {psf.meta.get('model_version')}, not this "
+              f"lfmsim's {model_version()}; using it as given (recompute it with python -m optics psf for "
+              "the current model)", file=sys.stderr)
     return psf
 
 

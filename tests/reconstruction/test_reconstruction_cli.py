@@ -104,3 +104,21 @@ def test_unreadable_psf_file_is_refused(case, tiny, tmp_path, monkeypatch, capsy
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: --psf = {str(bad)!r} is invalid")
     assert not out.exists()
+
+
+def test_psf_from_another_model_version_warns(tmp_path, monkeypatch, capsys):
+    """An operator file computed by other PSF code (model version) is used as given, with a warning."""
+    import optics.psfdata as pd
+    from optics import presets
+    from optics.lfpsf import compute_psf
+    from reconstruction.__main__ import load_operator
+
+    monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    m = presets.get("lfm-20x-0.5w", camera={"shape": [45, 45]},
+                    volume={"z_min_um": 0, "z_max_um": 0, "z_step_um": 1, "voxels_per_lenslet": 1})
+    psf = compute_psf(m, cache=False, progress=False)
+    psf.meta["model_version"] = "1-000000000000"
+    path = psf.save(tmp_path / "op.npz")
+    loaded = load_operator(str(path), m)
+    assert loaded.meta["model_version"] == "1-000000000000" != pd.model_version()
+    assert "computed by PSF model 1-000000000000" in capsys.readouterr().err
