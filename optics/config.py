@@ -289,7 +289,8 @@ class Microscope:
                 raise _err(key, getattr(self, key), f"expected a {cls.__name__}")
         self._check_keys_act()
         if self.volume.voxels_per_lenslet is None:  # the default follows the kind
-            s_default = 1 if self.kind == "widefield" else self._nnum_or_none() or 1
+            # light field: the pixels per lenslet (a non-integer ratio is refused just below)
+            s_default = 1 if self.mla is None or self.kind == "widefield" else max(1, round(self.mla.pitch_um / self.camera.pixel_um))
             object.__setattr__(self, "volume", dataclasses.replace(self.volume, voxels_per_lenslet=s_default))
         if self.kind == "widefield":
             if self.mla is not None:
@@ -321,12 +322,6 @@ class Microscope:
                     f"sub-images will {'overlap' if fnum > matched else 'leave pixels unused'}",
                     stacklevel=3,
                 )
-
-    def _nnum_or_none(self) -> int | None:
-        if self.mla is None:
-            return None
-        ratio = self.mla.pitch_um / self.camera.pixel_um
-        return round(ratio) if abs(ratio - round(ratio)) <= 1e-6 * ratio else None
 
     def _check_keys_act(self) -> None:
         """Refuse keys that do nothing for this kind (set to a value other than their default)."""

@@ -75,9 +75,6 @@ def nip_power(m: Microscope) -> float:
                              m.simulation.vectorial)
 
 
-_bessel_matrices = debye.bessel_matrices  # one home: optics.debye
-
-
 class _RadialTable:
     """Cubic-spline tables of the Debye field (scalar U, or Richards-Wolf I0, I1, I2) at one |z|.
 
@@ -94,7 +91,7 @@ class _RadialTable:
         count = 128 * math.ceil(count / 128)
         self.vectorial = m.simulation.vectorial
         k = m.wavenumber
-        r, theta, w, mats = _bessel_matrices(r_max, h, k, m.objective.half_angle, count, self.vectorial)
+        r, theta, w, mats = debye.bessel_matrices(r_max, h, k, m.objective.half_angle, count, self.vectorial)
         wts = debye.integrand_weights(theta, w, k, z_abs, m.simulation.apodization, self.vectorial)
         cols = [mat @ wt for mat, wt in zip(mats, wts)]
         self.splines = [CubicSpline(r, col) for col in cols]
@@ -436,8 +433,6 @@ def _widefield_patch(m: Microscope, x: float, y: float, z: float) -> tuple[np.nd
     k = widefield_window_pixels(m, z)
     g, wts = pixel_nodes(field_oversampling(m))
     q = len(g)
-    centres = (np.arange(k) - k // 2) * p
-    c = (centres[:, None] + 0.5 * p * g[None, :]).reshape(-1)
     oy, ox = y - iy * p, x - ix * p
     r_max = (k * p / 2 + p) * math.sqrt(2) + math.hypot(oy, ox)
     table = _RadialTable(m, abs(z), r_max)
@@ -461,6 +456,7 @@ def _widefield_patch(m: Microscope, x: float, y: float, z: float) -> tuple[np.nd
                 for sx in (1, -1):
                     pix[h + sy * a, h + sx * b] = octant
     else:
+        c = (((np.arange(k) - k // 2) * p)[:, None] + 0.5 * p * g[None, :]).reshape(-1)
         radius = np.hypot((c - oy)[:, None], (c - ox)[None, :])
         inten = np.interp(radius, rr, prof)
         del radius

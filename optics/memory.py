@@ -68,18 +68,11 @@ _WORK_MARGIN = 1.2
 
 # ----------------------------------------------------------------------------- geometry
 def window_pixels(m: Microscope, z_um: float) -> int:
-    """Side (pixels) of the window in which the PSF of depth ``z_um`` is computed and written.
+    """Side (pixels) of the window in which the PSF of depth ``z_um`` is computed and written:
+    ``optics.support.kernel_side_pixels`` (the one home of the window rules)."""
+    from .support import kernel_side_pixels
 
-    LFM: the propagation window of the operator kernels, ``optics.lfpsf.window_lenslets(m, z)``
-    lenslets; wide-field: ``optics.config.kernel_side_pixels``.
-    """
-    if m.mla is None:
-        from .config import kernel_side_pixels
-
-        return kernel_side_pixels(m, z_um)
-    from .lfpsf import window_lenslets
-
-    return window_lenslets(m, z_um) * m.pixels_per_lenslet
+    return kernel_side_pixels(m, z_um)
 
 
 def _components(m: Microscope) -> int:
@@ -130,9 +123,7 @@ def propagation_work_bytes(m: Microscope, z_um: float, offset_um: tuple[float, f
     q = field_oversampling(m)
     nc = _components(m)
     if m.mla is None:
-        from .config import kernel_side_pixels
-
-        k = kernel_side_pixels(m, z_um)
+        k = window_pixels(m, z_um)
         samples = (k * q) ** 2  # the Gauss-Legendre nodes of the patch's pixels
         p = m.pixel_object_um
         table = _table_bytes(m, z_um, (k * p / 2 + p) * math.sqrt(2), cached_tables)

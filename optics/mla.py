@@ -49,18 +49,6 @@ def local_coordinate(n: int, dx_um: float, pitch_um: float) -> np.ndarray:
     return (t - np.round(t)) * pitch_um
 
 
-def _check_args(shape, dx_um, pitch_um, focal_um, wavelength_um, aperture) -> None:
-    if aperture not in APERTURES:
-        raise ValueError(f"aperture = {aperture!r} is invalid; accepted: {', '.join(repr(a) for a in APERTURES)}")
-    for name, val in (("dx_um", dx_um), ("pitch_um", pitch_um), ("focal_um", focal_um)):
-        if not (val > 0 and math.isfinite(val)):
-            raise ValueError(f"{name} = {val!r} is invalid; expected a finite length > 0 (µm)")
-    if not 0.2 <= wavelength_um <= 2.0:
-        raise ValueError(f"wavelength_um = {wavelength_um!r} is invalid; expected 0.2..2.0 µm")
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"shape = {tuple(shape)!r} is invalid; expected two positive integers (ny, nx)")
-
-
 def transmittance(
     shape,
     dx_um: float,
@@ -70,6 +58,7 @@ def transmittance(
     wavelength_um: float,
     aperture: str = "square",
     dtype=np.complex128,
+    band_limited: bool = False,
 ) -> np.ndarray:
     """Complex transmittance of a square-grid microlens array sampled on a centred grid.
 
@@ -86,12 +75,25 @@ def transmittance(
     aperture : {"square", "circle"}
         Square lenslets with 100% fill, or disks of diameter d (opaque between them).
     dtype : complex dtype
+    band_limited : bool
+        Point samples of T (False), or ``band_limited_transmittance``: only the harmonics of T
+        inside the grid's band (True).
 
     Returns
     -------
     ndarray (ny, nx)
     """
-    _check_args(shape, dx_um, pitch_um, focal_um, wavelength_um, aperture)
+    if aperture not in APERTURES:
+        raise ValueError(f"aperture = {aperture!r} is invalid; accepted: {', '.join(repr(a) for a in APERTURES)}")
+    for name, val in (("dx_um", dx_um), ("pitch_um", pitch_um), ("focal_um", focal_um)):
+        if not (val > 0 and math.isfinite(val)):
+            raise ValueError(f"{name} = {val!r} is invalid; expected a finite length > 0 (µm)")
+    if not 0.2 <= wavelength_um <= 2.0:
+        raise ValueError(f"wavelength_um = {wavelength_um!r} is invalid; expected 0.2..2.0 µm")
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape = {tuple(shape)!r} is invalid; expected two positive integers (ny, nx)")
+    if band_limited:
+        return _band_limited(shape, dx_um, pitch_um, focal_um, wavelength_um, aperture, dtype)
     k0 = 2 * math.pi / wavelength_um
     uy = local_coordinate(int(shape[0]), dx_um, pitch_um)[:, None]
     ux = local_coordinate(int(shape[1]), dx_um, pitch_um)[None, :]
@@ -147,24 +149,19 @@ def lenslet_harmonics(
     return (2 * math.pi / d**2) * vals.reshape(rho.shape)
 
 
-def band_limited_transmittance(
-    shape,
-    dx_um: float,
-    *,
-    pitch_um: float,
-    focal_um: float,
-    wavelength_um: float,
-    aperture: str = "square",
-    dtype=np.complex128,
-) -> np.ndarray:
+def band_limited_transmittance(shape, dx_um: float, **kwargs) -> np.ndarray:
     """The array's transmittance keeping only its harmonics inside the grid's band, on a centred grid.
 
     T_BL(x, y) = sum_{|k|, |l| <= K} c_kl exp(2 pi i (k x + l y) / d), K the largest integer with
     K / d < 1 / (2 dx) (``lenslet_harmonics`` gives c_kl).  Same grid, parameters and conventions as
-    ``transmittance``, to which it converges as dx -> 0; exactly periodic with the pitch and, like the
+    ``transmittance`` (keywords ``pitch_um``, ``focal_um``, ``wavelength_um``, ``aperture``,
+    ``dtype``), to which it converges as dx -> 0; exactly periodic with the pitch and, like the
     array, symmetric under x -> -x, y -> -y and x <-> y.
     """
-    _check_args(shape, dx_um, pitch_um, focal_um, wavelength_um, aperture)
+    return transmittance(shape, dx_um, band_limited=True, **kwargs)
+
+
+def _band_limited(shape, dx_um, pitch_um, focal_um, wavelength_um, aperture, dtype) -> np.ndarray:
     d = float(pitch_um)
     kmax = max(0, math.ceil(d / (2 * dx_um)) - 1)  # K / d < 1 / (2 dx), strictly
     c = lenslet_harmonics(kmax, pitch_um=d, focal_um=focal_um, wavelength_um=wavelength_um, aperture=aperture)
@@ -191,8 +188,7 @@ def microscope_transmittance(
     ``band_limited_transmittance`` (default, the model of ``optics.lfpsf``) or point samples."""
     if m.mla is None:
         raise ValueError(f"microscope.kind = {m.kind!r} has no microlens array")
-    fn = band_limited_transmittance if band_limited else transmittance
-    return fn(
+    return transmittance(
         (n_samples, n_samples),
         dx_um,
         pitch_um=m.mla.pitch_um,
@@ -200,4 +196,5 @@ def microscope_transmittance(
         wavelength_um=m.wavelength_um,
         aperture=m.mla.aperture,
         dtype=dtype,
+        band_limited=band_limited,
     )
