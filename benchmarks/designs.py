@@ -34,7 +34,12 @@ WIDEFIELD_PIXEL_UM = 2.0
 
 @dataclass(frozen=True)
 class Size:
-    """Measurement settings of one benchmark size (``--quick``, ``--smallest``, full)."""
+    """Measurement settings of one benchmark size (``--quick``, ``--smallest``, full).
+
+    Every size measures both signs of z (no mirroring) with the same photometric protocol
+    (``benchmarks.protocol``); smaller sizes reduce the designs, the camera crop, the voxel
+    sampling, the depths, the separations, the RL iterations and the convergence study.
+    """
 
     name: str
     nnums: tuple[int, ...]               # pixels per lenslet swept per objective
@@ -42,48 +47,64 @@ class Size:
     max_voxels_per_lenslet: int          # reconstruction s <= min(N, this)
     voxel_target: float                  # aim for a voxel of this many lambda0/NA (s rounded up to odd)
     iterations: int                      # Richardson-Lucy iterations
-    depth_fractions: tuple[float, ...]   # measured depths, as fractions of the objective's z_max
+    depth_fractions: tuple[float, ...]   # measured depths, as fractions of the objective's z_max (both signs)
     z_max_um: dict = field(default_factory=dict)   # per objective preset: deepest measured depth (µm)
     z_step_um: dict = field(default_factory=dict)  # per objective preset: reconstruction plane step
     separations: tuple[float, ...] = (0.6, 0.75, 0.9, 1.0, 1.15, 1.35, 1.6, 1.9, 2.3, 2.8, 3.4)
     widefield_depths_um: dict = field(default_factory=dict)
     widefield_crop_px: int = 64
+    widefield_axial_planes: int = 17      # through-focus planes of the wide-field axial FWHM
     objectives: tuple[str, ...] = tuple(OBJECTIVES)
-    symmetric: bool = False              # measure -z too (else mirror the z >= 0 results)
-    sim_oversampling_extra: int = 1      # the simulation model samples the field this much finer
     margin_planes: int = 2               # reconstruction planes beyond the deepest measured depth
+    convergence_iterations: tuple[int, ...] = (5, 10, 20, 30, 50, 100)
+    convergence_photons: tuple[float, ...] = (1e3, 1e4, 1e5)
+    convergence_depth_fractions: tuple[float, ...] = (0.0, 0.3, -0.6)
+    convergence_nnum: int = 15           # the LFM of the convergence study (N) ...
+    convergence_objective: str = "lfm-40x-0.95"   # ... and its objective (with that objective's wide-field)
 
     def describe(self) -> str:
         return (f"size {self.name!r}: N = {list(self.nnums)} px/lenslet, camera crop {self.crop_lenslets} lenslets, "
                 f"voxel ~{self.voxel_target:g} lambda0/NA (<= {self.max_voxels_per_lenslet} voxels/lenslet), "
-                f"{self.iterations} RL iterations, "
-                f"{len(self.depth_fractions)} depths per design{' (both signs)' if self.symmetric else ' (z >= 0, mirrored)'}, "
-                f"{len(self.separations)} two-point separations")
+                f"{self.iterations} RL iterations, {len(self.depth_fractions)} depths per LFM design (both signs), "
+                f"{len(self.separations)} two-point separations; convergence: iterations "
+                f"{list(self.convergence_iterations)}, photons {[f'{p:g}' for p in self.convergence_photons]}")
 
 
 _WF_DEPTHS = {"lfm-20x-0.5w": (0.0, 0.5, 1.0, 2.0, 3.0, 4.5, 6.0), "lfm-40x-0.95": (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)}
+
+
+def _both(depths) -> tuple[float, ...]:
+    return tuple(sorted({-v for v in depths} | set(depths)))
+
 
 SIZES = {
     "full": Size("full", nnums=(7, 11, 15, 19), crop_lenslets=15, max_voxels_per_lenslet=11, voxel_target=0.5,
                  iterations=30,
                  depth_fractions=(-1.0, -0.6, -0.3, -0.1, 0.0, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0),
                  z_max_um={"lfm-20x-0.5w": 100.0, "lfm-40x-0.95": 24.0},
-                 z_step_um={"lfm-20x-0.5w": 4.0, "lfm-40x-0.95": 1.5}, symmetric=True,
-                 widefield_depths_um={k: tuple(sorted({-v for v in d} | set(d))) for k, d in _WF_DEPTHS.items()},
+                 z_step_um={"lfm-20x-0.5w": 4.0, "lfm-40x-0.95": 1.5},
+                 widefield_depths_um={k: _both(d) for k, d in _WF_DEPTHS.items()},
                  widefield_crop_px=96),
-    "quick": Size("quick", nnums=(7, 11, 15), crop_lenslets=9, max_voxels_per_lenslet=9, voxel_target=1.2,
-                  iterations=25,
-                  depth_fractions=(0.0, 0.15, 0.35, 0.65, 1.0),
-                  z_max_um={"lfm-20x-0.5w": 70.0, "lfm-40x-0.95": 16.0},
-                  z_step_um={"lfm-20x-0.5w": 5.0, "lfm-40x-0.95": 1.5},
-                  separations=(0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 2.8),
-                  widefield_depths_um=_WF_DEPTHS),
-    "smallest": Size("smallest", nnums=(7, 15), crop_lenslets=7, max_voxels_per_lenslet=3, voxel_target=2.0,
+    "quick": Size("quick", nnums=(7, 15), crop_lenslets=7, max_voxels_per_lenslet=9, voxel_target=1.2,
+                  iterations=20,
+                  depth_fractions=(-1.0, -0.4, 0.0, 0.2, 0.4, 1.0),
+                  z_max_um={"lfm-20x-0.5w": 60.0, "lfm-40x-0.95": 12.0},
+                  z_step_um={"lfm-20x-0.5w": 6.0, "lfm-40x-0.95": 1.5},
+                  separations=(0.7, 0.85, 1.0, 1.25, 1.6, 2.2),
+                  widefield_depths_um={"lfm-20x-0.5w": (-4.5, -1.5, 0.0, 1.5, 4.5),
+                                       "lfm-40x-0.95": (-2.0, -0.75, 0.0, 0.75, 2.0)},
+                  widefield_axial_planes=11,
+                  convergence_iterations=(5, 10, 20, 40), convergence_depth_fractions=(0.0, 0.4)),
+    "smallest": Size("smallest", nnums=(7, 15), crop_lenslets=5, max_voxels_per_lenslet=3, voxel_target=2.0,
                      iterations=8,
-                     depth_fractions=(0.0, 1.0), z_max_um={"lfm-20x-0.5w": 20.0}, z_step_um={"lfm-20x-0.5w": 10.0},
-                     margin_planes=1,
-                     separations=(0.8, 1.0, 1.3, 1.7, 2.2, 3.0), widefield_depths_um={"lfm-20x-0.5w": (0.0, 1.0)},
-                     widefield_crop_px=48, objectives=("lfm-20x-0.5w",)),
+                     depth_fractions=(-1.0, 0.0, 1.0), z_max_um={"lfm-20x-0.5w": 20.0},
+                     z_step_um={"lfm-20x-0.5w": 10.0}, margin_planes=1,
+                     separations=(0.8, 1.0, 1.3, 1.7, 2.2, 3.0),
+                     widefield_depths_um={"lfm-20x-0.5w": (-1.0, 0.0, 1.0)},
+                     widefield_crop_px=48, objectives=("lfm-20x-0.5w",), widefield_axial_planes=5,
+                     convergence_iterations=(4, 8), convergence_photons=(1e3, 1e4),
+                     convergence_depth_fractions=(1.0,), convergence_nnum=7,
+                     convergence_objective="lfm-20x-0.5w"),
 }
 
 #: Two-point separations of the wide-field reference, in units of its theory value (cheap: no reconstruction).

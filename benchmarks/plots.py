@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from optics import theory
 from optics.config import Microscope
 
-__all__ = ["resolution_vs_depth_figure", "tradeoff_figure", "psf_views_figure", "image_figure", "close"]
+__all__ = ["resolution_vs_depth_figure", "tradeoff_figure", "convergence_figure", "psf_views_figure", "image_figure", "close"]
 
 
 def close(fig) -> None:
@@ -33,18 +33,23 @@ def _nan(v):
     return np.array([np.nan if x is None else x for x in v], dtype=float)
 
 
-def _theory_curve(e: dict, z: np.ndarray) -> np.ndarray:
-    lam, na, n, mag = e["wavelength_um"], e["na"], e["immersion_index"], e["magnification"]
-    if e["kind"] == "widefield":
-        return theory.widefield_defocus_wave_resolution_um(z, lam, na, n)
-    model = theory.lfm_lateral_resolution_um(z, lam, na, n, e["pitch_um"], mag, e["camera_pixel_um"],
-                                             e["mla_focal_um"])
-    band = theory.artifact_band_um(na, n, e["pitch_um"], mag)
-    return np.where(np.abs(z) < band, np.maximum(model, e["pitch_um"] / mag), model)
+def _theory_curve(e: dict):
+    """The design's theory curve as the benchmark computed it (``optics.theory.lateral_resolution_m``)."""
+    c = e["theory_curve"]
+    return np.asarray(c["z_um"], dtype=float), np.asarray(c["lateral_um"], dtype=float)
+
+
+def _spread(values, ranges):
+    """Error-bar half-lengths (below, above) from [min, max] ranges around the medians."""
+    med = _nan(values)
+    lo = np.array([np.nan if r is None or r[0] is None else r[0] for r in ranges], dtype=float)
+    hi = np.array([np.nan if r is None or r[1] is None else r[1] for r in ranges], dtype=float)
+    return med, np.vstack([np.nan_to_num(med - lo), np.nan_to_num(hi - med, posinf=0.0)])
 
 
 def resolution_vs_depth_figure(designs: list[dict], threshold_um: float | None = None, fig=None):
-    """One panel per design: two-point resolution, lateral FWHM and theory against depth."""
+    """One panel per design: two-point resolution (median, bars: [min, max] over repeats), lateral FWHM
+    and theory against depth, both signs of z as measured."""
     n = len(designs)
     cols = min(4, n)
     rows = math.ceil(n / cols)
@@ -54,16 +59,16 @@ def resolution_vs_depth_figure(designs: list[dict], threshold_um: float | None =
         ax.set_visible(False)
     for ax, e in zip(axes.flat, designs):
         z = np.asarray(e["depths_um"], dtype=float)
-        zmax = max(1e-3, float(np.max(np.abs(z))) * 1.05)
-        zz = np.linspace(-zmax if np.any(z < 0) else 0, zmax, 400)
-        ax.plot(zz, _theory_curve(e, zz), "k-", lw=1, label="theory (design model)")
+        zz, tc = _theory_curve(e)
+        ax.plot(zz, tc, "k-", lw=1, label="theory (same criterion)")
         if e["kind"] != "widefield":
-            band = theory.artifact_band_um(e["na"], e["immersion_index"], e["pitch_um"], e["magnification"])
-            ax.axvspan(-band if np.any(z < 0) else 0, band, color="0.85", lw=0, label="artifact band")
+            band = e["artifact_band_um"]
+            ax.axvspan(-band, band, color="0.85", lw=0, label="artifact band")
             bl = theory.lfm_band_limit_um(zz, e["wavelength_um"], e["immersion_index"], e["pitch_um"], e["magnification"])
             ax.plot(zz, bl, "k:", lw=1, label="B13 band limit")
             ax.axhline(e["pitch_um"] / e["magnification"], color="0.5", ls="--", lw=0.8, label="d / M")
-        ax.plot(z, _nan(e["lateral_resolution_um"]), "o", color="C0", label="two-point (Sparrow)")
+        med, err = _spread(e["lateral_resolution_um"], e["lateral_resolution_range_um"])
+        ax.errorbar(z, med, yerr=err, fmt="o", color="C0", ms=4, capsize=2, label="two-point (median, [min, max])")
         ax.plot(z, _nan(e["lateral_fwhm_um"]), "s", mfc="none", color="C1", label="lateral FWHM")
         if threshold_um:
             ax.axhline(threshold_um, color="C3", lw=0.8, ls="-.", label="threshold")
@@ -110,6 +115,27 @@ def tradeoff_figure(designs: list[dict], threshold_um: float | None = None, fig=
     ax2.set_xlabel(f"usable depth range (µm, lateral <= {threshold_um:g} µm)" if threshold_um else "usable depth (µm)")
     ax2.set_ylabel("resolvable voxels")
     ax2.set_title("depth vs space-bandwidth product", fontsize=9)
+    return fig
+
+
+def convergence_figure(rows: list[dict], fig=None):
+    """Two-point resolution against RL iterations and against photons per bead (bars: [min, max])."""
+    fig = fig if fig is not None else Figure(figsize=(10, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, var in zip(axes, ("iterations", "photons")):
+        sel = [r for r in rows if r["variable"] == var]
+        for k, key in enumerate(sorted({(r["design"], r["z_um"]) for r in sel})):
+            pts = sorted((r for r in sel if (r["design"], r["z_um"]) == key), key=lambda r: r["value"])
+            x = np.array([r["value"] for r in pts], dtype=float)
+            med, err = _spread([r["lateral_resolution_um"] for r in pts], [r["lateral_resolution_range_um"] for r in pts])
+            ax.errorbar(x * (1 + 0.03 * k), med, yerr=err, fmt="o-", ms=4, capsize=2, color=f"C{k}",
+                        label=f"{key[0]}, z = {key[1]:g} µm")
+        ax.set_xscale("log")
+        ax.set_xlabel("RL iterations" if var == "iterations" else "detected photons per bead")
+        ax.set_ylabel("two-point resolution (µm)")
+        ax.set_ylim(0, None)
+        if sel:
+            ax.legend(fontsize=6)
     return fig
 
 

@@ -43,6 +43,8 @@ __all__ = [
     "B13_BAND_CONSTANT",
     "LFM_SPOT_CONSTANT",
     "DEFAULT_FIELD_NUMBER_UM",
+    "airy_two_point_separation",
+    "criterion_factor",
     "rayleigh_um",
     "sparrow_um",
     "abbe_um",
@@ -131,6 +133,53 @@ def sparrow_um(wavelength_um: float, na: float) -> float:
     return SPARROW_AIRY * lam / na_
 
 
+def airy_two_point_separation(min_dip: float = 0.0) -> float:
+    """Separation (units of lambda0/NA) at which two incoherent Airy patterns show a dip ``min_dip``.
+
+    The two-point criterion of ``reconstruction.metrics.sparrow_resolved``: the summed profile
+    S(x) = A(x - s/2) + A(x + s/2), A = (2 J1(v)/v)^2 with v = 2 pi x (x in lambda0/NA), dips at the
+    midpoint to (1 - min_dip) times its maxima.  ``min_dip = 0`` is Sparrow's limit (S''(0) = 0,
+    0.4736); the Rayleigh distance 0.6098 gives a dip of about 26.5% (Born & Wolf 8.6.2).  This is
+    the theory side of the criterion, so measurement and theory share one definition.
+    """
+    from scipy.optimize import brentq, minimize_scalar
+    from scipy.special import j1
+
+    dip = float(min_dip)
+    if not (math.isfinite(dip) and 0 <= dip < 0.9):
+        raise ValueError(f"min_dip = {min_dip!r} is invalid: expected 0 <= min_dip < 0.9")
+
+    def airy(x):
+        v = 2 * math.pi * np.abs(np.asarray(x, dtype=np.float64)) + 1e-300
+        return np.where(v < 1e-6, 1.0, (2 * j1(v) / v) ** 2)
+
+    def summed(x, sep):
+        return float(airy(x - sep / 2) + airy(x + sep / 2))
+
+    if dip == 0:
+        h = 1e-4
+        curv = lambda sep: summed(h, sep) - 2 * summed(0.0, sep) + summed(-h, sep)
+        return float(brentq(curv, 0.3, 0.6, xtol=1e-10))
+
+    def excess(sep):
+        r = minimize_scalar(lambda x: -summed(x, sep), bounds=(0.0, sep), method="bounded",
+                            options={"xatol": 1e-10})
+        return 1.0 - summed(0.0, sep) / (-r.fun) - dip
+
+    return float(brentq(excess, airy_two_point_separation(0.0) + 1e-6, 3.0, xtol=1e-10))
+
+
+def criterion_factor(min_dip: float = 0.0) -> float:
+    """Two-point separation at contrast ``min_dip`` over Sparrow's, for Airy spots (1 at ``min_dip = 0``).
+
+    Scales the Sparrow-based theory figures (wide-field, the LFM diffraction and band-limit terms)
+    to the criterion the measurement applies.
+    """
+    if float(min_dip) == 0:
+        return 1.0
+    return airy_two_point_separation(min_dip) / airy_two_point_separation(0.0)
+
+
 def abbe_um(wavelength_um: float, na: float) -> float:
     """Abbe limit lambda0/(2 NA): the finest period the pupil passes (µm)."""
     lam, na_, _ = _optics(wavelength_um, na)
@@ -201,7 +250,7 @@ def _ee50_radius_um(z: float, lam: float, na: float, n: float) -> float:
     return float(np.interp(0.5, enclosed, r))
 
 
-def widefield_defocus_wave_resolution_um(z_um, wavelength_um: float, na: float, n: float):
+def widefield_defocus_wave_resolution_um(z_um, wavelength_um: float, na: float, n: float, min_dip: float = 0.0):
     """Wave-optics model of the lateral resolution of a defocused wide-field image (µm).
 
     The Sparrow limit scaled by the growth of the PSF's 50%-encircled-energy diameter,
@@ -211,12 +260,13 @@ def widefield_defocus_wave_resolution_um(z_um, wavelength_um: float, na: float, 
     to the ray-optics limit far from focus, where the 50% radius is z tan(theta50) with
     1 - cos(theta50) = (1 - cos alpha) / 2 (the sqrt(cos) pupil sends equal power into equal
     1 - cos(theta) bands).  Energy, not a FWHM, is used because a defocused PSF can have a dark centre.
+    ``min_dip`` > 0 scales the result to that two-point contrast (``criterion_factor``).
     """
     lam, na_, n_ = _optics(wavelength_um, na, n)
     z = np.atleast_1d(_absz(z_um)).astype(np.float64)
     ee0 = _ee50_radius_um(0.0, lam, na_, n_)
     vals = np.array([_ee50_radius_um(float(zz), lam, na_, n_) for zz in z.reshape(-1)]).reshape(z.shape)
-    out = sparrow_um(lam, na_) * vals / ee0
+    out = sparrow_um(lam, na_) * criterion_factor(min_dip) * vals / ee0
     return _out(out if np.ndim(z_um) else out[0])
 
 
@@ -258,16 +308,18 @@ def lfm_pixel_limit_um(z_um, n: float, pixel_um: float, magnification: float, ml
 
 
 def lfm_lateral_resolution_um(z_um, wavelength_um: float, na: float, n: float, pitch_um: float,
-                              magnification: float, pixel_um: float, mla_focal_um: float):
+                              magnification: float, pixel_um: float, mla_focal_um: float, min_dip: float = 0.0):
     """Design model of the LFM lateral resolution (PHYSICS.md sec. 5 [D]).
 
     max(0.47 lambda0/NA, 0.94 lambda0 M |z|/(n d), 2 |z| M p/(n f_ml)).  Inside the artifact band
     (``artifact_band_um``) real reconstructions fall back to about d/M; this model does not include
-    that band (compare with ``rendering_resolution_um``).
+    that band (compare with ``rendering_resolution_um``).  ``min_dip`` > 0 scales the diffraction
+    and band-limit terms (both Sparrow-based) to that two-point contrast (``criterion_factor``).
     """
     lam, na_, n_ = _optics(wavelength_um, na, n)
-    diff = LFM_SPOT_CONSTANT * lam / na_
-    band = lfm_band_limit_um(z_um, lam, n_, pitch_um, magnification)
+    f = criterion_factor(min_dip)
+    diff = f * LFM_SPOT_CONSTANT * lam / na_
+    band = f * lfm_band_limit_um(z_um, lam, n_, pitch_um, magnification)
     pix = lfm_pixel_limit_um(z_um, n_, pixel_um, magnification, mla_focal_um)
     return _out(np.maximum(np.maximum(diff, band), pix))
 
@@ -346,8 +398,9 @@ def resolvable_voxels(fov_um: Sequence[float], z_um, lateral_um, axial_um) -> fl
 
 
 # --------------------------------------------------------------------------- from a Microscope
-def lateral_resolution_m(m, z_um):
-    """Theory lateral resolution of microscope ``m`` at depths ``z_um`` (µm).
+def lateral_resolution_m(m, z_um, min_dip: float = 0.0):
+    """Theory lateral resolution of microscope ``m`` at depths ``z_um`` (µm), for the two-point
+    contrast ``min_dip`` (0: Sparrow; see ``criterion_factor``).
 
     Wide-field: ``widefield_defocus_wave_resolution_um`` (Sparrow at focus, scaled by the
     growth of the Debye PSF's 50%-energy diameter out of focus).  LFM: the design model
@@ -356,9 +409,9 @@ def lateral_resolution_m(m, z_um):
     o = m.objective
     z = np.asarray(z_um, dtype=np.float64)
     if m.mla is None:
-        return widefield_defocus_wave_resolution_um(z, m.wavelength_um, o.na, o.immersion_index)
+        return widefield_defocus_wave_resolution_um(z, m.wavelength_um, o.na, o.immersion_index, min_dip)
     res = lfm_lateral_resolution_um(z, m.wavelength_um, o.na, o.immersion_index, m.mla.pitch_um,
-                                    o.magnification, m.camera.pixel_um, m.mla.focal_um)
+                                    o.magnification, m.camera.pixel_um, m.mla.focal_um, min_dip)
     band = artifact_band_um(o.na, o.immersion_index, m.mla.pitch_um, o.magnification)
     d_m = rendering_resolution_um(m.mla.pitch_um, o.magnification)
     return _out(np.where(np.abs(z) < band, np.maximum(res, d_m), res))

@@ -20,6 +20,9 @@ __all__ = [
     "fwhm_3d",
     "sparrow_resolved",
     "two_point_resolution",
+    "RESOLVED_FRACTION",
+    "fraction_resolved",
+    "repeat_spread",
     "DepthRange",
     "usable_depth_range",
     "localization_error",
@@ -256,6 +259,44 @@ def two_point_resolution(separations, resolved) -> float:
     return float(s[k])
 
 
+#: A separation counts as resolved when at least this fraction of the repeats resolve it.
+RESOLVED_FRACTION = 2.0 / 3.0
+
+
+def fraction_resolved(resolved, fraction: float = RESOLVED_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Two-point decision over repeats: (fraction of repeats resolved, decision = fraction >= ``fraction``).
+
+    ``resolved`` is a (repeats, separations) boolean array, one row per independent realisation.
+    With monotone outcomes (each repeat resolves every separation above its own threshold) and
+    three repeats, the smallest separation from which on all decisions are True
+    (``two_point_resolution``) is the median of the per-repeat thresholds.
+    """
+    r = np.asarray(resolved, dtype=bool)
+    if r.ndim != 2 or r.size == 0:
+        raise ValueError(f"resolved has shape {r.shape}; expected a non-empty (repeats, separations) array")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction = {fraction!r} is invalid; expected 0 < fraction <= 1")
+    frac = r.mean(axis=0)
+    return frac, frac >= fraction - 1e-12
+
+
+def repeat_spread(values) -> tuple[float, float, float]:
+    """(median, min, max) of the finite values over repeats; nan for all three when none is finite.
+
+    A non-finite value (a repeat that resolved no tested separation) makes the maximum inf
+    (unbounded above) while the median ignores it only if most repeats are finite.
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        raise ValueError("values is empty; expected one value per repeat")
+    fin = v[np.isfinite(v)]
+    if fin.size == 0:
+        return math.nan, math.nan, math.nan
+    w = np.where(np.isfinite(v), v, np.inf)
+    med = float(np.median(w))
+    return (med if math.isfinite(med) else math.nan), float(fin.min()), float(w.max())
+
+
 class DepthRange(NamedTuple):
     """Usable depth range: ends (µm), length, and whether an end is only bounded by the sampled depths."""
 
@@ -264,6 +305,14 @@ class DepthRange(NamedTuple):
     length_um: float
     open_low: bool
     open_high: bool
+
+    def per_side_um(self) -> tuple[float, float]:
+        """Lengths of the range below (z < 0) and above (z > 0) focus; (0, 0) when empty."""
+        if not (math.isfinite(self.z_min_um) and math.isfinite(self.z_max_um)):
+            return 0.0, 0.0
+        below = max(0.0, min(self.z_max_um, 0.0) - self.z_min_um)
+        above = max(0.0, self.z_max_um - max(self.z_min_um, 0.0))
+        return below, above
 
 
 def usable_depth_range(z_um, lateral_res_um, threshold_um: float, *, exclude_band_um: float = 0.0) -> DepthRange:

@@ -6,9 +6,11 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 
-from benchmarks import designs, tradeoff
+from benchmarks import designs, protocol, tradeoff, twopoint
+from optics import phantoms
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def smallest_run(tmp_path_factory):
 
 
 def test_outputs_exist(smallest_run):
-    for name in ("results.json", "results.md", "resolution_vs_depth.png", "tradeoff.png"):
+    for name in ("results.json", "results.md", "resolution_vs_depth.png", "tradeoff.png", "convergence.png"):
         assert (smallest_run / name).stat().st_size > 0, name
     assert not [p for p in smallest_run.iterdir() if p.name.startswith(".")]  # no temp files left
 
@@ -46,7 +48,8 @@ def test_results_structure_and_sanity(smallest_run):
         for key in ("name", "kind", "magnification", "na", "wavelength_um", "pixels_per_lenslet", "fov_um",
                     "depths_um", "lateral_resolution_um", "lateral_fwhm_um", "axial_resolution_um",
                     "theory_lateral_resolution_um", "usable_depth_range_um", "resolvable_voxels",
-                    "seconds_per_frame"):
+                    "seconds_per_frame", "lateral_resolution_range_um", "usable_depth_range_per_side_um",
+                    "seconds_per_frame_full_camera", "theory_usable_depth_range_um"):
             assert key in e, (e["name"], key)
         n = len(e["depths_um"])
         assert n >= 2
@@ -60,13 +63,100 @@ def test_results_structure_and_sanity(smallest_run):
         # the best within the usable depth range: one of the measured values, never below the overall minimum
         measured = [v for v in e["lateral_resolution_um"] if v is not None]
         assert best in measured and best >= min(measured)
+        below, above = e["usable_depth_range_per_side_um"]
+        assert below >= 0 and above >= 0 and below + above == pytest.approx(e["usable_depth_range_um"])
+        for v, r in zip(e["lateral_resolution_um"], e["lateral_resolution_range_um"]):
+            if v is not None:
+                assert r[0] <= v <= r[1]
         if e["kind"] == "lfm":
-            assert e["seconds_per_frame"] > 0
+            assert e["seconds_per_frame"] > 0 and e["seconds_per_frame_full_camera"] > e["seconds_per_frame"]
+            t = e["timing"]
+            assert t["operator_build_s"] >= 0 and t["seconds_per_iteration_crop"] > 0
+            assert t["full_camera"]["method"] and t["full_camera"]["camera_shape"] == e["camera_shape"]
             # LFM two-point resolution is not better than the wide-field Sparrow limit / 2 anywhere
             sparrow = 0.4736 * e["wavelength_um"] / e["na"]
             assert all(v is None or v > 0.5 * sparrow for v in e["lateral_resolution_um"])
     for p in res["published"]:
         assert set(p) >= {"system", "quantity", "published", "measured", "relative_difference"}
+
+
+def test_protocol_recorded_and_both_signs_measured(smallest_run):
+    res = json.loads((smallest_run / "results.json").read_text())
+    p = res["protocol"]
+    assert p["photons_per_bead"] == 1e4 and p["background_photons_per_pixel"] == 0.0
+    assert p["repeats"] >= 3 and p["mirrored_z"] is False and p["simulation_model"]
+    assert res["convergence"] and {c["variable"] for c in res["convergence"]} == {"iterations", "photons"}
+    for e in res["designs"]:
+        assert e["depths_mirrored"] is False
+        z = np.array(e["depths_um"])
+        assert (z < 0).any() and (z > 0).any()
+        rows = {r["z_um"]: r for r in e["per_depth"]}
+        zp = max(z)
+        pos_p, pos_n = rows[zp]["bead_positions_um"], rows[-zp]["bead_positions_um"]
+        assert len(pos_p) == p["repeats"]
+        # -z is imaged at its own depths, not a copy of +z
+        assert all(b["z_um"] < 0 for b in pos_n) and all(b["z_um"] > 0 for b in pos_p)
+        assert [-b["z_um"] for b in pos_n] != pytest.approx([b["z_um"] for b in pos_p])
+
+
+def test_beads_are_off_the_reconstruction_grid(smallest_run):
+    res = json.loads((smallest_run / "results.json").read_text())
+    size = designs.SIZES["smallest"]
+    by = {d.name: d for d in designs.standard_designs(size)}
+    for e in res["designs"]:
+        m = designs.reconstruction_microscope(by[e["name"]], size)
+        xc, yc = phantoms.voxel_centres_um(m, "x"), phantoms.voxel_centres_um(m, "y")
+        for r in e["per_depth"]:
+            for b in r["bead_positions_um"]:
+                for x in [b["x_left_um"]] + b["x_right_um"]:
+                    assert protocol.off_grid(x, xc), (e["name"], x)
+                assert protocol.off_grid(b["y_um"], yc)
+                if e["kind"] == "lfm":
+                    assert protocol.off_grid(b["z_um"], m.z_um)
+                assert b["z_um"] != r["z_um"]
+
+
+def test_same_detected_photons_per_bead_across_designs_and_depths():
+    """Each bead's expected photo-electrons on an unbounded sensor equal --photons for every design and depth."""
+    size = designs.SIZES["smallest"]
+    prot = protocol.Protocol(photons_per_bead=5e3)
+    totals = []
+    for d in designs.standard_designs(size):
+        m = designs.reconstruction_microscope(d, size)
+        if d.kind == "lfm":
+            big = m.replace(camera={"shape": [15 * m.pixels_per_lenslet] * 2})
+            zs = (-20.0, 0.0, 20.0)
+        else:
+            big = m.replace(camera={"shape": [301, 301]})
+            zs = (-1.0, 0.0, 1.0)
+        for z in zs:
+            pat = protocol.bead_patterns(protocol.simulation_microscope(big, prot), [(0.37, -0.21, z + 0.3)], prot)
+            ph = protocol.mean_photons(big.camera, pat, prot)
+            totals.append(float(ph.sum()) * big.camera.quantum_efficiency)
+    # all but the Debye tail outside the window (and the lenslet array's edge) is detected
+    assert min(totals) > 0.96 * 5e3 and max(totals) <= 5e3 * 1.001, totals
+
+
+def test_repeats_are_seeded_and_reproducible():
+    size = designs.SIZES["smallest"]
+    d = [x for x in designs.standard_designs(size) if x.kind == "lfm"][0]
+    m = designs.reconstruction_microscope(d, size)
+    from optics.lfpsf import compute_psf
+    from reconstruction.operator import LightFieldOperator
+
+    op = LightFieldOperator(compute_psf(m, progress=False), device="cpu")
+    xc, yc = twopoint.voxel_centres(m)
+    prot = protocol.Protocol()
+
+    def point(seed):
+        ctx = twopoint.Context(m, protocol.simulation_microscope(m, prot), op, xc, yc, m.z_um, 10.0, prot, seed, 1, 4)
+        r = twopoint.measure_point(ctx, 2, 20.0, np.array([3.5, 5.0, 7.5]))
+        return r["bead_positions_um"], r["resolved_fraction"], r.pop("_frame")
+
+    a, b, c = point(7), point(7), point(8)
+    assert a[0] == b[0] and a[1] == b[1] and np.array_equal(a[2], b[2])
+    assert a[0] != c[0]
+    assert len({p["x_left_um"] for p in a[0]}) == prot.repeats  # repeats are independent draws
 
 
 def test_widefield_at_focus_matches_theory(smallest_run):
@@ -95,7 +185,18 @@ def test_bad_arguments(tmp_path, capsys):
     assert "--threshold-um" in capsys.readouterr().err
     assert tradeoff.main(["--smallest", "--designs", "no-such-preset", "--out", str(tmp_path / "b")]) == 2
     assert "no-such-preset" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert tradeoff.main(["--smallest", "--photons", "-5", "--out", str(tmp_path / "c")]) == 2
+    assert "--photons" in capsys.readouterr().err
+    assert tradeoff.main(["--smallest", "--repeats", "2", "--out", str(tmp_path / "d")]) == 2
+    assert "--repeats" in capsys.readouterr().err
+    assert tradeoff.main(["--smallest", "--background", "-1", "--out", str(tmp_path / "e")]) == 2
+    assert "--background" in capsys.readouterr().err
+    assert not any((tmp_path / k).exists() for k in "abcde")
+
+
+def test_every_option_has_help():
+    for a in tradeoff._parser()._actions:
+        assert a.help, a.option_strings
 
 
 def test_designs_are_f_number_matched_on_one_camera():
@@ -103,7 +204,7 @@ def test_designs_are_f_number_matched_on_one_camera():
     lfm = [d.microscope for d in ds if d.kind == "lfm"]
     assert {m.camera.pixel_um for m in lfm} == {10.0}
     assert len({m.camera.shape for m in lfm}) == 1
-    assert {m.pixels_per_lenslet for m in lfm} == {7, 11, 15}
+    assert {m.pixels_per_lenslet for m in lfm} == set(designs.SIZES["quick"].nnums)
     for m in lfm:
         assert m.mla.focal_um / m.mla.pitch_um == pytest.approx(m.matched_f_number)
     assert len({d.label for d in ds}) == 2

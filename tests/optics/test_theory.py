@@ -284,3 +284,32 @@ def test_widefield_wave_defocus_model():
     assert np.all(np.diff(wave) > 0)
     # within the depth of field it stays near Sparrow, where the geometric blur disk is far larger
     assert wave[1] < 1.15 * theory.sparrow_um(lam, na) < theory.widefield_defocus_resolution_um(1.0, lam, na, n)
+
+
+def test_two_point_separation_sparrow_and_rayleigh():
+    """The criterion's theory side: dip 0 is Sparrow (PHYSICS.md 0.9472 lambda/D / 2); the dip two Airy
+    patterns show at the Rayleigh distance, computed here on a fine grid, gives back 0.6098."""
+    from scipy.special import j1
+
+    assert theory.airy_two_point_separation(0.0) == pytest.approx(0.9472 / 2, abs=2e-4)
+    s = 0.6098
+    x = np.linspace(-1.5 * s, 1.5 * s, 200001)
+    airy = lambda u: (2 * j1(2 * np.pi * np.abs(u) + 1e-12) / (2 * np.pi * np.abs(u) + 1e-12)) ** 2
+    prof = airy(x - s / 2) + airy(x + s / 2)
+    dip = 1 - prof[x.size // 2] / prof.max()
+    assert dip == pytest.approx(0.265, abs=0.002)  # Born & Wolf: the midpoint is 0.735 of the maxima
+    assert theory.airy_two_point_separation(dip) == pytest.approx(s, rel=1e-3)
+    assert theory.criterion_factor(0.0) == 1.0
+    assert theory.criterion_factor(0.1) == pytest.approx(theory.airy_two_point_separation(0.1) / 0.47358, rel=1e-4)
+    with pytest.raises(ValueError, match="min_dip"):
+        theory.airy_two_point_separation(-0.1)
+
+
+def test_lateral_resolution_scales_with_the_criterion():
+    f = theory.criterion_factor(0.1)
+    w0 = theory.widefield_defocus_wave_resolution_um(0.0, 0.52, 0.5, 1.33)
+    assert theory.widefield_defocus_wave_resolution_um(0.0, 0.52, 0.5, 1.33, 0.1) == pytest.approx(f * w0)
+    args = (0.52, 0.5, 1.33, 150.0, 20.0, 10.0, 3000.0)
+    # at focus the diffraction term holds and scales; at 50 um the (unscaled) pixel-angle term holds
+    assert theory.lfm_lateral_resolution_um(0.0, *args, 0.1) == pytest.approx(f * 0.47 * 0.52 / 0.5)
+    assert theory.lfm_lateral_resolution_um(50.0, *args, 0.1) == pytest.approx(theory.lfm_lateral_resolution_um(50.0, *args))

@@ -189,3 +189,31 @@ def test_peak_positions_subvoxel():
     err = metrics.localization_error(pos, true * np.array([2.0, 0.5, 0.5]))
     assert err["missed"] == 0
     assert np.all(err["errors"] < 0.3)  # 3^3 centroid on sigma = 0.8 voxel: bias < 0.3 voxel
+
+
+def test_fraction_resolved_two_thirds_rule_is_the_median_of_three():
+    seps = [1.0, 1.5, 2.0, 2.5, 3.0]
+    rep = [[False, False, True, True, True], [False, True, True, True, True], [False, False, False, True, True]]
+    frac, dec = metrics.fraction_resolved(rep)
+    assert frac.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1, 1])
+    assert dec.tolist() == [False, False, True, True, True]
+    per = [metrics.two_point_resolution(seps, r) for r in rep]
+    assert metrics.two_point_resolution(seps, dec) == metrics.repeat_spread(per)[0] == 2.0
+    assert metrics.repeat_spread(per)[1:] == (1.5, 2.5)
+    with pytest.raises(ValueError, match="resolved"):
+        metrics.fraction_resolved([True, False])
+
+
+def test_repeat_spread_unresolved_repeat():
+    med, lo, hi = metrics.repeat_spread([1.0, float("nan"), 2.0])
+    assert med == 2.0 and lo == 1.0 and hi == float("inf")
+    assert all(np.isnan(metrics.repeat_spread([float("nan")] * 3)))
+
+
+def test_depth_range_per_side():
+    r = metrics.usable_depth_range([-20, -10, 0, 10, 20, 30], [5, 2, 9, 2, 2, 5], 4.0, exclude_band_um=5.0)
+    below, above = r.per_side_um()
+    assert below + above == pytest.approx(r.length_um)
+    assert below == pytest.approx(-r.z_min_um) and above == pytest.approx(r.z_max_um)
+    assert metrics.DepthRange(float("nan"), float("nan"), 0.0, False, False).per_side_um() == (0.0, 0.0)
+    assert metrics.DepthRange(5.0, 15.0, 10.0, False, False).per_side_um() == (0.0, 10.0)

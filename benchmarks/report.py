@@ -1,0 +1,229 @@
+"""Tables, published comparison and notes of the trade-off benchmark (results.md and the console summary).
+
+The published figures (../shared/PHYSICS.md sec. 7): Prevedel et al. 2014, 40x/0.95 LFM with 150 um
+lenslets, "up to ~1.4 um lateral, 2.6 um axial"; Broxton et al. 2013's depth-dependent band limit
+0.94 lambda0 M |z| / (n d).  Each difference is explained from the measured convergence study:
+a number is *noise-limited* when more photons improve it, *solver-limited* when more RL iterations
+do, otherwise limited by the optics and sampling (compared with the design model and the voxel).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks import designs as D
+from optics import theory
+
+__all__ = ["P14", "B13_DESIGN", "reductions", "published_comparison", "explain", "notes", "render_markdown",
+           "summary"]
+
+P14 = {"design": "lfm-40x-0.95-N15", "lateral_um": 1.4, "axial_um": 2.6}
+B13_DESIGN = "lfm-20x-0.5w-N15"
+#: A change larger than this fraction across the convergence sweep counts as a limit.
+SENSITIVITY = 0.15
+
+
+def reductions(size: D.Size) -> list[str]:
+    """What a reduced size changes relative to the full run (the protocol itself is unchanged)."""
+    full = D.SIZES["full"]
+    if size.name == "full":
+        return []
+    out = [f"pitches N = {list(size.nnums)} (full: {list(full.nnums)})",
+           f"camera crop {size.crop_lenslets} lenslets (full: {full.crop_lenslets}; FOV always for the full camera)",
+           f"voxel ~{size.voxel_target:g} lambda0/NA, <= {size.max_voxels_per_lenslet} per lenslet "
+           f"(full: {full.voxel_target:g}, <= {full.max_voxels_per_lenslet})",
+           f"{len(size.depth_fractions)} LFM depths to {size.z_max_um} um (full: {len(full.depth_fractions)} to {full.z_max_um})",
+           f"{len(size.separations)} separations (full: {len(full.separations)})",
+           f"{size.iterations} RL iterations (full: {full.iterations})",
+           f"convergence: iterations {list(size.convergence_iterations)}, photons "
+           f"{[f'{p:g}' for p in size.convergence_photons]}, {len(size.convergence_depth_fractions)} depths"]
+    if size.objectives != full.objectives:
+        out.insert(0, f"objectives {list(size.objectives)} only")
+    return out
+
+
+def _conv_rows(convergence, design: str, z: float | None):
+    rows = [c for c in convergence if c["design"] == design]
+    if not rows:
+        return []
+    zs = sorted({c["z_um"] for c in rows})
+    zz = zs[int(np.argmin([abs(v - (0.0 if z is None else z)) for v in zs]))]
+    return [c for c in rows if c["z_um"] == zz]
+
+
+def explain(convergence, design: str, z: float | None, measured, theory_um, voxel_um) -> str:
+    """Why a measured number is what it is, from the convergence rows of ``design`` nearest depth z."""
+    if measured is None:
+        return "not resolved at any tested separation"
+    rows = _conv_rows(convergence, design, z)
+    parts = []
+    for var, word in (("photons", "noise"), ("iterations", "solver")):
+        vals = sorted(((c["value"], c["lateral_resolution_um"]) for c in rows if c["variable"] == var),
+                      key=lambda t: t[0])
+        if len(vals) >= 2:
+            (v0, r0), (v1, r1) = vals[0], vals[-1]
+            if r0 is not None and r1 is not None:
+                change = (r1 - r0) / r0
+                tag = f"{word}-limited" if change < -SENSITIVITY else f"not {word}-limited"
+                parts.append(f"{tag} ({var} {v0:g} -> {v1:g}: {r0:.3g} -> {r1:.3g} um, z = {rows[0]['z_um']:g} um)")
+            else:
+                parts.append(f"{var} {v0:g} -> {v1:g}: {r0} -> {r1} um")
+    if not rows:
+        parts.append(f"no convergence study for {design}")
+    if theory_um:
+        parts.append(f"measured/theory = {measured / theory_um:.2f} (design model {theory_um:.3g} um)")
+    if voxel_um and measured <= 2.5 * voxel_um:
+        parts.append(f"within 2.5 voxels ({voxel_um:.3g} um): sampling-limited")
+    return "; ".join(parts)
+
+
+def published_comparison(entries: list[dict], convergence: list[dict], size: D.Size) -> list[dict]:
+    """Our numbers beside Prevedel 2014 (40x/0.95) and Broxton 2013's band limit (20x/0.5W), each explained."""
+    out = []
+    by = {e["name"]: e for e in entries}
+
+    def add(system, quantity, pub, meas, why, spread=None):
+        rel = None if meas is None else (meas - pub) / pub
+        out.append({"system": system, "quantity": quantity, "published": pub, "measured": meas,
+                    "measured_range": spread, "relative_difference": rel, "explanation": why})
+
+    e = by.get(P14["design"])
+    if e is not None:
+        best = e["best_lateral_resolution_um"]
+        i = e["lateral_resolution_um"].index(best) if best is not None else None
+        z = e["depths_um"][i] if i is not None else None
+        th = e["theory_lateral_resolution_um"][i] if i is not None else None
+        sys_ = f"Prevedel 2014, 40x/0.95 LFM, 150 um f/20 MLA (ours: {e['name']})"
+        add(sys_, f"best lateral resolution (um; median of repeats, at z = {z} um)", P14["lateral_um"], best,
+            explain(convergence, e["name"], z, best, th, e["voxel_um"][1]),
+            e["lateral_resolution_range_um"][i] if i is not None else None)
+        ax = [(r["axial_resolution_um"], r["z_um"]) for r in e["per_depth"]
+              if r["axial_resolution_um"] is not None and not r.get("axial_sampling_limited")]
+        a = min(ax) if ax else (None, None)
+        add(sys_, "best axial resolution (um; FWHM, depths resolved by the z grid)", P14["axial_um"], a[0],
+            f"single-bead FWHM along z of the reconstruction (grid step {e['voxel_um'][0]:g} um) at z = {a[1]} um"
+            if a[0] is not None else "every axial FWHM is below one plane step (sampling-limited)")
+    e = by.get(B13_DESIGN)
+    if e is not None:
+        band = e["artifact_band_um"]
+        for z, v, th, spread in zip(e["depths_um"], e["lateral_resolution_um"], e["theory_lateral_resolution_um"],
+                                    e["lateral_resolution_range_um"]):
+            if abs(z) < band:
+                continue
+            pub = float(theory.lfm_band_limit_um(z, e["wavelength_um"], e["immersion_index"], e["pitch_um"],
+                                                 e["magnification"]))
+            conv_design = next((c["design"] for c in convergence if not c["design"].startswith("widefield")), e["name"])
+            why = explain(convergence, conv_design, z, v, th, e["voxel_um"][1])
+            if conv_design != e["name"]:
+                why += f" (convergence measured on {conv_design})"
+            add(f"Broxton 2013 band limit 0.94 lambda M|z|/(n d), 20x/0.5W, d = {e['pitch_um']:g} um",
+                f"lateral resolution at z = {z:g} um (um)", pub, v, why, spread)
+    return out
+
+
+def notes(res: dict, size: D.Size) -> list[str]:
+    p = res["protocol"]
+    return [
+        f"Protocol: {p['photons_per_bead']:g} detected photons per bead on the sensor for every design and depth, "
+        f"background {p['background_photons_per_pixel']:g} photons/pixel (subtracted before reconstruction), camera "
+        f"read noise {p['camera_read_noise_e']} e-, Poisson shot noise; {p['repeats']} seeded repeats per point "
+        "(positions and noise); both signs of z measured (no mirroring).",
+        "Simulation model: " + p["simulation_model"] + ".",
+        f"Lateral resolution: smallest separation from which on >= {p['resolved_fraction']:.2g} of the repeats resolve "
+        f"the pair (dip >= {p['min_dip']:.0%} of the lower peak, peaks at the beads); the table shows the median over "
+        "repeats of each repeat's resolution and its [min, max]. Theory uses the same contrast "
+        f"(x {theory.criterion_factor(p['min_dip']):.3f} on Sparrow) and the same usable-depth rule, with the "
+        "light-field artifact band n d/(2 M NA) spanned once for both.",
+        "LFM: Richardson-Lucy (no filter) over the whole reconstruction depth range; profile through the pair in the "
+        "bead's plane summed with its two neighbours. '(<=)' marks an upper bound (all tested separations resolved, "
+        "or a FWHM below one grid step).",
+        f"Wide-field: raw camera image (no reconstruction), {D.WIDEFIELD_PIXEL_UM:g} um camera pixel; axial FWHM from "
+        "through-focus stacks of noisy frames.",
+        "FOV and resolvable voxels are for the full camera (min(sensor, 22 mm field number) / M); the measurement uses a "
+        "central crop. Seconds per frame: 'crop' timed on the measured crop, 'full camera' per benchmarks.timing "
+        "(method in results.json).",
+    ] + ([f"Reduced size ({size.name}): " + "; ".join(reductions(size)) + "."] if size.name != "full" else [])
+
+
+def _fmt(v, nd=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}g}"
+    return str(v)
+
+
+def _range(r) -> str:
+    if not r or r[0] is None:
+        return ""
+    return f" [{_fmt(r[0])}, {_fmt(r[1])}]"
+
+
+def render_markdown(res: dict) -> str:
+    p = res["protocol"]
+    lines = [f"# Trade-off benchmark ({res['size']})", "",
+             f"Device: {res['device']} ({res['device_name']}). Started {res['started']}, wall time "
+             f"{res['wall_seconds']:.0f} s. Settings: {res['settings']['description']}.", "",
+             f"Protocol: {p['photons_per_bead']:g} detected photons per bead, background "
+             f"{p['background_photons_per_pixel']:g} photons/pixel, {p['repeats']} repeats, both signs of z, "
+             f"usable depth = contiguous depths with median lateral resolution <= {res['threshold_um']:g} um.", "",
+             "## Summary", "",
+             "| design | objective | N | FOV (um) | best lateral (um) | usable depth (um) [below, above] | theory depth (um) "
+             "| resolvable voxels | s / frame (crop) | s / frame (full camera) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in res["designs"]:
+        ps = e["usable_depth_range_per_side_um"]
+        full = (e.get("timing") or {}).get("full_camera") or {}
+        tag = "" if not full else (" (est.)" if full.get("method", "").startswith("extrap") else "")
+        lines.append(f"| {e['name']} | {e['objective']} | {e['pixels_per_lenslet']} | "
+                     f"{e['fov_um'][0]:.0f} x {e['fov_um'][1]:.0f} | {_fmt(e['best_lateral_resolution_um'])} | "
+                     f"{e['usable_depth_range_um']:.3g}{'+' if e['usable_depth_open_ended'] else ''} "
+                     f"[{ps[0]:.3g}, {ps[1]:.3g}] | {e['theory_usable_depth_range_um']:.3g} | "
+                     f"{e['resolvable_voxels']:.3g} | {_fmt(e['seconds_per_frame'])} | "
+                     f"{_fmt(e['seconds_per_frame_full_camera'])}{tag} |")
+    lines += ["", "## Per depth", "",
+              "| design | z (um) | two-point median [min, max] (um) | theory (um) | lateral FWHM (um) | axial FWHM (um) |",
+              "|---|---|---|---|---|---|"]
+    for e in res["designs"]:
+        for r in e["per_depth"]:
+            ub = " (<=)" if r.get("upper_bound") else ""
+            lf = " (<=)" if r.get("lateral_fwhm_sampling_limited") else ""
+            af = " (<=)" if r.get("axial_sampling_limited") else ""
+            lines.append(f"| {e['name']} | {r['z_um']:g} | {_fmt(r['lateral_resolution_um'])}"
+                         f"{_range(r['lateral_resolution_range_um'])}{ub} | "
+                         f"{_fmt(r['theory_lateral_resolution_um'])} | {_fmt(r['lateral_fwhm_um'])}{lf} | "
+                         f"{_fmt(r['axial_resolution_um'])}{af} |")
+    lines += ["", "## Convergence", "", "| design | z (um) | variable | value | two-point median [min, max] (um) |",
+              "|---|---|---|---|---|"]
+    for c in res["convergence"]:
+        lines.append(f"| {c['design']} | {c['z_um']:g} | {c['variable']} | {c['value']:g} | "
+                     f"{_fmt(c['lateral_resolution_um'])}{_range(c['lateral_resolution_range_um'])} |")
+    lines += ["", "## Published", "", "| system | quantity | published | measured [min, max] | relative difference | why |",
+              "|---|---|---|---|---|---|"]
+    for q in res["published"]:
+        rel = "-" if q["relative_difference"] is None else f"{q['relative_difference']:+.0%}"
+        lines.append(f"| {q['system']} | {q['quantity']} | {q['published']:.3g} | {_fmt(q['measured'])}"
+                     f"{_range(q.get('measured_range'))} | {rel} | {q['explanation']} |")
+    lines += ["", "Notes: " + " ".join(res["notes"]), ""]
+    return "\n".join(lines)
+
+
+def summary(res: dict) -> str:
+    out = [f"tradeoff ({res['size']}) on {res['device']} ({res['device_name']}): {len(res['designs'])} designs "
+           f"in {res['wall_seconds']:.0f} s -> {res['out']}"]
+    out.append(f"{'design':24s} {'FOV um':>8s} {'best lat':>9s} {'depth um':>9s} {'[below, above]':>15s} "
+               f"{'voxels':>9s} {'s/frame':>8s} {'full cam':>9s}")
+    for e in res["designs"]:
+        ps = e["usable_depth_range_per_side_um"]
+        out.append(f"{e['name']:24s} {e['fov_um'][0]:8.0f} {_fmt(e['best_lateral_resolution_um']):>9s} "
+                   f"{e['usable_depth_range_um']:9.3g} {f'[{ps[0]:.3g}, {ps[1]:.3g}]':>15s} "
+                   f"{e['resolvable_voxels']:9.3g} {_fmt(e['seconds_per_frame']):>8s} "
+                   f"{_fmt(e['seconds_per_frame_full_camera']):>9s}")
+    for c in res["convergence"]:
+        out.append(f"  convergence {c['design']} z = {c['z_um']:g}: {c['variable']} {c['value']:g} -> "
+                   f"{_fmt(c['lateral_resolution_um'])}{_range(c['lateral_resolution_range_um'])} um")
+    for q in res["published"]:
+        rel = "-" if q["relative_difference"] is None else f"{q['relative_difference']:+.0%}"
+        out.append(f"  {q['quantity']}: published {q['published']:.3g}, ours {_fmt(q['measured'])} ({rel}) "
+                   f"[{q['system'].split(',')[0]}]: {q['explanation']}")
+    return "\n".join(out)

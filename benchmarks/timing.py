@@ -1,0 +1,85 @@
+"""Reconstruction time per frame on the full camera of a design: operator build and RL iterations, separately.
+
+``measure``: the reconstruction's kernels (they do not depend on the camera size) wrapped for the
+full camera (``optics.psfdata.LightFieldPSF`` of the full-camera microscope), the operator built
+(``LightFieldOperator``, timed) and RL iterations timed on a full frame (H^T 1 and the host-device
+copy outside the timed iterations).  ``extrapolate``: the per-iteration time measured on the crop,
+scaled by the ratio of the full-camera to the crop FLOP count of the Fourier route
+(``reconstruction.cost.projection_cost``, same storage for both): an estimate, labelled as such.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from optics.psfdata import LightFieldPSF
+from reconstruction import backend
+from reconstruction.cost import projection_cost
+from reconstruction.deconvolution import richardson_lucy
+from reconstruction.operator import LightFieldOperator
+
+__all__ = ["MODES", "crop_iteration_seconds", "full_camera_seconds"]
+
+log = logging.getLogger("benchmarks.timing")
+
+MODES = ("auto", "measure", "extrapolate")
+
+
+def _time_iterations(op, frame, iterations: int) -> float:
+    """Seconds per RL iteration on ``frame`` (device-resident; H^T 1 computed before the clock)."""
+    y = backend.to_device(np.asarray(frame, dtype=np.float32), op.device)
+    richardson_lucy(y, op, iterations=1, progress=False)  # warm-up: plans, H^T 1 cache if any
+    backend.synchronize(op.device)
+    t0 = time.perf_counter()
+    richardson_lucy(y, op, iterations=iterations + 1, progress=False)
+    backend.synchronize(op.device)
+    t_all = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    richardson_lucy(y, op, iterations=1, progress=False)
+    backend.synchronize(op.device)
+    t_one = time.perf_counter() - t0
+    return max(t_all - t_one, 1e-9) / iterations  # the difference removes the per-call set-up
+
+
+def crop_iteration_seconds(op, frame, iterations: int = 3) -> float:
+    return _time_iterations(op, frame, iterations)
+
+
+def full_camera_seconds(psf, m_full, crop_per_iteration_s: float, iterations: int, device: str,
+                        mode: str = "auto") -> dict:
+    """Seconds per frame of ``iterations`` RL iterations on the full camera ``m_full`` (see the module docstring)."""
+    if mode not in MODES:
+        raise ValueError(f"--full-camera-timing = {mode!r} is invalid; accepted: {', '.join(MODES)}")
+    if mode == "auto":
+        mode = "measure" if device == "gpu" else "extrapolate"
+    out = {"device": device, "device_name": backend.device_name(device), "iterations": int(iterations),
+           "camera_shape": list(m_full.camera.shape)}
+    if mode == "measure":
+        try:
+            full = LightFieldPSF(m_full, psf.z_um, psf.kernels, psf.discarded, dict(psf.meta))
+            t0 = time.perf_counter()
+            op = LightFieldOperator(full, device=device)
+            backend.synchronize(device)
+            build = time.perf_counter() - t0
+            frame = np.ones(full.image_shape, dtype=np.float32)
+            per_it = _time_iterations(op, frame, 2)
+            del op
+            out.update({"method": "measured on the full camera", "operator_build_s": build,
+                        "seconds_per_iteration": per_it, "seconds_per_frame": per_it * iterations})
+            return out
+        except (MemoryError, ValueError, RuntimeError) as e:  # too large for this device: say so, estimate
+            log.warning("full-camera timing of %s failed (%s); extrapolating from the crop", m_full.name, e)
+            out["measure_error"] = f"{type(e).__name__}: {e}"
+    crop = psf.microscope
+    radii = [int(r) for r in np.atleast_1d(psf.radius_lenslets)]
+    c_crop = projection_cost(len(psf.z_um), crop.voxels_per_lenslet, crop.pixels_per_lenslet, crop.n_lenslets, radii)
+    c_full = projection_cost(len(psf.z_um), crop.voxels_per_lenslet, crop.pixels_per_lenslet, m_full.n_lenslets, radii)
+    ratio = c_full.fourier_flops / c_crop.fourier_flops
+    out.update({"method": "extrapolated: crop seconds per iteration x full/crop FLOP ratio (reconstruction.cost)",
+                "flop_ratio": ratio, "operator_build_s": None,
+                "seconds_per_iteration": crop_per_iteration_s * ratio,
+                "seconds_per_frame": crop_per_iteration_s * ratio * iterations})
+    return out
