@@ -113,28 +113,36 @@ def _table_bytes(m: Microscope, z_um: float, r_max_obj_um: float, cached: int = 
 def propagation_work_bytes(m: Microscope, z_um: float, offset_um: tuple[float, float] = (0.0, 0.0), *,
                            cached_tables: int = 0) -> int:
     """Work arrays of ``optics.lfpsf.sensor_pattern`` for one source at depth ``z_um`` whose image
-    is ``offset_um`` (y, x; µm, image space) from its lenslet's centre (wide-field: ignored).
+    is ``offset_um`` (y, x; µm, image space) from its lenslet's centre (wide-field: the object-space
+    offset from its pixel's centre; (0, 0) evaluates one octant of the patch).
 
     The larger of the field evaluation and the propagation, plus the radial table
     (``cached_tables`` more Bessel matrix sets kept from earlier depths).
     """
-    from .lfpsf import field_oversampling
+    from .lfpsf import field_oversampling, pixel_nodes
 
     q = field_oversampling(m)
     nc = _components(m)
     if m.mla is None:
         k = window_pixels(m, z_um)
-        samples = (k * q) ** 2  # the Gauss-Legendre nodes of the patch's pixels
+        g = len(pixel_nodes(q)[0])
+        if offset_um[0] == 0 and offset_um[1] == 0:  # centred: one octant of the pixels' nodes
+            h = k // 2
+            samples = (h + 1) * (h + 2) // 2 * g * g
+        else:
+            samples = (k * g) ** 2  # the Gauss-Legendre nodes of the patch's pixels
         p = m.pixel_object_um
         table = _table_bytes(m, z_um, (k * p / 2 + p) * math.sqrt(2), cached_tables)
-        # evaluation; then one component's copy and |.|^2 (up to complex128 and float64), the
-        # intensity sum and its weighted product (float64)
-        return int(_WORK_MARGIN * (samples * (_eval_bytes(m) + 16 + 8 + 8 + 8) + table))
+        # the nodes' radii, the intensity interpolated from the fine radial profile and its
+        # weighted product (float64 each); the profile itself is a few thousand radii
+        return int(_WORK_MARGIN * (samples * (8 + 8 + 8) + table))
     w = window_pixels(m, z_um) // m.pixels_per_lenslet
     n = w * m.pixels_per_lenslet * q
     dx = m.camera.pixel_um / q
     off = [abs(float(o)) / dx for o in offset_um]
-    grid = n * n
+    from .lfpsf import fast_pixels
+
+    grid = (fast_pixels(w * m.pixels_per_lenslet, q) * q) ** 2  # the zero-padded FFT grid
     if all(abs(o - round(o)) < 1e-9 for o in off):  # one evaluation on an enlarged grid, kept (complex64)
         big = (n + 2 * int(round(max(off)))) ** 2
         evaluate = big * (_eval_bytes(m) + _FIELD * nc)
@@ -171,10 +179,12 @@ def estimate_point_bytes(m: Microscope, point_um: tuple[float, float, float]) ->
     """Peak bytes of ``python -m optics psf --point X Y Z``: the float64 sensor image, its float32
     copy written out, and the propagation work of the point's window."""
     x, y, z = (float(v) for v in point_um)
-    offset = (0.0, 0.0)
     if m.mla is not None:
         d, mag = m.mla.pitch_um, m.objective.magnification
         offset = (mag * y - round(mag * y / d) * d, mag * x - round(mag * x / d) * d)
+    else:  # wide-field: off a pixel centre the whole patch is evaluated (object space)
+        p = m.pixel_object_um
+        offset = (y - round(y / p) * p, x - round(x / p) * p)
     pixels = int(math.prod(m.image_shape))
     return pixels * (8 + 4) + propagation_work_bytes(m, z, offset)
 
@@ -193,22 +203,28 @@ def operator_bytes(m: Microscope, *, build: bool | None = None) -> int:
         return kernels
     if m.mla is None:
         return kernels + max(propagation_work_bytes(m, float(z)) for z in m.z_um)
-    from .lfpsf import _BATCH_SAMPLES, _fundamental_phases, field_oversampling
+    from .lfpsf import _BATCH_SAMPLES, _fundamental_phases, fast_pixels, field_oversampling, worker_threads
 
     q, npx, s = field_oversampling(m), m.pixels_per_lenslet, m.voxels_per_lenslet
     nc = _components(m)
     npos = len(_fundamental_phases(s))
+    threads = min(worker_threads(), npos)
+    # one radial table for all depths: the largest window's radius and the largest node count
+    w_max = max(window_pixels(m, float(z)) for z in m.z_um) // npx
+    half = w_max * m.mla.pitch_um / 2 * math.sqrt(2) + m.mla.pitch_um * (1 + math.sqrt(2) / 2)
+    z_far = max(abs(float(z)) for z in m.z_um)
+    table = _table_bytes(m, z_far, half / m.objective.magnification)
     work = 0
     for z in m.z_um:
         w = window_pixels(m, float(z)) // npx
         n = w * npx * q
+        npad = fast_pixels(w * npx, q) * q  # the zero-padded FFT grid
         big = (n + npx * q) ** 2  # the enlarged grid: offsets up to half a lenslet
-        batch = min(npos, max(1, _BATCH_SAMPLES // (nc * n * n))) * n * n
+        per_thread = min(npos, max(1, _BATCH_SAMPLES // (threads * nc * n * n)))
+        batch = threads * per_thread * npad * npad
         patterns = npos * (w * npx) ** 2 * 8 * 2  # patterns and their crop
-        half = w * m.mla.pitch_um / 2 * math.sqrt(2) + m.mla.pitch_um * (1 + math.sqrt(2) / 2)
-        table = _table_bytes(m, float(z), half / m.objective.magnification)
         evaluate = big * (_eval_bytes(m) + _FIELD * nc)
-        propagate = big * _FIELD * nc + _propagate_bytes(nc, n * n, batch)
+        propagate = big * _FIELD * nc + _propagate_bytes(nc, npad * npad, batch)
         work = max(work, int(_WORK_MARGIN * (max(evaluate, propagate) + patterns + table)))
     return kernels + work
 

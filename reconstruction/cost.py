@@ -13,7 +13,16 @@ import numpy as np
 
 from .symmetry import GROUPS, phase_plan
 
-__all__ = ["ProjectionCost", "projection_cost"]
+__all__ = ["ProjectionCost", "projection_cost", "DEVICE_RATES", "projection_seconds"]
+
+#: Sustained (FLOP/s, bytes/s) of the Fourier route on each device, for choosing the kernel
+#: storage (``LightFieldOperator``): t = fourier_flops / F + fourier_bytes / B.  CPU: fitted to the
+#: forward projections of P at s = 5 and 15 (full against mirror storage) on the 2-core development
+#: machine (2026-12-01): F = 7 GFLOP/s, B = 13 GB/s; it then ranks full < mirror < d4 at s = 5
+#: (measured 0.036 < 0.048 < 0.074 s), mirror ~ d4 < full at s = 15 (0.156, 0.140 < 0.217 s) and
+#: mirror < full for W (0.43 < 0.74 s).  GPU: an H100-class estimate (FFT- and bandwidth-bound,
+#: ~30% of the 67 TFLOP/s FP32 peak and ~75% of 3.35 TB/s), not yet measured here.
+DEVICE_RATES = {"cpu": (7e9, 13e9), "gpu": (2e13, 2.5e12)}
 
 @dataclass(frozen=True)
 class ProjectionCost:
@@ -37,6 +46,12 @@ class ProjectionCost:
 
     def as_dict(self) -> dict:
         return {k: float(v) for k, v in self.__dict__.items()}
+
+
+def projection_seconds(cost: ProjectionCost, device: str) -> float:
+    """Modelled seconds of one Fourier-route projection on ``device`` ("cpu" or "gpu"; ``DEVICE_RATES``)."""
+    flops, rate = DEVICE_RATES[device]
+    return cost.fourier_flops / flops + cost.fourier_bytes / rate
 
 
 def _fft_flops(n: int) -> float:

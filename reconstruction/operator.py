@@ -32,12 +32,13 @@ path; inputs must already live on that device (no silent host/device copies).
 from __future__ import annotations
 
 import logging
+import itertools
 import math
 
 import numpy as np
 
 from . import backend
-from .cost import ProjectionCost, projection_cost
+from .cost import ProjectionCost, projection_cost, projection_seconds
 from .symmetry import GROUPS, phase_plan
 
 __all__ = ["LightFieldOperator", "ProjectionCost", "projection_cost"]
@@ -48,6 +49,34 @@ _DTYPES = {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64): n
 
 
 # --------------------------------------------------------------------------- operator
+def _wrap_blocks(r: int, p: int) -> list[tuple[slice, slice]]:
+    """(destination, source) slices that put taps j = -r..r (source index j + r) at j mod p."""
+    blocks = [(slice(0, r + 1), slice(r, 2 * r + 1))]
+    if r:
+        blocks.append((slice(p - r, p), slice(0, r)))
+    return blocks
+
+
+def _mirror_y_holds(k: np.ndarray, tol: float) -> bool:
+    """K_{s-1-a, b} = K_{a, b} flipped in y, for kernels (s, s, K, K): each pair compared once."""
+    s = k.shape[0]
+    for a in range((s + 1) // 2):
+        x, y = k[a], k[s - 1 - a, :, ::-1, :]
+        if not np.array_equal(x, y) and np.abs(x - y).max(initial=0) > tol:
+            return False
+    return True
+
+
+def _transpose_holds(k: np.ndarray, tol: float) -> bool:
+    """K_{b, a} = K_{a, b} transposed, each pair compared once."""
+    s = k.shape[0]
+    for a in range(s):
+        x, y = k[a, a:], k[a:, a].transpose(0, 2, 1)
+        if not np.array_equal(x, y) and np.abs(x - y).max(initial=0) > tol:
+            return False
+    return True
+
+
 class LightFieldOperator:
     """Forward projection H (volume -> light-field image) and its exact adjoint Hᵀ.
 
@@ -94,7 +123,9 @@ class LightFieldOperator:
         The symmetry the stored spectra use (``storage``: "full", "mirror" or "d4").
     storage_reason : str
         Why: "requested" (explicit ``symmetry``), "fits budget" (full storage fits
-        ``max_kernel_bytes``), "memory-bound" (it does not: a symmetric one), "kernels not
+        ``max_kernel_bytes`` and is modelled fastest), "faster (fewer bytes)" (it fits, but a
+        symmetric storage moves fewer bytes per projection and is modelled faster),
+        "memory-bound" (it does not fit: a symmetric one), "kernels not
         symmetric" or "one voxel per lenslet" (full is the only storage); ", tiled" is appended
         when the budget also made the grid be cut into tiles.
     symmetry_available : "none", "mirror", "d4" or None
@@ -195,11 +226,10 @@ class LightFieldOperator:
         mirror = transpose = True
         for k in self._psf.kernels:
             k = np.asarray(k)
-            tol = 1e-6 * float(np.abs(k).max(initial=0))
-            if mirror and (np.abs(k[::-1, :, ::-1, :] - k).max(initial=0) > tol
-                           or np.abs(k[:, ::-1, :, ::-1] - k).max(initial=0) > tol):
+            tol = 1e-6 * max(float(k.max(initial=0)), -float(k.min(initial=0)))
+            if mirror and not (_mirror_y_holds(k, tol) and _mirror_y_holds(k.transpose(1, 0, 3, 2), tol)):
                 mirror = False
-            if transpose and np.abs(k.transpose(1, 0, 3, 2) - k).max(initial=0) > tol:
+            if transpose and not _transpose_holds(k, tol):
                 transpose = False
             if not mirror:
                 break
@@ -219,12 +249,15 @@ class LightFieldOperator:
 
     def _choose_storage(self, requested: str, tiles) -> tuple[str, str]:
         """(symmetry of the stored kernel spectra, why): an explicit request is kept; "auto" picks
-        the candidate storage (full, and the symmetric ones the kernels allow) with the fewest
-        FLOPs per projection (``projection_cost``) among those whose spectra fit
-        ``max_kernel_bytes`` on one FFT over the grid (or the forced tiles).  Full storage needs
-        the fewest (d4 multiplies them by ~2 at s = 5, ~3 at s = 3: the G group copies of the
-        volume ride as extra matmul columns and FFTs) but the most memory (s^2 phases against
-        ~s^2/4 or ~s^2/8).  When none fits, the most reduced storage, tiled (``_plan_tiles``)."""
+        the candidate storage (full, and the symmetric ones the kernels allow) with the least
+        modelled time per projection (``cost.projection_seconds``: FLOPs and bytes at the device's
+        rates) among those whose spectra fit ``max_kernel_bytes`` on one FFT over the grid (or the
+        forced tiles).  Full storage needs the fewest FLOPs (d4 multiplies them by ~2 at s = 5: the
+        G group copies of the volume ride as extra matmul columns and FFTs) but moves the most
+        bytes (s^2 phases against ~s^2/4 or ~s^2/8), which bounds a projection once the spectra
+        outgrow the caches (measured on 2 cores: P at s = 15 projects in 0.22 s with full storage,
+        0.14-0.16 s with mirror or d4, and sets up 6.3 s against 1.0-1.4 s).  When none fits, the
+        most reduced storage, tiled (``_plan_tiles``)."""
         if requested != "auto":
             return requested, "requested"
         if self.symmetry_available == "none":
@@ -237,19 +270,21 @@ class LightFieldOperator:
         for sym in candidates:
             nph = len(phase_plan(self.s, sym)[0])
             nbytes = self._resident_bytes(shapes, nph)
-            flops = projection_cost(self.nz, self.s, self.n, self.lenslets, self.radii, tiles_yx, shapes,
-                                    self.dtype.itemsize, sym).fourier_flops
-            table.append(f"{sym}: {nbytes / 2**20:.4g} MiB, {flops / 1e9:.4g} GFLOP")
-            if nbytes <= self.max_kernel_bytes and (best is None or flops < best[1]):
-                best = (sym, flops)
-        log.info("LightFieldOperator: storage candidates (budget %.4g MiB) %s", self.max_kernel_bytes / 2**20,
-                 "; ".join(table))
+            cost = projection_cost(self.nz, self.s, self.n, self.lenslets, self.radii, tiles_yx, shapes,
+                                   self.dtype.itemsize, sym)
+            seconds = projection_seconds(cost, self.device)
+            table.append(f"{sym}: {nbytes / 2**20:.4g} MiB, {cost.fourier_flops / 1e9:.4g} GFLOP, "
+                         f"{cost.fourier_bytes / 1e9:.4g} GB moved, ~{seconds:.3g} s")
+            if nbytes <= self.max_kernel_bytes and (best is None or seconds < best[1]):
+                best = (sym, seconds)
+        log.info("LightFieldOperator: storage candidates on %s (budget %.4g MiB) %s", self.device,
+                 self.max_kernel_bytes / 2**20, "; ".join(table))
         if best is None:
             return candidates[-1], "memory-bound"
         if best[0] == "none":
             return "none", "fits budget"
         fits_full = self._resident_bytes(shapes, self.s * self.s) <= self.max_kernel_bytes
-        return best[0], "fewer FLOPs" if fits_full else "memory-bound"
+        return best[0], "faster (fewer bytes)" if fits_full else "memory-bound"
 
     def _to_frame(self, a, g):
         """g⁻¹ a: flip the last two axes as g says, then transpose them (a view)."""
@@ -381,7 +416,11 @@ class LightFieldOperator:
             for p0 in range(0, len(direct), s):  # s phases at a time bounds the setup memory
                 sel = direct[p0: p0 + s]
                 g = xp.zeros((len(sel), n, n, py, px), dtype=self.dtype)
-                g[:, :, :, iy[:, None], ix[None, :]] = k[xp.asarray(self._pa[sel]), xp.asarray(self._pb[sel])]
+                src = k[xp.asarray(self._pa[sel]), xp.asarray(self._pb[sel])]  # (phase, uy, ux, jy, jx)
+                # tap j at j mod P: four blocks (P >= L + R >= 2R + 1, so they do not overlap)
+                for (gy, sy), (gx, sx) in itertools.product(_wrap_blocks(ry, py), _wrap_blocks(rx, px)):
+                    g[..., gy, gx] = src[..., sy, sx]
+                del src
                 gh = self._fft.rfft2(g)  # (phase, uy, ux, fy, fx)
                 buf[xp.asarray(sel)] = gh.transpose(0, 3, 4, 1, 2)
                 del g, gh

@@ -325,8 +325,9 @@ def test_auto_storage_float32_same_operator(rng64, device, xp, to_np):
 def test_auto_storage_mirror_on_a_rectangular_grid(rng64):
     m = microscope(5, 4, (3, 5), z=[-2.0, 0.0, 2.0])
     psf = symmetric_psf(m, [1, 2, 1], rng64, np.float64, transpose=True)
-    full = LightFieldOperator(psf, "cpu", np.float64)
-    assert full.storage == "full" and full.symmetry_available == "mirror"
+    auto = LightFieldOperator(psf, "cpu", np.float64)
+    assert auto.symmetry_available == "mirror" and auto.storage in ("full", "mirror")  # never d4
+    full = LightFieldOperator(psf, "cpu", np.float64, symmetry="none")
     op = LightFieldOperator(psf, "cpu", np.float64, max_kernel_bytes=full.nbytes - 1)
     assert (op.storage, op.storage_reason, op.ntiles) == ("mirror", "memory-bound", 1)
     x = rng64.standard_normal(full.volume_shape)
@@ -348,3 +349,24 @@ def test_full_spectra_filled_by_mirrors_equal_direct_ffts(n, s, lenslets, radii,
     assert len(filled._direct_phases()) == ((s + 1) // 2) ** 2 < s * s
     for a, b in zip(direct._khat, filled._khat):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-12 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("case,s,lenslets,radii,want", [
+    # P (25 x 25 lenslets of 15 px, 11 depths) and W (30 x 45, 9 depths) with the kernel radii
+    # optics.compute_psf gives them; ``want`` is what the forward projections measured fastest on
+    # the 2-core development machine (cost.DEVICE_RATES): full at s = 5, symmetric at s = 15.
+    ("P-s5", 5, (25, 25), [5, 4, 3, 3, 2, 2, 3, 3, 4, 5, 6], {"none"}),
+    ("P-s15", 15, (25, 25), [5, 4, 3, 3, 2, 2, 3, 3, 4, 5, 6], {"mirror", "d4"}),
+    ("W-s15", 15, (30, 45), [19, 17, 15, 12, 10, 8, 6, 3, 2], {"mirror"}),
+])
+def test_storage_time_model_ranks_the_measured_cases(case, s, lenslets, radii, want):
+    import scipy.fft as sfft
+
+    from reconstruction.cost import projection_seconds
+
+    ly, lx = lenslets
+    shapes = [(sfft.next_fast_len(ly + min(r, ly - 1)), sfft.next_fast_len(lx + min(r, lx - 1))) for r in radii]
+    syms = ["none", "mirror"] + (["d4"] if ly == lx else [])
+    secs = {sym: projection_seconds(projection_cost(len(radii), s, 15, lenslets, radii, (1, 1), shapes, 4, sym), "cpu")
+            for sym in syms}
+    assert min(secs, key=secs.get) in want, (case, secs)
