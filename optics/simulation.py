@@ -1,9 +1,11 @@
 """Forward simulation of a raw camera frame: volume -> light-field PSF -> photons -> camera noise.
 
 Stages (DESIGN.md, data flow step 4): the light-field PSF kernels of the microscope
-(``optics.lfpsf.compute_psf``, Broxton et al. 2013), the reference forward projection
-(``optics.forward.forward_project``), scaling to photons, and the sensor model
-(``optics.camera.apply_camera``, EMVA 1288).
+(``optics.lfpsf.compute_psf``, Broxton et al. 2013), the forward projection (by default the fast
+lenslet-grid evaluation ``optics.forward.forward_project_lenslet``; ``method="reference"`` selects
+the reference ``forward_project``, identical to round-off), scaling to photons, and the sensor model
+(``optics.camera.apply_camera``, EMVA 1288).  Point sources off any grid: ``point_photon_image``
+sums their exact sensor patterns (``optics.lfpsf.sensor_pattern``), with no volume grid at all.
 
 Photometric convention
 ----------------------
@@ -25,10 +27,13 @@ import numpy as np
 
 from .camera import apply_camera, digitize, expected_adu
 from .config import Microscope
-from .forward import forward_project
+from .forward import forward_project, forward_project_lenslet
 from .psfdata import LightFieldPSF
 
-__all__ = ["simulate", "photon_image", "check_volume"]
+__all__ = ["simulate", "photon_image", "point_photon_image", "check_volume", "METHODS"]
+
+#: Forward projections of ``photon_image``: "auto" (the lenslet-grid fast path), "lenslet", "reference".
+METHODS = ("auto", "lenslet", "reference")
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +94,46 @@ def photon_image(
     photons_per_voxel: float = 1000.0,
     psf: LightFieldPSF | None = None,
     progress: bool = True,
+    method: str = "auto",
 ) -> np.ndarray:
     """Mean photons per camera pixel (float64, ``m.image_shape``), before the camera.
 
-    ``photons_per_voxel * forward_project(psf, volume)``, with FFT round-off below zero clipped
-    to 0.  Arguments as in ``simulate``.
+    ``photons_per_voxel * H volume``, with FFT round-off below zero clipped to 0; H is evaluated by
+    ``method`` (``METHODS``: "auto" and "lenslet" use ``forward_project_lenslet``, "reference" the
+    reference ``forward_project``).  Other arguments as in ``simulate``.
     """
+    if method not in METHODS:
+        raise ValueError(f"method = {method!r} is invalid: accepted {', '.join(map(repr, METHODS))}")
     check_volume(m, volume)
     ppv = _check_photons(photons_per_voxel)
     psf = _get_psf(m, psf, progress)
-    image = forward_project(psf, volume, progress=progress).astype(np.float64)
+    project = forward_project if method == "reference" else forward_project_lenslet
+    image = project(psf, volume, progress=progress).astype(np.float64)
     np.maximum(image, 0.0, out=image)
     return image * ppv
+
+
+def point_photon_image(m: Microscope, points_um, *, photons_per_point: float = 1000.0,
+                       window_lenslets: int | None = None) -> np.ndarray:
+    """Mean photons per camera pixel of point sources at continuous (x, y, z) positions (µm).
+
+    ``photons_per_point * sum_i sensor_pattern(m, p_i)``: each point's exact pattern, so nothing is
+    tied to the volume grid (the per-bead fast path for sparse scenes; the photometric convention
+    is that of the module: photons sent into the objective's aperture).  ``window_lenslets`` is
+    passed to ``optics.lfpsf.sensor_pattern``.
+    """
+    from .lfpsf import sensor_pattern
+
+    if not isinstance(m, Microscope):
+        raise TypeError(f"m = {type(m).__name__} is invalid: expected an optics.Microscope")
+    pts = np.asarray(points_um, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] == 0 or not np.all(np.isfinite(pts)):
+        raise ValueError(f"points_um has shape {pts.shape}; expected finite (n, 3) positions (x, y, z) in µm, n >= 1")
+    ppp = _check_photons(photons_per_point)
+    image = np.zeros(m.image_shape, dtype=np.float64)
+    for p in pts:
+        image += sensor_pattern(m, tuple(p), window_lenslets=window_lenslets)
+    return image * ppp
 
 
 def simulate(

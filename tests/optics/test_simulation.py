@@ -175,3 +175,30 @@ def test_optics_simulate_is_the_function_after_the_module_is_imported(m, psf):
     vol = phantoms.beads(m, [(0.0, 0.0, 0.0)])
     a = optics.simulate(m, vol, psf=psf, seed=0, progress=False)
     np.testing.assert_array_equal(a, simulate(m, vol, psf=psf, seed=0, progress=False))
+
+
+def test_fast_path_equals_reference_and_points_match_the_kernels():
+    """photon_image's default (lenslet-grid) path equals the reference projector; a point on a voxel
+    centre imaged by its exact pattern (point_photon_image) matches the kernel-based image to the
+    kernel crop tolerance (0.5%) plus float32 round-off."""
+    from optics import phantoms, presets
+    from optics.lfpsf import compute_psf
+    from optics.simulation import photon_image, point_photon_image
+
+    m = presets.get("lfm-20x-0.5w", camera={"shape": [75, 75]},
+                    volume={"z_min_um": -10, "z_max_um": 10, "z_step_um": 10, "voxels_per_lenslet": 3})
+    psf = compute_psf(m, progress=False, cache=False)
+    vol, _ = phantoms.random_beads(m, 6, seed=2)
+    fast = photon_image(m, vol, photons_per_voxel=100.0, psf=psf, progress=False)
+    ref = photon_image(m, vol, photons_per_voxel=100.0, psf=psf, progress=False, method="reference")
+    assert np.max(np.abs(fast - ref)) <= 1e-5 * ref.max()
+    xc, yc = phantoms.voxel_centres_um(m, "x"), phantoms.voxel_centres_um(m, "y")
+    pt = (float(xc[7]), float(yc[6]), 10.0)
+    one = phantoms.beads(m, [pt])
+    grid = photon_image(m, one, photons_per_voxel=100.0, psf=psf, progress=False)
+    exact = point_photon_image(m, [pt], photons_per_point=100.0)
+    assert np.abs(exact - grid).sum() <= 0.01 * grid.sum()
+    with pytest.raises(ValueError, match="method"):
+        photon_image(m, vol, psf=psf, method="fast")
+    with pytest.raises(ValueError, match="points_um"):
+        point_photon_image(m, [(0.0, 0.0)])
