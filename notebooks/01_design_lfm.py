@@ -35,6 +35,7 @@ sys.path.insert(0, str(_root))
 
 # %%
 import os
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,6 +43,7 @@ import numpy as np
 from benchmarks import plots
 from optics import phantoms, presets, theory
 from optics.lfpsf import compute_psf
+from optics.psfdata import cache_path
 from optics.simulation import simulate
 
 SMALL = os.environ.get("LFMSIM_NOTEBOOK_SMALL", "") not in ("", "0")
@@ -83,7 +85,11 @@ crop = 5 if SMALL else 9
 zmax, dz = (30, 15) if SMALL else (60, 10)
 m_small = m.replace(camera={"shape": [crop * 15, crop * 15]},
                     volume={"z_min_um": -zmax, "z_max_um": zmax, "z_step_um": dz, "voxels_per_lenslet": 1})
+cached = cache_path(m_small).is_file()
+t0 = time.perf_counter()
 psf = compute_psf(m_small, progress=False)
+print(f"PSF of {len(psf.z_um)} depths ready in {time.perf_counter() - t0:.2f} s"
+      + (" (loaded from the cache)" if cached else " (computed; cached for the next run)"))
 fig = plots.psf_views_figure(psf, depths_um=[-zmax, 0, dz, zmax], fig=plt.figure(figsize=(13, 3)))
 plt.show()
 

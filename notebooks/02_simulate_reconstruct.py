@@ -70,8 +70,13 @@ print("frame", frame.shape, "max ADU", int(frame.max()))
 # ## Reconstruct
 
 # %%
-psf = compute_psf(m, progress=False)
+t0 = time.perf_counter()
+psf = compute_psf(m, progress=False)  # cached by config and model version after the first run
+t1 = time.perf_counter()
 op = LightFieldOperator(psf, device="auto")
+backend.synchronize(op.device)
+print(f"operator ready in {time.perf_counter() - t0:.2f} s: PSF {t1 - t0:.2f} s, kernel spectra "
+      f"{time.perf_counter() - t1:.2f} s ({op.storage} storage, {op.nbytes / 1e6:.0f} MB on {op.device})")
 electrons = np.maximum((frame.astype(np.float64) - m.camera.offset_adu) / m.camera.gain_adu_per_e, 0).astype(np.float32)
 t0 = time.perf_counter()
 recon = np.asarray(richardson_lucy(electrons, op, iterations=iterations, progress=False))

@@ -296,12 +296,14 @@ class _Propagator:
             j0 = -(npad // 2)
             # spectrum index i <-> j = j0 + i: a ramp over the padded grid, of which the window
             # holds samples k .. k + n - 1
-            ramp = np.exp(-2j * math.pi * j0 * np.arange(k, k + n) / npad)
-            t = microscope_transmittance(self.m, n, self.dx, dtype=np.complex128)
+            ramp = np.exp(-2j * math.pi * j0 * np.arange(k, k + n) / npad).astype(self.dtype)
+            t = microscope_transmittance(self.m, n, self.dx, dtype=self.dtype)
             if self.m.mla.aperture != "square":  # where the lenslets let light through
                 raw = microscope_transmittance(self.m, n, self.dx, band_limited=False)
                 self._open[n] = (np.abs(raw) ** 2).astype(np.float32)
-            self._t[n] = (t * ramp[:, None] * ramp[None, :]).astype(self.dtype)
+            t *= ramp[:, None]
+            t *= ramp[None, :]
+            self._t[n] = t
             h = transfer_function(self.method(npad), (npad, npad), self.dx, self.m.mla.focal_um,
                                   self.m.wavelength_um, dtype=self.dtype)
             h = np.roll(h, (-j0, -j0), axis=(0, 1))
@@ -340,19 +342,20 @@ class _Propagator:
         else:
             passed = np.einsum("bij,ij->b", fields.real**2 + fields.imag**2, self._open[n]).astype(np.float64)
             passed *= self.norm
-        fields *= self._t[n]
         if k:
             grid = np.zeros((b, npad, npad), dtype=fields.dtype)
-            grid[:, k:k + n, k:k + n] = fields
+            np.multiply(fields, self._t[n], out=grid[:, k:k + n, k:k + n])
         else:
             grid = fields
+            grid *= self._t[n]
         del fields
         spec = sfft.fft2(grid, axes=(-2, -1), workers=workers, overwrite_x=True)
         del grid
-        spec *= h
         q = self.q
         mm = npad // q
-        pix = self._pixels(spec, n, b, mm, workers)
+        xf = self._fold_spectra(spec, h, n, b, mm)
+        del spec
+        pix = self._node_intensity(xf, n, b, mm, workers)
         kp = k // q
         if kp:
             pix = pix[:, kp:kp + n // q, kp:kp + n // q]
@@ -360,16 +363,24 @@ class _Propagator:
         scale = (p / 2) ** 2 * (mm / npad) ** 4 / self.dx**2  # node weights -> pixel area; ifft -> s
         return pix * (scale * self.norm), nip, passed
 
-    def _pixels(self, spec, n, b, mm, workers):
+    def _fold_spectra(self, spec, h, n, b, mm):
+        """Folded spectra (g^2, b, m, m) of the propagated spectra ``spec`` x ``h``, one per node pair."""
         q = self.q
-        kron, d2, wts = self._fold[n]
+        kron, d2, _ = self._fold[n]
         gg = kron.shape[0]
-        # (b, r, kappa, s, lambda) -> (r, s, b, kappa, lambda): rows are the q^2 aliases of a frequency
-        xs = spec.reshape(b, q, mm, q, mm).transpose(1, 3, 0, 2, 4).reshape(q * q, b * mm * mm)
-        del spec
-        xf = (kron @ xs).reshape(gg, b, mm, mm)  # folded spectra, one per node pair (a, c)
+        # (b, r, kappa, s, lambda) -> (r, s, b, kappa, lambda): rows are the q^2 aliases of a frequency;
+        # the transfer function is applied in the same pass
+        xs = np.empty((q, q, b, mm, mm), dtype=spec.dtype)
+        np.multiply(spec.reshape(b, q, mm, q, mm).transpose(1, 3, 0, 2, 4),
+                    h.reshape(1, q, mm, q, mm).transpose(1, 3, 0, 2, 4), out=xs)
+        xf = (kron @ xs.reshape(q * q, b * mm * mm)).reshape(gg, b, mm, mm)  # folded spectra per node pair (a, c)
         del xs
         xf *= d2
+        return xf
+
+    def _node_intensity(self, xf, n, b, mm, workers):
+        wts = self._fold[n][2]
+        gg = xf.shape[0]
         s = sfft.ifft2(xf, axes=(-2, -1), workers=workers, overwrite_x=True)  # field at the nodes
         del xf
         sq = s.view(np.float32 if s.dtype == np.complex64 else np.float64).reshape(gg, -1)
