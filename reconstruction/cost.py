@@ -18,9 +18,11 @@ __all__ = ["ProjectionCost", "projection_cost", "DEVICE_RATES", "projection_seco
 #: Sustained (FLOP/s, bytes/s) of the Fourier route on each device, for choosing the kernel
 #: storage (``LightFieldOperator``): t = fourier_flops / F + fourier_bytes / B.  CPU: fitted to the
 #: forward projections of P at s = 5 and 15 (full against mirror storage) on the 2-core development
-#: machine (2026-12-01): F = 7 GFLOP/s, B = 13 GB/s; it then ranks full < mirror < d4 at s = 5
-#: (measured 0.036 < 0.048 < 0.074 s), mirror ~ d4 < full at s = 15 (0.156, 0.140 < 0.217 s) and
-#: mirror < full for W (0.43 < 0.74 s).  GPU: an H100-class estimate (FFT- and bandwidth-bound,
+#: machine (2026-12-01, under load): F = 7 GFLOP/s, B = 13 GB/s; it then ranks full < mirror < d4 at
+#: s = 5 (measured 0.036 < 0.048 < 0.074 s; unloaded 0.022 < 0.026 < 0.044 s) and mirror ~ d4 < full
+#: at s = 15 (0.156, 0.140 < 0.217 s; unloaded 0.097, 0.112 < 0.134 s).  For W (40x/0.95, 30 x 45
+#: lenslets) it prefers mirror; measured, the two were within 20% either way with the load, and
+#: mirror sets up 4x faster in 3.5x less memory.  GPU: an H100-class estimate (FFT- and bandwidth-bound,
 #: ~30% of the 67 TFLOP/s FP32 peak and ~75% of 3.35 TB/s), not yet measured here.
 DEVICE_RATES = {"cpu": (7e9, 13e9), "gpu": (2e13, 2.5e12)}
 
