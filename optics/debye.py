@@ -147,7 +147,7 @@ def integrand_weights(
     return [w * _apodization(apodization, c) * s * phase]
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def bessel_matrices(
     r_max: float, h: float, k: float, alpha: float, count: int, vectorial: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:

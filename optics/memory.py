@@ -97,7 +97,7 @@ def _propagate_bytes(nc: int, grid: int, batch: int) -> int:
 def _table_bytes(m: Microscope, z_um: float, r_max_obj_um: float, cached: int = 0) -> int:
     """Radial table of ``optics.lfpsf._RadialTable``: the Bessel matrices (radii x nodes, float64)
     being built with their argument matrix and its temporaries, plus ``cached`` sets kept by its
-    cache from earlier depths (at most 2)."""
+    cache from earlier depths (``debye.bessel_matrices`` keeps 2: at most 1 besides the new one)."""
     from . import debye
     from .lfpsf import _TABLE_STEP
 
@@ -107,11 +107,11 @@ def _table_bytes(m: Microscope, z_um: float, r_max_obj_um: float, cached: int = 
     count = 128 * math.ceil(debye.quadrature_nodes(abs(z_um), r_max + 4 * h, lam, na, n) / 128)
     radii = int(r_max / h) + 5
     mats = 3 if m.simulation.vectorial else 1
-    return ((1 + min(cached, 2)) * mats + 2) * radii * count * 8
+    return ((1 + min(cached, 1)) * mats + 2) * radii * count * 8
 
 
 def propagation_work_bytes(m: Microscope, z_um: float, offset_um: tuple[float, float] = (0.0, 0.0), *,
-                           cached_tables: int = 0) -> int:
+                           cached_tables: int = 0, reach_pixels: int | None = None) -> int:
     """Work arrays of ``optics.lfpsf.sensor_pattern`` for one source at depth ``z_um`` whose image
     is ``offset_um`` (y, x; µm, image space) from its lenslet's centre (wide-field: the object-space
     offset from its pixel's centre; (0, 0) evaluates one octant of the patch).
@@ -126,13 +126,20 @@ def propagation_work_bytes(m: Microscope, z_um: float, offset_um: tuple[float, f
     if m.mla is None:
         k = window_pixels(m, z_um)
         g = len(pixel_nodes(q)[0])
-        if offset_um[0] == 0 and offset_um[1] == 0:  # centred: one octant of the pixels' nodes
+        ky, kx = min(k, m.image_shape[0]), min(k, m.image_shape[1])  # the window's part on the image
+        if offset_um[0] == 0 and offset_um[1] == 0 and (ky, kx) == (k, k):  # one octant of the nodes
             h = k // 2
             samples = (h + 1) * (h + 2) // 2 * g * g
         else:
-            samples = (k * g) ** 2  # the Gauss-Legendre nodes of the patch's pixels
+            samples = ky * kx * g * g  # the Gauss-Legendre nodes of the patch's pixels on the image
         p = m.pixel_object_um
-        table = _table_bytes(m, z_um, (k * p / 2 + p) * math.sqrt(2), cached_tables)
+        # farthest pixel evaluated from the source's: half the image for the on-axis stack (offset 0),
+        # the whole image for a point anywhere on it
+        centred = offset_um[0] == 0 and offset_um[1] == 0
+        if reach_pixels is None:
+            reach_pixels = max(m.image_shape) // 2 + 1 if centred else max(m.image_shape)
+        reach = min(k // 2, int(reach_pixels))
+        table = _table_bytes(m, z_um, (reach * p + p) * math.sqrt(2) + math.hypot(*offset_um), cached_tables)
         # the nodes' radii, the intensity interpolated from the fine radial profile and its
         # weighted product (float64 each); the profile itself is a few thousand radii
         return int(_WORK_MARGIN * (samples * (8 + 8 + 8) + table))
@@ -171,7 +178,7 @@ def estimate_psf_bytes(m: Microscope) -> int:
     """
     side = max(window_pixels(m, float(z)) for z in m.z_um)
     image = int(math.prod(m.image_shape)) * 8
-    work = max(propagation_work_bytes(m, float(z), cached_tables=2) for z in m.z_um)
+    work = max(propagation_work_bytes(m, float(z), cached_tables=1) for z in m.z_um)
     return psf_stack_bytes(m) + image + side * side * 8 + work
 
 
@@ -182,11 +189,15 @@ def estimate_point_bytes(m: Microscope, point_um: tuple[float, float, float]) ->
     if m.mla is not None:
         d, mag = m.mla.pitch_um, m.objective.magnification
         offset = (mag * y - round(mag * y / d) * d, mag * x - round(mag * x / d) * d)
-    else:  # wide-field: off a pixel centre the whole patch is evaluated (object space)
+        reach = None
+    else:  # wide-field: off a pixel centre the patch is evaluated where it lands on the image
         p = m.pixel_object_um
         offset = (y - round(y / p) * p, x - round(x / p) * p)
+        (ny, nx), (ly, lx) = m.image_shape, m.n_lenslets
+        cy, cx = ly // 2 + round(y / p), lx // 2 + round(x / p)
+        reach = max(abs(cy), abs(ny - 1 - cy), abs(cx), abs(nx - 1 - cx))
     pixels = int(math.prod(m.image_shape))
-    return pixels * (8 + 4) + propagation_work_bytes(m, z, offset)
+    return pixels * (8 + 4) + propagation_work_bytes(m, z, offset, reach_pixels=reach)
 
 
 def operator_bytes(m: Microscope, *, build: bool | None = None) -> int:
@@ -220,7 +231,7 @@ def operator_bytes(m: Microscope, *, build: bool | None = None) -> int:
         n = w * npx * q
         npad = fast_pixels(w * npx, q) * q  # the zero-padded FFT grid
         big = (n + npx * q) ** 2  # the enlarged grid: offsets up to half a lenslet
-        per_thread = min(npos, max(1, _BATCH_SAMPLES // (threads * nc * n * n)))
+        per_thread = min(-(-npos // threads), max(1, _BATCH_SAMPLES // (threads * nc * n * n)))
         batch = threads * per_thread * npad * npad
         patterns = npos * (w * npx) ** 2 * 8 * 2  # patterns and their crop
         evaluate = big * (_eval_bytes(m) + _FIELD * nc)

@@ -151,3 +151,33 @@ def test_pixel_nodes_rule_is_shared():
     # the light-field and wide-field builds use the same Gauss-Legendre rule (q + 1 nodes)
     x, w = pixel_nodes(4)
     assert len(x) == 5 and w.sum() == pytest.approx(2.0, rel=1e-14)
+
+
+@pytest.mark.parametrize("point", [(0.0, 0.0, 0.0), (3.7, -12.2, 2.5), (-30.0, 5.0, -4.0)])
+def test_widefield_pattern_evaluates_only_the_image_part(point):
+    # sensor_pattern evaluates the pixels of the window that land on the image; the result equals
+    # the whole window's patch pasted and clipped (the window here is ~5x the 48-pixel image)
+    from optics.lfpsf import _paste, sensor_pattern
+
+    m = presets.get("widefield-20x-0.5w", camera={"shape": [48, 40]},
+                    volume={"z_min_um": -4, "z_max_um": 4, "z_step_um": 2})
+    x, y, z = point
+    whole, iy, ix = _widefield_patch(m, x, y, z)
+    ref = np.zeros(m.image_shape)
+    ly, lx = m.n_lenslets
+    _paste(ref, whole, ly // 2 + iy, lx // 2 + ix)
+    got = sensor_pattern(m, point)
+    assert np.abs(got - ref).max() <= 1e-12 * ref.max()
+    assert whole.shape[0] > 2 * max(m.image_shape)
+
+
+def test_sensor_pattern_reuses_its_propagator():
+    from optics import lfpsf
+
+    m = presets.get("lfm-20x-0.5w", camera={"shape": [75, 75]})
+    a = lfpsf.sensor_pattern(m, (2.0, -3.0, 5.0))
+    key = next(k for k in lfpsf._PROPAGATORS if k[0] == m.hash)
+    prop = lfpsf._PROPAGATORS[key]
+    b = lfpsf.sensor_pattern(m, (2.0, -3.0, 5.0))
+    assert lfpsf._PROPAGATORS[key] is prop and len(lfpsf._PROPAGATORS) <= 2
+    np.testing.assert_array_equal(a, b)
