@@ -21,9 +21,8 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
-
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from scipy import fft as sfft

@@ -214,7 +214,13 @@ def operator_bytes(m: Microscope, *, build: bool | None = None) -> int:
         return kernels
     if m.mla is None:
         return kernels + max(propagation_work_bytes(m, float(z)) for z in m.z_um)
-    from .lfpsf import _BATCH_SAMPLES, _fundamental_phases, fast_pixels, field_oversampling, worker_threads
+    from .lfpsf import (
+        _BATCH_SAMPLES,
+        _fundamental_phases,
+        fast_pixels,
+        field_oversampling,
+        worker_threads,
+    )
 
     q, npx, s = field_oversampling(m), m.pixels_per_lenslet, m.voxels_per_lenslet
     nc = _components(m)

@@ -31,8 +31,8 @@ path; inputs must already live on that device (no silent host/device copies).
 
 from __future__ import annotations
 
-import logging
 import itertools
+import logging
 import math
 
 import numpy as np
@@ -406,8 +406,6 @@ class LightFieldOperator:
             k = k.transpose(0, 1, 3, 5, 2, 4)
             py, px = self.fft_shapes[iz]
             f = self._nf((py, px))
-            iy = xp.asarray((np.arange(-ry, ry + 1)) % py)
-            ix = xp.asarray((np.arange(-rx, rx + 1)) % px)
             j, pos = owner[iz]
             direct = self._direct_phases()
             # one depth's spectra, phase-major (contiguous per phase), copied into the resident
