@@ -271,6 +271,23 @@ def full_frame_projection(s: int = 15, planes_um=(-50, 50, 2)) -> dict:
     return {"lenslets": [ly, lx], "radii": radii, "routes": rows}
 
 
+def machine_peaks(device: str) -> dict:
+    """What this device sustains at its simplest, measured here, to put a projection's rates in
+    proportion: float32 matrix product (GFLOP/s, 2048^3, best of 3) and array copy (GB/s read +
+    written, 256 MiB float32, best of 3)."""
+    from reconstruction import backend
+
+    xp = backend.xp_for(device)
+    rng = np.random.default_rng(0)
+    a = backend.to_device(rng.random((2048, 2048), dtype=np.float32), device)
+    src = backend.to_device(np.ones(2**26, dtype=np.float32), device)
+    dst = xp.empty_like(src)
+    sync = lambda: backend.synchronize(device)  # noqa: E731
+    gemm = _timeit(lambda: a @ a, sync, 3)
+    copy = _timeit(lambda: xp.copyto(dst, src), sync, 3)
+    return {"device": device, "sgemm_gflops": 2 * 2048**3 / gemm / 1e9, "copy_gbps": 2 * src.nbytes / copy / 1e9}
+
+
 def _fmt(v, unit=""):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
@@ -279,9 +296,10 @@ def _fmt(v, unit=""):
     return f"{v}{unit}"
 
 
-def markdown(results: list[dict]) -> str:
+def markdown(results: list[dict], peaks: dict | None = None) -> str:
     head = ("| case | device | image | volume | tiles | PSF build s | setup s | forward s | fwd/frame (t=4) s | adjoint s | RL s/iter "
-            "| peak GB | RSS in RL GB | operator GB | storage | Fourier GFLOP | Fourier GB | direct GFLOP | fwd GFLOP/s |")
+            "| peak GB | RSS in RL GB | operator GB | storage | Fourier GFLOP | Fourier GB | direct GFLOP | fwd GFLOP/s "
+            "| fwd GB/s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         if "error" in r:
@@ -298,13 +316,24 @@ def markdown(results: list[dict]) -> str:
             f"| {_fmt(r['forward_s'])} | {_fmt(r['forward_batch_per_frame_s'])} | {_fmt(r['adjoint_s'])} | {_fmt(r['rl_iter_s'])} "
             f"| {_fmt(r['peak_bytes'] / 1e9)} | {_fmt(r['host_rss_during_rl_bytes'] / 1e9)} | {_fmt(r['operator_bytes'] / 1e9)} "
             f"| {storage} | {_fmt(c['fourier_flops'] / 1e9)} "
-            f"| {_fmt(c['fourier_bytes'] / 1e9)} | {_fmt(c['direct_flops'] / 1e9)} | {_fmt(r['forward_gflops'])} |"
+            f"| {_fmt(c['fourier_bytes'] / 1e9)} | {_fmt(c['direct_flops'] / 1e9)} | {_rate(r['forward_gflops'], peaks, 'sgemm_gflops')} "
+            f"| {_rate(r['forward_gbps'], peaks, 'copy_gbps')} |"
         )
     quoted = ", ".join(f"{k}: " + ", ".join(f"{n} {v:g}" for n, v in d.items()) for k, d in PYOLAF_REFERENCE.items())
+    if peaks:
+        lines += ["", f"Peaks measured on {peaks['device']} in this run: float32 matrix product "
+                  f"{peaks['sgemm_gflops']:.3g} GFLOP/s, array copy {peaks['copy_gbps']:.3g} GB/s (read + written); "
+                  "the rate columns give each forward projection's share of them in parentheses."]
     lines += ["", "Storage: the kernel spectra held (full, or mirror/d4 symmetry-reduced) and why (memory budget). "
               f"pyolaf, quoted from the issue (its author's machine, not measured here, never divided into a ratio): {quoted}. "
               "Measured side-by-side ratios: --peer pyolaf."]
     return "\n".join(lines)
+
+
+def _rate(value, peaks, key) -> str:
+    if value is None or not peaks:
+        return _fmt(value)
+    return f"{_fmt(value)} ({100 * value / peaks[key]:.0f}%)"
 
 
 def _ratio(theirs, ours) -> str:
@@ -503,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
             peer_results.append(_run_peer(spec, args))
     if peer and not peer_results:
         print(f"note: --peer {peer} runs on the {'/'.join(PEER_CASES)} cases only; none was selected")
-    table = markdown(results)
+    peaks = machine_peaks(device)
+    table = markdown(results, peaks)
     ff = full_frame_projection() if (args.case is None or "full-frame" in args.case) else None
     text = [table, ""]
     if op is not None:
@@ -527,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report)
     atomic_write_bytes(out / "perf.md", (report + "\n").encode(), overwrite=True)
-    doc = {"results": results, "operator_build": op, "full_frame": ff, "pyolaf_reference": PYOLAF_REFERENCE}
+    doc = {"results": results, "operator_build": op, "full_frame": ff, "pyolaf_reference": PYOLAF_REFERENCE,
+           "machine_peaks": peaks}
     if peer:
         doc["peer"] = {"name": peer, "results": peer_results, "comparison": comparison}
     atomic_write_bytes(out / "perf.json", json.dumps(doc, indent=1, default=float).encode(), overwrite=True)

@@ -78,3 +78,12 @@ def test_common_flags_of_the_benchmarks():
     for action in perf._parser()._actions:
         if action.option_strings:
             assert action.help, action.option_strings
+
+
+def test_machine_peaks_are_measured_rates():
+    from benchmarks.perf import machine_peaks
+
+    peaks = machine_peaks("cpu")
+    assert peaks["device"] == "cpu"
+    # a 2048^3 float32 product and a 256 MiB copy: positive, finite, and not absurd for one CPU
+    assert 0.1 < peaks["sgemm_gflops"] < 1e5 and 0.1 < peaks["copy_gbps"] < 1e4
