@@ -501,10 +501,23 @@ class Microscope:
         The camera's noise parameters and the display name do not change the operator and are
         left out, so that changing them keeps the cached operator.
         """
+        return self._digest(with_shape=True)
+
+    @property
+    def kernel_hash(self) -> str:
+        """``hash`` without the camera's shape: what the PSF kernels depend on.
+
+        A kernel is the pattern of one voxel phase at one depth in its own window (set by the
+        optics and the depth, ``optics.support``), not by how many lenslets the sensor has, so a
+        crop and the full camera share cached kernels (``optics.psfdata.cache_path``).
+        """
+        return self._digest(with_shape=False)
+
+    def _digest(self, with_shape: bool) -> str:
         d = self.to_dict()
         d["microscope"].pop("name", None)
         cam = d["camera"]
-        d["camera"] = {"pixel_um": cam["pixel_um"], "shape": cam["shape"]}
+        d["camera"] = {"pixel_um": cam["pixel_um"]} | ({"shape": cam["shape"]} if with_shape else {})
         text = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

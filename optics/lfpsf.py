@@ -741,11 +741,13 @@ def _widefield_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray],
 def _try_load(path: Path, m: Microscope) -> LightFieldPSF | None:
     try:
         psf = load_psf(path)
-        if psf.microscope.hash != m.hash:
-            raise ValueError(f"its config hash {psf.microscope.hash} is not {m.hash}")
+        if psf.microscope.kernel_hash != m.kernel_hash:
+            raise ValueError(f"its kernel hash {psf.microscope.kernel_hash} is not {m.kernel_hash}")
         if psf.meta.get("model_version") != model_version():
             raise ValueError(f"it was computed by model {psf.meta.get('model_version')}, not the current "
                              f"{model_version()} (the PSF code changed)")
+        if psf.microscope.hash != m.hash:  # another camera shape: the same kernels, this microscope
+            psf = LightFieldPSF(m, psf.z_um, psf.kernels, psf.discarded, psf.meta)
         return psf
     except Exception as e:  # a corrupt or stale cache entry is recomputed, never fatal
         logger.warning("cached PSF %s is unusable (%s); recomputing", path, e)
@@ -761,8 +763,9 @@ def compute_psf(
     ----------
     m : Microscope
     cache : bool
-        Load from / save to ``optics.psfdata.cache_path(m)`` (keyed by ``m.hash`` and the model
-        version, which is also stored in the file and checked).  A corrupt or stale cache file is
+        Load from / save to ``optics.psfdata.cache_path(m)`` (keyed by ``m.kernel_hash``, the
+        config without the camera's shape, and the model version, which is also stored in the file
+        and checked).  A corrupt or stale cache file is
         logged and recomputed.
     overwrite_cache : bool
         Recompute and replace the cache entry even if it exists.

@@ -207,5 +207,6 @@ def cache_dir() -> Path:
 
 
 def cache_path(m: Microscope) -> Path:
-    """Cache file of the operator of ``m``, keyed by ``m.hash`` and ``model_version()``."""
-    return cache_dir() / f"psf-{m.hash}-{model_version()}.npz"
+    """Cache file of the PSF kernels of ``m``, keyed by ``m.kernel_hash`` (the config without the
+    camera's shape: a crop and the full camera share kernels) and ``model_version()``."""
+    return cache_dir() / f"psf-{m.kernel_hash}-{model_version()}.npz"

@@ -326,6 +326,29 @@ def test_cache_round_trip_and_corrupt_file(caplog, tmp_path, monkeypatch):
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
+def test_crop_and_full_camera_share_cached_kernels(tmp_path, monkeypatch):
+    # the kernels do not depend on the sensor's size: a 5-lenslet crop computes them, a 9-lenslet
+    # camera loads the same file and gets them wrapped in its own microscope; the computation from
+    # scratch for the big camera is the same to the bit
+    monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    small, big = small_lfm(3, z=(-4.0, 4.0), lenslets=5), small_lfm(3, z=(-4.0, 4.0), lenslets=9)
+    assert small.hash != big.hash and small.kernel_hash == big.kernel_hash
+    assert cache_path(small) == cache_path(big)
+    first = compute_psf(small, progress=False)
+    import optics.lfpsf as lf
+
+    with monkeypatch.context() as mp:
+        mp.setattr(lf, "_lfm_kernels", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
+        loaded = compute_psf(big, progress=False)
+    assert loaded.microscope.hash == big.hash and loaded.image_shape == big.image_shape
+    fresh = compute_psf(big, cache=False, progress=False)
+    for a, b, c in zip(first.kernels, loaded.kernels, fresh.kernels):
+        assert np.array_equal(a, b) and np.array_equal(b, c)
+    # anything else that shapes the kernels still moves the key
+    assert small.replace(volume={"voxels_per_lenslet": 5}).kernel_hash != small.kernel_hash
+    assert small.replace(camera={"pixel_um": 150.0 / 13}).kernel_hash != small.kernel_hash
+
+
 def test_stale_cache_after_a_model_change_is_recomputed(caplog, tmp_path, monkeypatch):
     """The cache is keyed by the config *and* the model version (stored in the file and checked):
     kernels computed by other model code are never reused (issue 7 item 3)."""
