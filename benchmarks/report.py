@@ -67,7 +67,12 @@ def explain(convergence, design: str, z: float | None, measured, theory_um, voxe
                 tag = f"{word}-limited" if change < -SENSITIVITY else f"not {word}-limited"
                 parts.append(f"{tag} ({var} {v0:g} -> {v1:g}: {r0:.3g} -> {r1:.3g} um, z = {rows[0]['z_um']:g} um)")
             else:
-                parts.append(f"{var} {v0:g} -> {v1:g}: {r0} -> {r1} um")
+                def shown(r):
+                    return "not resolved" if r is None else f"{r:.3g} um"
+
+                # unresolved at the low end and resolved at the high end: more of it helps
+                tag = f"{word}-limited" if (r0 is None and r1 is not None) else f"{word}: unresolved at {v1:g}"
+                parts.append(f"{tag} ({var} {v0:g} -> {v1:g}: {shown(r0)} -> {shown(r1)}, z = {rows[0]['z_um']:g} um)")
     if not rows:
         parts.append(f"no convergence study for {design}")
     if theory_um:
