@@ -419,7 +419,8 @@ def _lfm_patterns(
         c = _grid(n, dx)
     threads = min(worker_threads(), npos)
     # at most _BATCH_SAMPLES field samples in flight over all threads (one source each at least)
-    chunk = max(1, _BATCH_SAMPLES // (threads * ncomp * n * n))
+    # and the sources split evenly over the threads
+    chunk = min(max(1, _BATCH_SAMPLES // (threads * ncomp * n * n)), -(-npos // threads))
 
     def job(start: int) -> None:
         stop = min(npos, start + chunk)
