@@ -40,9 +40,11 @@ __all__ = [
     "KEY_KINDS",
 ]
 
-#: Microscope kinds the model knows. Only "widefield" and "lfm" are implemented so far.
-KINDS = ("widefield", "lfm")
-_PLANNED_KINDS = ("lfm-defocused", "flfm")
+#: Microscope kinds the model knows: wide-field, the standard LFM (MLA at the native image plane)
+#: and the defocused LFM (LFM 2.0: MLA ``mla.offset_um`` behind it, sensor ``mla.sensor_distance_um``
+#: behind the MLA).
+KINDS = ("widefield", "lfm", "lfm-defocused")
+_PLANNED_KINDS = ("flfm",)
 
 #: Largest operator (PSF kernels) we agree to build, in bytes; override with LFMSIM_MAX_OPERATOR_GB.
 _DEFAULT_MAX_OPERATOR_GB = 8.0
@@ -128,6 +130,7 @@ class MLA:
     aperture: str = "square"
     grid: str = "square"
     offset_um: float = 0.0
+    sensor_distance_um: float = 0.0
     fourier_lens_focal_um: float = 0.0
 
     def __post_init__(self):
@@ -136,6 +139,8 @@ class MLA:
         _check_choice("mla.aperture", self.aperture, ("square", "circle"))
         _check_choice("mla.grid", self.grid, ("square",))
         object.__setattr__(self, "offset_um", _check_number("mla.offset_um", self.offset_um, positive=False))
+        b = _check_number("mla.sensor_distance_um", self.sensor_distance_um, allow_zero=True)
+        object.__setattr__(self, "sensor_distance_um", b)
         f2 = _check_number("mla.fourier_lens_focal_um", self.fourier_lens_focal_um, allow_zero=True)
         object.__setattr__(self, "fourier_lens_focal_um", f2)
 
@@ -237,6 +242,7 @@ class Simulation:
 #: are listed so the message says where the key belongs.
 KEY_KINDS = {
     "mla.offset_um": ("lfm-defocused",),
+    "mla.sensor_distance_um": ("lfm-defocused",),
     "mla.fourier_lens_focal_um": ("flfm",),
     "simulation.propagation": ("lfm", "lfm-defocused", "flfm"),
 }
@@ -328,7 +334,7 @@ class Microscope:
         if self.kind == "widefield" and self.mla is not None and self.mla != MLA():
             raise ConfigError(
                 "mla: a [mla] section was given but microscope.kind = 'widefield' has no microlens array; "
-                "remove it, or use a light-field kind (implemented: 'lfm')"
+                "remove it, or use a light-field kind (implemented: 'lfm', 'lfm-defocused')"
             )
         for key, kinds in KEY_KINDS.items():
             sec, name = key.split(".")
@@ -356,6 +362,26 @@ class Microscope:
     @property
     def voxels_per_lenslet(self) -> int:
         return self.volume.voxels_per_lenslet
+
+    @property
+    def mla_offset_um(self) -> float:
+        """a: the MLA's distance behind the native image plane (0 for "lfm"; image side, µm)."""
+        return 0.0 if self.mla is None or self.kind != "lfm-defocused" else self.mla.offset_um
+
+    @property
+    def mla_to_sensor_um(self) -> float:
+        """b: the MLA-to-sensor distance: ``mla.sensor_distance_um``, default the lenslets' focal length.
+
+        Image space is telecentric here (the objective's pupil images to infinity behind the tube
+        lens), so a lenslet at any distance a from the native image plane images the pupil at its
+        focal plane: b = f_ml keeps the sub-images the size of a lenslet (the f-number match of
+        LFM 1.0) for every a.  (pyOLaF's lens-law tube model gives b within 0.2% of f_ml for
+        |a| <= 5 mm; FAMILIES.md section 2.4.)
+        """
+        if self.mla is None:
+            raise ValueError(f"microscope.kind = {self.kind!r} has no microlens array")
+        b = self.mla.sensor_distance_um if self.kind == "lfm-defocused" else 0.0
+        return b if b > 0 else self.mla.focal_um
 
     @property
     def lenslet_pitch_um(self) -> float:
@@ -456,7 +482,7 @@ class Microscope:
         if kind == "widefield" and "mla" in data:
             raise ConfigError(
                 "mla: a [mla] section was given but microscope.kind = 'widefield' has no microlens array; "
-                "remove it, or use a light-field kind (implemented: 'lfm')"
+                "remove it, or use a light-field kind (implemented: 'lfm', 'lfm-defocused')"
             )
         for key, sec_cls in _SECTIONS.items():
             if key not in data:
@@ -558,6 +584,12 @@ class Microscope:
                 f"  {self.pixels_per_lenslet} px per lenslet, {self.n_lenslets[0]} x {self.n_lenslets[1]} lenslets, pupil radius {self.pupil_radius_um:.4g} um",
                 f"  object-space lenslet pitch {self.lenslet_pitch_object_um:.4g} um, voxel {self.voxel_um:.4g} um ({self.voxels_per_lenslet} per lenslet)",
             ]
+            if self.kind == "lfm-defocused":
+                a, b = self.mla_offset_um, self.mla_to_sensor_um
+                conj = -self.objective.immersion_index * a / self.objective.magnification**2 + 0.0
+                lines.append(
+                    f"  MLA {a:g} um behind the native image plane (conjugate, paraxially, to z = -n a / M^2 = {conj:.4g} um), "
+                    f"sensor {b:g} um behind the MLA" + (" (default f_ml: f-number matched)" if self.mla.sensor_distance_um == 0 else ""))
         else:
             lines.append(f"  voxel {self.voxel_um:.4g} um (camera pixel / M)")
         fy, fx = self.fov_um

@@ -261,6 +261,7 @@ class _Propagator:
         self._fold: dict[int, tuple] = {}
         self._open: dict[int, np.ndarray] = {}
         self._pad: dict[int, tuple[int, int]] = {}
+        self._ha: dict[int, np.ndarray] = {}
         mag = m.objective.magnification
         self.norm = self.dx**2 / (mag**2 * nip_power(m))
         self.nodes = pixel_nodes(q)
@@ -295,15 +296,22 @@ class _Propagator:
             j0 = -(npad // 2)
             # spectrum index i <-> j = j0 + i: a ramp over the padded grid, of which the window
             # holds samples k .. k + n - 1
-            ramp = np.exp(-2j * math.pi * j0 * np.arange(k, k + n) / npad).astype(self.dtype)
-            t = microscope_transmittance(self.m, n, self.dx, dtype=self.dtype)
+            a = self.m.mla_offset_um
+            # the MLA's transmittance on the window (the NIP field is zero outside it) or, when the
+            # field first travels a to the MLA and spreads, on the whole padded grid
+            nt, kt = (n, k) if a == 0 else (npad, 0)
+            ramp = np.exp(-2j * math.pi * j0 * np.arange(kt, kt + nt) / npad).astype(self.dtype)
+            t = microscope_transmittance(self.m, nt, self.dx, dtype=self.dtype)
             if self.m.mla.aperture != "square":  # where the lenslets let light through
                 raw = microscope_transmittance(self.m, n, self.dx, band_limited=False)
                 self._open[n] = (np.abs(raw) ** 2).astype(np.float32)
             t *= ramp[:, None]
             t *= ramp[None, :]
             self._t[n] = t
-            h = transfer_function(self.method(npad), (npad, npad), self.dx, self.m.mla.focal_um,
+            if a != 0:  # NIP -> MLA (FFT order), band-limited angular spectrum in air
+                self._ha[n] = transfer_function("asm", (npad, npad), self.dx, a, self.m.wavelength_um,
+                                                dtype=self.dtype)
+            h = transfer_function(self.method(npad), (npad, npad), self.dx, self.m.mla_to_sensor_um,
                                   self.m.wavelength_um, dtype=self.dtype)
             h = np.roll(h, (-j0, -j0), axis=(0, 1))
             if npad % 2 == 0:
@@ -341,7 +349,14 @@ class _Propagator:
         else:
             passed = np.einsum("bij,ij->b", fields.real**2 + fields.imag**2, self._open[n]).astype(np.float64)
             passed *= self.norm
-        if k:
+        if n in self._ha:  # defocused LFM: the NIP field travels a to the MLA first
+            grid = np.zeros((b, npad, npad), dtype=fields.dtype)
+            grid[:, k:k + n, k:k + n] = fields
+            grid = sfft.fft2(grid, axes=(-2, -1), workers=workers, overwrite_x=True)
+            grid *= self._ha[n]
+            grid = sfft.ifft2(grid, axes=(-2, -1), workers=workers, overwrite_x=True)
+            grid *= self._t[n]
+        elif k:
             grid = np.zeros((b, npad, npad), dtype=fields.dtype)
             np.multiply(fields, self._t[n], out=grid[:, k:k + n, k:k + n])
         else:
@@ -505,7 +520,7 @@ def sensor_pattern(
     Parameters
     ----------
     m : Microscope
-        "lfm" or "widefield".
+        "lfm", "lfm-defocused" or "widefield".
     point_um : (x, y, z)
         Source position (µm, object space).  Lateral coordinates are image-oriented: a source at
         (y, x) images in focus at (M y, M x) from the optical axis, which passes through the centre of
@@ -792,8 +807,9 @@ def compute_psf(
     """
     if not isinstance(m, Microscope):
         raise TypeError(f"m = {type(m).__name__} is invalid; expected an optics.Microscope")
-    if m.kind not in ("lfm", "widefield"):
-        raise ConfigError(f"microscope.kind = {m.kind!r} is not supported by compute_psf; accepted: 'lfm', 'widefield'")
+    if m.kind not in ("lfm", "lfm-defocused", "widefield"):
+        raise ConfigError(f"microscope.kind = {m.kind!r} is not supported by compute_psf; accepted: 'lfm', "
+                          "'lfm-defocused', 'widefield'")
     m.check_operator_fits()
     path = cache_path(m)
     if cache and not overwrite_cache and path.is_file():

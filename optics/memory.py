@@ -87,11 +87,14 @@ def _kept_bytes(m: Microscope) -> int:
     return _KEPT_VECTORIAL if m.simulation.vectorial else _KEPT_SCALAR
 
 
-def _propagate_bytes(nc: int, grid: int, batch: int) -> int:
+def _propagate_bytes(nc: int, grid: int, batch: int, defocused: bool = False) -> int:
     """Bytes while propagating ``batch`` fields of ``nc`` components on a window of ``grid``
     samples: the fields, and the larger of building the window's transmittance and transfer
-    function and the FFTs (with those two kept)."""
-    return batch * nc * _FIELD + max(grid * _TF_BUILD, grid * _TF_KEPT + batch * nc * _PROPAGATE)
+    function and the FFTs (with those two kept).  Defocused LFM: a second transfer function
+    (NIP -> MLA) and the transmittance on the whole padded grid (complex64 each), and one more
+    FFT pass over the batch (complex64)."""
+    extra = (grid * 2 * _FIELD + batch * nc * 2 * _FIELD) if defocused else 0
+    return batch * nc * _FIELD + max(grid * _TF_BUILD, grid * _TF_KEPT + batch * nc * _PROPAGATE) + extra
 
 
 def _table_bytes(m: Microscope, z_um: float, r_max_obj_um: float, cached: int = 0) -> int:
@@ -153,10 +156,10 @@ def propagation_work_bytes(m: Microscope, z_um: float, offset_um: tuple[float, f
     if all(abs(o - round(o)) < 1e-9 for o in off):  # one evaluation on an enlarged grid, kept (complex64)
         big = (n + 2 * int(round(max(off)))) ** 2
         evaluate = big * (_eval_bytes(m) + _FIELD * nc)
-        propagate = big * _FIELD * nc + _propagate_bytes(nc, grid, grid)
+        propagate = big * _FIELD * nc + _propagate_bytes(nc, grid, grid, m.kind == "lfm-defocused")
     else:  # evaluated per source into the field grid
         evaluate = grid * (_eval_bytes(m) + _FIELD * nc)
-        propagate = grid * _kept_bytes(m) + _propagate_bytes(nc, grid, grid)
+        propagate = grid * _kept_bytes(m) + _propagate_bytes(nc, grid, grid, m.kind == "lfm-defocused")
     extra = max(abs(float(o)) for o in offset_um) * math.sqrt(2)
     half = w * m.mla.pitch_um / 2 * math.sqrt(2) + extra + m.mla.pitch_um
     table = _table_bytes(m, z_um, half / m.objective.magnification, cached_tables)
@@ -241,7 +244,7 @@ def operator_bytes(m: Microscope, *, build: bool | None = None) -> int:
         batch = threads * per_thread * npad * npad
         patterns = npos * (w * npx) ** 2 * 8 * 2  # patterns and their crop
         evaluate = big * (_eval_bytes(m) + _FIELD * nc)
-        propagate = big * _FIELD * nc + _propagate_bytes(nc, npad * npad, batch)
+        propagate = big * _FIELD * nc + _propagate_bytes(nc, npad * npad, batch, m.kind == "lfm-defocused")
         work = max(work, int(_WORK_MARGIN * (max(evaluate, propagate) + patterns + table)))
     return kernels + work
 

@@ -43,8 +43,16 @@ GUARD_LENSLETS = 1
 
 
 def blur_radius_um(m, z_um: float) -> float:
-    """Geometric radius of the defocused field at the NIP, M |z| tan(alpha) (image-side µm)."""
-    return m.objective.magnification * abs(z_um) * math.tan(m.objective.half_angle)
+    """Geometric radius of the defocused field at the MLA (image-side µm): M |z| tan(alpha) at the
+    NIP, plus |a| tan(alpha') for an MLA a behind it (defocused LFM; sin alpha' = NA / M, the
+    image-side cone)."""
+    mag = m.objective.magnification
+    r = mag * abs(z_um) * math.tan(m.objective.half_angle)
+    a = getattr(m, "mla_offset_um", 0.0)
+    if a:
+        s = m.objective.na / mag
+        r += abs(a) * s / math.sqrt(1 - s * s)
+    return r
 
 
 def window_lenslets(m, z_um: float, offset_um: float | None = None) -> int:

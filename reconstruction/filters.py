@@ -48,6 +48,9 @@ def lanczos_widths(microscope, z_um=None) -> np.ndarray:
     """
     if microscope.mla is None:
         raise ValueError("filter = 'lanczos' needs a light-field microscope (kind 'lfm'); this one is wide-field")
+    if microscope.kind != "lfm":
+        raise ValueError(f"filter = 'lanczos' is derived for kind 'lfm' (Stefanoiu 2019, MLA at the native image "
+                         f"plane), not for {microscope.kind!r}; reconstruct without the filter")
     z = np.atleast_1d(np.asarray(microscope.z_um if z_um is None else z_um, dtype=np.float64))
     ftl = microscope.objective.tube_lens_focal_um
     fobj = microscope.objective.focal_um
