@@ -86,10 +86,7 @@ class _RadialTable:
     """
 
     def __init__(self, m: Microscope, z_abs: float, r_max_obj: float, count: int | None = None):
-        lam, na, n = m.wavelength_um, m.objective.na, m.objective.immersion_index
-        h = _TABLE_STEP * lam / na
-        r_max = math.ceil(r_max_obj / (64 * h)) * 64 * h  # few distinct grids -> cache hits
-        need = debye.quadrature_nodes(z_abs, r_max + 4 * h, lam, na, n)
+        h, r_max, need = self.grid(m, z_abs, r_max_obj)
         # more nodes than needed change nothing (8 per phase cycle is converged to round-off), so
         # depths that pass the largest count and radius share one set of Bessel matrices
         count = 128 * math.ceil(max(need, count or 0) / 128)
@@ -103,12 +100,18 @@ class _RadialTable:
         self.r_max = float(r[-1])
 
     @staticmethod
-    def plan(m: Microscope, z_values, r_max_obj: float) -> int:
-        """Node count that serves every depth of ``z_values`` out to ``r_max_obj`` (pass it as ``count``)."""
+    def grid(m: Microscope, z_abs: float, r_max_obj: float) -> tuple[float, float, int]:
+        """(radius step h, table radius, Gauss-Legendre nodes the depth needs) of a table out to
+        ``r_max_obj``: the radius is rounded up to 64 steps (few distinct grids -> cache hits)."""
         lam, na, n = m.wavelength_um, m.objective.na, m.objective.immersion_index
         h = _TABLE_STEP * lam / na
         r_max = math.ceil(r_max_obj / (64 * h)) * 64 * h
-        return max(debye.quadrature_nodes(abs(float(z)), r_max + 4 * h, lam, na, n) for z in z_values)
+        return h, r_max, debye.quadrature_nodes(abs(float(z_abs)), r_max + 4 * h, lam, na, n)
+
+    @classmethod
+    def plan(cls, m: Microscope, z_values, r_max_obj: float) -> int:
+        """Node count that serves every depth of ``z_values`` out to ``r_max_obj`` (pass it as ``count``)."""
+        return max(cls.grid(m, z, r_max_obj)[2] for z in z_values)
 
     def components(self, y_obj: np.ndarray, x_obj: np.ndarray, conj: bool) -> list[np.ndarray]:
         """Field components at object-space offsets (y, x) from the source; sum |c|^2 = intensity.
@@ -302,8 +305,8 @@ class _Propagator:
             nt, kt = (n, k) if a == 0 else (npad, 0)
             ramp = np.exp(-2j * math.pi * j0 * np.arange(kt, kt + nt) / npad).astype(self.dtype)
             t = microscope_transmittance(self.m, nt, self.dx, dtype=self.dtype)
-            if self.m.mla.aperture != "square":  # where the lenslets let light through
-                raw = microscope_transmittance(self.m, n, self.dx, band_limited=False)
+            if self.m.mla.aperture != "square":  # where the lenslets let light through (MLA plane)
+                raw = microscope_transmittance(self.m, nt, self.dx, band_limited=False)
                 self._open[n] = (np.abs(raw) ** 2).astype(np.float32)
             t *= ramp[:, None]
             t *= ramp[None, :]
@@ -344,24 +347,28 @@ class _Propagator:
         npad, k = self.padded(n)
         flat = fields.view(np.float32 if fields.dtype == np.complex64 else np.float64).reshape(b, -1)
         nip = np.einsum("ij,ij->i", flat, flat).astype(np.float64) * self.norm
-        if self.m.mla.aperture == "square":
-            passed = nip
-        else:
-            passed = np.einsum("bij,ij->b", fields.real**2 + fields.imag**2, self._open[n]).astype(np.float64)
-            passed *= self.norm
+
+        def through(u):  # the part of the power at the MLA plane that its apertures pass
+            if self.m.mla.aperture == "square":
+                return nip
+            return np.einsum("bij,ij->b", u.real**2 + u.imag**2, self._open[n]).astype(np.float64) * self.norm
+
         if n in self._ha:  # defocused LFM: the NIP field travels a to the MLA first
             grid = np.zeros((b, npad, npad), dtype=fields.dtype)
             grid[:, k:k + n, k:k + n] = fields
             grid = sfft.fft2(grid, axes=(-2, -1), workers=workers, overwrite_x=True)
             grid *= self._ha[n]
             grid = sfft.ifft2(grid, axes=(-2, -1), workers=workers, overwrite_x=True)
+            passed = through(grid)
             grid *= self._t[n]
-        elif k:
-            grid = np.zeros((b, npad, npad), dtype=fields.dtype)
-            np.multiply(fields, self._t[n], out=grid[:, k:k + n, k:k + n])
         else:
-            grid = fields
-            grid *= self._t[n]
+            passed = through(fields)
+            if k:
+                grid = np.zeros((b, npad, npad), dtype=fields.dtype)
+                np.multiply(fields, self._t[n], out=grid[:, k:k + n, k:k + n])
+            else:
+                grid = fields
+                grid *= self._t[n]
         del fields
         spec = sfft.fft2(grid, axes=(-2, -1), workers=workers, overwrite_x=True)
         del grid
@@ -557,8 +564,7 @@ def sensor_pattern(
     npx = m.pixels_per_lenslet
     if m.mla is None:
         # only the pixels of the window that land on the image are evaluated
-        ny, nx = m.image_shape
-        patch, cy, cx, (r0, c0) = _widefield_patch(m, x, y, z, image_shape=(ny, nx), centre=(ly // 2, lx // 2))
+        patch, (r0, c0) = _widefield_patch(m, x, y, z, image_shape=m.image_shape, centre=(ly // 2, lx // 2))
         image[r0: r0 + patch.shape[0], c0: c0 + patch.shape[1]] += patch
         return image
     d = m.mla.pitch_um
@@ -593,10 +599,10 @@ def _widefield_patch(m: Microscope, x: float, y: float, z: float, *, image_shape
 
     No propagation is involved, so the field is evaluated at the Gauss-Legendre nodes of every pixel
     (``pixel_nodes``) directly.  The window (``optics.support.widefield_window_pixels``) holds all but
-    CROP_TOLERANCE / 2 of the power.  Returns (patch, iy, ix): the source's pixel (iy, ix) from the
-    axis is the patch's centre.  With ``image_shape`` (and the axis pixel ``centre`` in it) only
-    the part of the window inside the image is evaluated and (patch, iy, ix, (row, col)) is
-    returned, (row, col) being where the patch starts in the image.
+    CROP_TOLERANCE / 2 of the power.  Returns (patch, (row, col)): the patch and where it starts in
+    pixels from the axis pixel, ``centre`` (the whole window, centred on the source's pixel, starts
+    at (iy - K//2, ix - K//2)).  With ``image_shape`` only the part of the window inside the image
+    (axis pixel at ``centre``) is evaluated.
     """
     p = m.pixel_object_um
     iy, ix = round(y / p), round(x / p)
@@ -613,7 +619,7 @@ def _widefield_patch(m: Microscope, x: float, y: float, z: float, *, image_shape
         a0, a1 = max(-h, -cy), min(h + 1, image_shape[0] - cy)
         b0, b1 = max(-h, -cx), min(h + 1, image_shape[1] - cx)
         if a1 <= a0 or b1 <= b0:
-            return np.zeros((0, 0)), iy, ix, (0, 0)
+            return np.zeros((0, 0)), (0, 0)
     reach = max(abs(a0), abs(a1 - 1), abs(b0), abs(b1 - 1))
     r_max = (reach * p + p) * math.sqrt(2) + math.hypot(oy, ox)
     table = _RadialTable(m, abs(z), r_max)
@@ -644,9 +650,7 @@ def _widefield_patch(m: Microscope, x: float, y: float, z: float, *, image_shape
         del radius
         pix = (inten.reshape(a1 - a0, q, b1 - b0, q) * w2.reshape(1, q, 1, q)).sum(axis=(1, 3), dtype=np.float64)
     pix /= nip_power(m)
-    if image_shape is None:
-        return pix, iy, ix
-    return pix, iy, ix, (centre[0] + iy + a0, centre[1] + ix + b0)
+    return pix, (centre[0] + iy + a0, centre[1] + ix + b0)
 
 
 # ----------------------------------------------------------------------------- public: kernels

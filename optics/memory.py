@@ -101,13 +101,10 @@ def _table_bytes(m: Microscope, z_um: float, r_max_obj_um: float, cached: int = 
     """Radial table of ``optics.lfpsf._RadialTable``: the Bessel matrices (radii x nodes, float64)
     being built with their argument matrix and its temporaries, plus ``cached`` sets kept by its
     cache from earlier depths (``debye.bessel_matrices`` keeps 2: at most 1 besides the new one)."""
-    from . import debye
-    from .lfpsf import _TABLE_STEP
+    from .lfpsf import _RadialTable
 
-    lam, na, n = m.wavelength_um, m.objective.na, m.objective.immersion_index
-    h = _TABLE_STEP * lam / na
-    r_max = math.ceil(r_max_obj_um / (64 * h)) * 64 * h
-    count = 128 * math.ceil(debye.quadrature_nodes(abs(z_um), r_max + 4 * h, lam, na, n) / 128)
+    h, r_max, need = _RadialTable.grid(m, z_um, r_max_obj_um)
+    count = 128 * math.ceil(need / 128)
     radii = int(r_max / h) + 5
     mats = 3 if m.simulation.vectorial else 1
     return ((1 + min(cached, 1)) * mats + 2) * radii * count * 8

@@ -48,7 +48,7 @@ def blur_radius_um(m, z_um: float) -> float:
     image-side cone)."""
     mag = m.objective.magnification
     r = mag * abs(z_um) * math.tan(m.objective.half_angle)
-    a = getattr(m, "mla_offset_um", 0.0)
+    a = m.mla_offset_um
     if a:
         s = m.objective.na / mag
         r += abs(a) * s / math.sqrt(1 - s * s)
