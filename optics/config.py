@@ -45,6 +45,7 @@ __all__ = [
 #: behind the MLA).
 KINDS = ("widefield", "lfm", "lfm-defocused")
 _PLANNED_KINDS = ("flfm",)
+_LIGHT_FIELD_KINDS = ", ".join(repr(k) for k in KINDS if k != "widefield")
 
 #: Largest operator (PSF kernels) we agree to build, in bytes; override with LFMSIM_MAX_OPERATOR_GB.
 _DEFAULT_MAX_OPERATOR_GB = 8.0
@@ -334,7 +335,7 @@ class Microscope:
         if self.kind == "widefield" and self.mla is not None and self.mla != MLA():
             raise ConfigError(
                 "mla: a [mla] section was given but microscope.kind = 'widefield' has no microlens array; "
-                "remove it, or use a light-field kind (implemented: 'lfm', 'lfm-defocused')"
+                f"remove it, or use a light-field kind (implemented: {_LIGHT_FIELD_KINDS})"
             )
         for key, kinds in KEY_KINDS.items():
             sec, name = key.split(".")
@@ -482,7 +483,7 @@ class Microscope:
         if kind == "widefield" and "mla" in data:
             raise ConfigError(
                 "mla: a [mla] section was given but microscope.kind = 'widefield' has no microlens array; "
-                "remove it, or use a light-field kind (implemented: 'lfm', 'lfm-defocused')"
+                f"remove it, or use a light-field kind (implemented: {_LIGHT_FIELD_KINDS})"
             )
         for key, sec_cls in _SECTIONS.items():
             if key not in data:
