@@ -151,9 +151,10 @@ def cmd_presets(args) -> int:
             m.kind,
             f"{o.magnification:g}x/{o.na:g} n={o.immersion_index:g}",
             f"{m.mla.pitch_um:g} um f/{m.mla.focal_um / m.mla.pitch_um:.3g}" if m.mla is not None else "-",
-            str(m.pixels_per_lenslet) if m.mla is not None else "-",
+            str(m.pixels_per_lenslet) if m.mla is not None and not m.shift_invariant else "-",
             f"{m.voxel_um:.4g} um",
-            f"{fy:.4g} x {fx:.4g} um",
+            f"{fy:.4g} x {fx:.4g} um" if m.kind != "flfm" else
+            f"{m.mla.pitch_um / m.lateral_magnification:.4g} um per view",
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:

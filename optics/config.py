@@ -40,11 +40,18 @@ __all__ = [
     "KEY_KINDS",
 ]
 
-#: Microscope kinds the model knows: wide-field, the standard LFM (MLA at the native image plane)
-#: and the defocused LFM (LFM 2.0: MLA ``mla.offset_um`` behind it, sensor ``mla.sensor_distance_um``
-#: behind the MLA).
-KINDS = ("widefield", "lfm", "lfm-defocused")
-_PLANNED_KINDS = ("flfm",)
+#: Microscope kinds the model knows: wide-field, the standard LFM (MLA at the native image plane),
+#: the defocused LFM (LFM 2.0: MLA ``mla.offset_um`` behind it, sensor ``mla.sensor_distance_um``
+#: behind the MLA) and the Fourier LFM (FLFM / XLFM: MLA at the pupil relayed by a Fourier lens
+#: ``mla.fourier_lens_focal_um``; regular square or hexagonal arrays or lenslets at ``mla.centres_um``).
+KINDS = ("widefield", "lfm", "lfm-defocused", "flfm")
+#: Kinds whose operator is shift-invariant per depth (one kernel per depth, one voxel per camera pixel).
+SHIFT_INVARIANT_KINDS = ("widefield", "flfm")
+_PLANNED_KINDS = ("slfm",)
+#: Field samples per camera pixel by kind (``simulation.oversampling = 0``).  The Fourier LFM's
+#: lenslets are slow (f/20 and beyond at the pupil: the field's band is ~NA_sub / lambda0), and its
+#: band-limited apertures keep the elemental images within 0.2% (L2) of a 12-sample computation at 2.
+DEFAULT_OVERSAMPLING = {"widefield": 4, "lfm": 4, "lfm-defocused": 4, "flfm": 2}
 _LIGHT_FIELD_KINDS = ", ".join(repr(k) for k in KINDS if k != "widefield")
 
 #: Largest operator (PSF kernels) we agree to build, in bytes; override with LFMSIM_MAX_OPERATOR_GB.
@@ -124,21 +131,56 @@ class Objective:
 
 @dataclass(frozen=True)
 class MLA:
-    """Microlens array: ``pitch_um`` and ``focal_um`` on the image side (in air)."""
+    """Microlens array: ``pitch_um`` and ``focal_um`` on the image side (in air).
+
+    ``aperture`` "" takes the kind's default (square lenslets for "lfm"/"lfm-defocused", circular
+    for "flfm").  "flfm" only: ``lenslets`` = [rows, cols] of a regular array centred on the axis
+    ([0, 0]: every lenslet the pupil reaches), ``grid`` "hex" (rows d sqrt(3)/2 apart, every other
+    row shifted by d/2), ``centres_um`` = [[x, y], ...] lenslet centres in the MLA plane (an
+    irregular array, XLFM; ``pitch_um`` is then the lenslets' diameter) and ``focal_um`` one value
+    per centre.
+    """
 
     pitch_um: float = 150.0
-    focal_um: float = 3000.0
-    aperture: str = "square"
+    focal_um: float | tuple = 3000.0
+    aperture: str = ""
     grid: str = "square"
     offset_um: float = 0.0
     sensor_distance_um: float = 0.0
     fourier_lens_focal_um: float = 0.0
+    lenslets: tuple = (0, 0)
+    centres_um: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "pitch_um", _check_number("mla.pitch_um", self.pitch_um))
-        object.__setattr__(self, "focal_um", _check_number("mla.focal_um", self.focal_um))
-        _check_choice("mla.aperture", self.aperture, ("square", "circle"))
-        _check_choice("mla.grid", self.grid, ("square",))
+        f = self.focal_um
+        if isinstance(f, (list, tuple, np.ndarray)):
+            if len(f) == 0:
+                raise _err("mla.focal_um", f, "expected a number or one number per lenslet of mla.centres_um")
+            fs = tuple(_check_number(f"mla.focal_um[{i}]", v) for i, v in enumerate(f))
+            object.__setattr__(self, "focal_um", fs[0] if len(set(fs)) == 1 and len(fs) == 1 else fs)
+        else:
+            object.__setattr__(self, "focal_um", _check_number("mla.focal_um", f))
+        _check_choice("mla.aperture", self.aperture, ("", "square", "circle"))
+        _check_choice("mla.grid", self.grid, ("square", "hex"))
+        shape = self.lenslets
+        if (not isinstance(shape, (list, tuple)) or len(shape) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in shape)
+                or (0 in shape and tuple(shape) != (0, 0))):
+            raise _err("mla.lenslets", shape, "expected [rows, cols], two integers >= 1 ([0, 0]: as many as the pupil reaches)")
+        object.__setattr__(self, "lenslets", (int(shape[0]), int(shape[1])))
+        cen = self.centres_um
+        try:
+            arr = np.asarray(cen, dtype=np.float64).reshape(-1, 2) if len(cen) else np.zeros((0, 2))
+            ok = np.all(np.isfinite(arr)) and (len(cen) == 0 or np.asarray(cen, dtype=np.float64).shape == (len(cen), 2))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise _err("mla.centres_um", cen, "expected a list of [x, y] lenslet centres (µm, MLA plane)")
+        object.__setattr__(self, "centres_um", tuple((float(x), float(y)) for x, y in arr))
+        if isinstance(self.focal_um, tuple) and len(self.focal_um) != max(1, len(arr)):
+            raise _err("mla.focal_um", list(self.focal_um),
+                       f"expected one value, or one per lenslet of mla.centres_um ({len(arr)})")
         object.__setattr__(self, "offset_um", _check_number("mla.offset_um", self.offset_um, positive=False))
         b = _check_number("mla.sensor_distance_um", self.sensor_distance_um, allow_zero=True)
         object.__setattr__(self, "sensor_distance_um", b)
@@ -218,20 +260,21 @@ class Simulation:
     """Numerical settings of the PSF computation.
 
     ``oversampling``: field samples per camera pixel (raised to the sampling rule's minimum,
-    ``optics.lfpsf.field_oversampling``).  The default 4 keeps light-field kernels within 0.3% (L2)
-    of a 9-sample computation (the pixel is integrated exactly by Gauss-Legendre nodes and the
+    ``optics.lfpsf.field_oversampling``); 0 (the default) takes the kind's: 4 for wide-field and the
+    LFMs, 2 for the Fourier LFM (``DEFAULT_OVERSAMPLING``).  4 keeps light-field kernels within 0.3% (L2)
+    of a 9-sample computation; 2 keeps the Fourier LFM's elemental images within 0.2% of 12 samples (the pixel is integrated exactly by Gauss-Legendre nodes and the
     lenslet array is band-limited to the grid: ``optics.lfpsf``, ``optics.mla``).
     ``propagation``: "auto" (band-limited angular spectrum, exact for scalar waves), "asm" (the same)
     or "fresnel" (paraxial transfer function, ~0.3% away at f/20); light field only.
     """
 
-    oversampling: int = 4
+    oversampling: int = 0
     apodization: str = "sqrtcos"
     vectorial: bool = False
     propagation: str = "auto"
 
     def __post_init__(self):
-        object.__setattr__(self, "oversampling", _check_int("simulation.oversampling", self.oversampling, 1, 15))
+        object.__setattr__(self, "oversampling", _check_int("simulation.oversampling", self.oversampling, 0, 15))
         _check_choice("simulation.apodization", self.apodization, ("sqrtcos", "uniform", "sqrtcos-1pluscos"))
         if not isinstance(self.vectorial, bool):
             raise _err("simulation.vectorial", self.vectorial, "expected true or false")
@@ -243,8 +286,10 @@ class Simulation:
 #: are listed so the message says where the key belongs.
 KEY_KINDS = {
     "mla.offset_um": ("lfm-defocused",),
-    "mla.sensor_distance_um": ("lfm-defocused",),
+    "mla.sensor_distance_um": ("lfm-defocused", "flfm"),
     "mla.fourier_lens_focal_um": ("flfm",),
+    "mla.lenslets": ("flfm",),
+    "mla.centres_um": ("flfm",),
     "simulation.propagation": ("lfm", "lfm-defocused", "flfm"),
 }
 
@@ -295,11 +340,20 @@ class Microscope:
             if not isinstance(getattr(self, key), (cls, type(None))):
                 raise _err(key, getattr(self, key), f"expected a {cls.__name__}")
         self._check_keys_act()
+        if self.mla is not None and self.kind != "widefield" and self.mla.aperture == "":
+            # the kind's default aperture: circular lenslets for the Fourier LFM, square otherwise
+            aperture = "circle" if self.kind == "flfm" else "square"
+            object.__setattr__(self, "mla", dataclasses.replace(self.mla, aperture=aperture))
+        if self.simulation.oversampling == 0:  # the default follows the kind
+            q = DEFAULT_OVERSAMPLING.get(self.kind, 4)
+            object.__setattr__(self, "simulation", dataclasses.replace(self.simulation, oversampling=q))
         if self.volume.voxels_per_lenslet is None:  # the default follows the kind
             # light field: the pixels per lenslet (a non-integer ratio is refused just below)
-            s_default = 1 if self.mla is None or self.kind == "widefield" else max(1, round(self.mla.pitch_um / self.camera.pixel_um))
+            s_default = 1 if self.mla is None or self.kind in SHIFT_INVARIANT_KINDS else max(1, round(self.mla.pitch_um / self.camera.pixel_um))
             object.__setattr__(self, "volume", dataclasses.replace(self.volume, voxels_per_lenslet=s_default))
-        if self.kind == "widefield":
+        if self.kind == "flfm":
+            self._check_flfm()
+        elif self.kind == "widefield":
             if self.mla is not None:
                 object.__setattr__(self, "mla", None)
             if self.volume.voxels_per_lenslet != 1:
@@ -308,6 +362,15 @@ class Microscope:
         else:
             if self.mla is None:
                 raise _err("mla", None, f"a [mla] section is required for kind {self.kind!r}")
+            if self.mla.grid != "square":
+                raise _err("mla.grid", self.mla.grid,
+                           f"kind {self.kind!r} needs a square lenslet grid: its periodic operator shifts each "
+                           "kernel by whole lenslets of whole pixels, and a hexagonal lattice's rows (d sqrt(3)/2 "
+                           "apart, every other one shifted by d/2) are not whole pixels apart; hexagonal arrays "
+                           "are modelled for kind 'flfm'")
+            if isinstance(self.mla.focal_um, tuple):
+                raise _err("mla.focal_um", list(self.mla.focal_um),
+                           f"kind {self.kind!r} takes one focal length (per-lenslet values are for 'flfm' with mla.centres_um)")
             ratio = self.mla.pitch_um / self.camera.pixel_um
             nnum = round(ratio)
             if abs(ratio - nnum) > 1e-6 * ratio or nnum % 2 == 0:
@@ -329,6 +392,33 @@ class Microscope:
                     f"sub-images will {'overlap' if fnum > matched else 'leave pixels unused'}",
                     stacklevel=3,
                 )
+
+    def _check_flfm(self) -> None:
+        """Validation of the Fourier LFM (kind "flfm"): pupil relay, array, sampling of the volume."""
+        mla = self.mla
+        if mla is None:
+            raise _err("mla", None, "a [mla] section is required for kind 'flfm'")
+        if mla.fourier_lens_focal_um <= 0:
+            raise _err("mla.fourier_lens_focal_um", mla.fourier_lens_focal_um,
+                       "kind 'flfm' needs the Fourier lens focal length f2 > 0 (µm): the relay tube lens "
+                       "(f1 = objective.tube_lens_focal_um) -> Fourier lens images the pupil onto the MLA")
+        if mla.centres_um and (mla.lenslets != (0, 0) or mla.grid != "square"):
+            raise _err("mla.centres_um", [list(c) for c in mla.centres_um],
+                       "give either mla.centres_um (an irregular array) or mla.lenslets / mla.grid (a regular one), not both")
+        if isinstance(mla.focal_um, tuple) and not mla.centres_um:
+            raise _err("mla.focal_um", list(mla.focal_um), "one focal length per lenslet needs mla.centres_um")
+        if isinstance(mla.focal_um, tuple) and len(set(mla.focal_um)) > 1 and mla.sensor_distance_um <= 0:
+            raise _err("mla.sensor_distance_um", mla.sensor_distance_um,
+                       "lenslets of several focal lengths (XLFM) need the MLA-to-sensor distance b > 0 (µm)")
+        if mla.grid == "hex" and mla.aperture == "square":
+            raise _err("mla.aperture", mla.aperture, "square lenslets do not tile a hexagonal grid: use 'circle'")
+        if self.volume.voxels_per_lenslet != 1:
+            raise _err("volume.voxels_per_lenslet", self.volume.voxels_per_lenslet,
+                       "a Fourier LFM is shift-invariant per depth: one voxel per camera pixel (camera pixel / M_T); use 1")
+        if self.simulation.vectorial:
+            raise _err("simulation.vectorial", True,
+                       "kind 'flfm' uses the scalar pupil field (each lenslet is a low-NA sub-aperture, where "
+                       "the polarisation terms of Richards-Wolf do not change the elemental images); use false")
 
     def _check_keys_act(self) -> None:
         """Refuse keys that do nothing for this kind (set to a value other than their default)."""
@@ -354,11 +444,33 @@ class Microscope:
 
     # ----------------------------------------------------------------- derived quantities
     @property
+    def shift_invariant(self) -> bool:
+        """True for the kinds whose operator is one 2-D convolution per depth (wide-field, Fourier LFM)."""
+        return self.kind in SHIFT_INVARIANT_KINDS
+
+    @property
     def pixels_per_lenslet(self) -> int:
-        """Nnum = pitch / pixel (1 for wide-field)."""
-        if self.mla is None:
+        """Nnum = pitch / pixel; 1 for the shift-invariant kinds (the operator's cell is one pixel)."""
+        if self.mla is None or self.shift_invariant:
             return 1
         return round(self.mla.pitch_um / self.camera.pixel_um)
+
+    @property
+    def fourier_focal_um(self) -> float:
+        """F = f_obj f2 / f1 (µm): a ray leaving the focus at angle theta meets the MLA at n sin(theta) F
+        (Fourier LFM; PHYSICS.md sections 1 and 4)."""
+        if self.kind != "flfm":
+            raise ValueError(f"microscope.kind = {self.kind!r} has no Fourier lens")
+        o = self.objective
+        return o.focal_um * self.mla.fourier_lens_focal_um / o.tube_lens_focal_um
+
+    @property
+    def lateral_magnification(self) -> float:
+        """Object-to-sensor lateral magnification: M, or M_T = b / F = M b / f2 for the Fourier LFM
+        (b = ``mla_to_sensor_um``; PHYSICS.md section 1, oLaF ``FLFM_setCameraParams``)."""
+        if self.kind == "flfm":
+            return self.mla_to_sensor_um / self.fourier_focal_um
+        return self.objective.magnification
 
     @property
     def voxels_per_lenslet(self) -> int:
@@ -381,18 +493,22 @@ class Microscope:
         """
         if self.mla is None:
             raise ValueError(f"microscope.kind = {self.kind!r} has no microlens array")
-        b = self.mla.sensor_distance_um if self.kind == "lfm-defocused" else 0.0
-        return b if b > 0 else self.mla.focal_um
+        b = self.mla.sensor_distance_um if self.kind in ("lfm-defocused", "flfm") else 0.0
+        if b > 0:
+            return b
+        f = self.mla.focal_um
+        return f[0] if isinstance(f, tuple) else f  # several values: validation requires b
 
     @property
     def lenslet_pitch_um(self) -> float:
-        """Image-side lenslet pitch d (µm); the camera pixel for wide-field."""
-        return self.mla.pitch_um if self.mla is not None else self.camera.pixel_um
+        """Image-side pitch of the operator's cell (µm): the lenslet pitch d, or the camera pixel for the
+        shift-invariant kinds (wide-field, Fourier LFM)."""
+        return self.mla.pitch_um if self.mla is not None and not self.shift_invariant else self.camera.pixel_um
 
     @property
     def lenslet_pitch_object_um(self) -> float:
-        """Object-space lenslet pitch d / M (µm)."""
-        return self.lenslet_pitch_um / self.objective.magnification
+        """Object-space pitch of the operator's cell: d / M, or the object-space pixel (shift-invariant kinds)."""
+        return self.lenslet_pitch_um / self.lateral_magnification
 
     @property
     def voxel_um(self) -> float:
@@ -401,8 +517,8 @@ class Microscope:
 
     @property
     def pixel_object_um(self) -> float:
-        """Camera pixel referred to object space, p / M (µm)."""
-        return self.camera.pixel_um / self.objective.magnification
+        """Camera pixel referred to object space, p / M (p / M_T for the Fourier LFM) (µm)."""
+        return self.camera.pixel_um / self.lateral_magnification
 
     @property
     def matched_f_number(self) -> float:
@@ -412,7 +528,7 @@ class Microscope:
     @property
     def pupil_radius_um(self) -> float:
         """Radius of the pupil image behind one lenslet, f_ml NA / M (µm, sensor plane)."""
-        if self.mla is None:
+        if self.mla is None or self.kind == "flfm":
             return 0.0
         return self.mla.focal_um * self.objective.na / self.objective.magnification
 
@@ -579,7 +695,25 @@ class Microscope:
         """Human-readable summary of the derived quantities."""
         lines = [f"{self.name or 'microscope'} ({self.kind}), lambda0 = {self.wavelength_um} um",
                  f"  objective {self.objective.magnification:g}x / NA {self.objective.na:g}, n = {self.objective.immersion_index:g}"]
-        if self.mla is not None:
+        if self.kind == "flfm":
+            from .lenslets import lenslet_centres
+            from .theory import flfm_lenslets_across_pupil
+
+            mla, o = self.mla, self.objective
+            f = mla.focal_um
+            fs = f"f = {f:g} um" if not isinstance(f, tuple) else f"f = {', '.join(f'{v:g}' for v in sorted(set(f)))} um"
+            layout = (f"{len(mla.centres_um)} lenslets at mla.centres_um" if mla.centres_um else
+                      f"{mla.grid} grid of {len(lenslet_centres(self))} lenslets"
+                      + (f" ({mla.lenslets[0]} x {mla.lenslets[1]})" if mla.lenslets != (0, 0) else " (all the pupil reaches)"))
+            nac = flfm_lenslets_across_pupil(o.na, o.magnification, mla.fourier_lens_focal_um, mla.pitch_um)
+            lines += [
+                f"  Fourier lens f2 = {mla.fourier_lens_focal_um:g} um after the tube lens f1 = {o.tube_lens_focal_um:g} um: "
+                f"pupil diameter {2 * o.na * self.fourier_focal_um:.4g} um at the MLA ({nac:.3g} lenslets across)",
+                f"  MLA: {layout}, {'circular' if mla.aperture == 'circle' else 'square'} lenslets of {mla.pitch_um:g} um, {fs}; sensor {self.mla_to_sensor_um:g} um behind it",
+                f"  total magnification M_T = {self.lateral_magnification:.4g}, voxel {self.voxel_um:.4g} um "
+                f"(camera pixel / M_T), elemental field of view d / M_T = {mla.pitch_um / self.lateral_magnification:.4g} um",
+            ]
+        elif self.mla is not None:
             lines += [
                 f"  MLA pitch {self.mla.pitch_um:g} um, f = {self.mla.focal_um:g} um (f/{self.mla.focal_um / self.mla.pitch_um:.3g}; matched f/{self.matched_f_number:.3g})",
                 f"  {self.pixels_per_lenslet} px per lenslet, {self.n_lenslets[0]} x {self.n_lenslets[1]} lenslets, pupil radius {self.pupil_radius_um:.4g} um",
@@ -587,7 +721,9 @@ class Microscope:
             ]
             if self.kind == "lfm-defocused":
                 a, b = self.mla_offset_um, self.mla_to_sensor_um
-                conj = -self.objective.immersion_index * a / self.objective.magnification**2 + 0.0
+                from .theory import lfm2_conjugate_shift_um
+
+                conj = lfm2_conjugate_shift_um(a, self.objective.immersion_index, self.objective.magnification) + 0.0
                 lines.append(
                     f"  MLA {a:g} um behind the native image plane (conjugate, paraxially, to z = -n a / M^2 = {conj:.4g} um), "
                     f"sensor {b:g} um behind the MLA" + (" (default f_ml: f-number matched)" if self.mla.sensor_distance_um == 0 else ""))

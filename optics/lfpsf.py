@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from . import debye
 from .config import ConfigError, Microscope
+from .lenslets import array_transmittance
 from .mla import microscope_transmittance
 from .propagation import transfer_function
 from .psfdata import LightFieldPSF, cache_path, load_psf, model_version
@@ -173,7 +174,13 @@ def field_oversampling(m: Microscope) -> int:
     """
     q = m.simulation.oversampling
     lam, na, mag = m.wavelength_um, m.objective.na, m.objective.magnification
-    if m.mla is None:
+    if m.kind == "flfm":
+        from .flfm import oversampling_need
+
+        z_far = float(np.max(np.abs(m.z_um)))
+        dx_max = oversampling_need(m, z_far)
+        p = m.camera.pixel_um
+    elif m.mla is None:
         dx_max = lam / (4 * na)
         p = m.pixel_object_um
     else:
@@ -266,7 +273,14 @@ class _Propagator:
         self._pad: dict[int, tuple[int, int]] = {}
         self._ha: dict[int, np.ndarray] = {}
         mag = m.objective.magnification
-        self.norm = self.dx**2 / (mag**2 * nip_power(m))
+        if m.kind == "flfm":  # the field arrives at the array in pupil units (optics.flfm)
+            from .flfm import pupil_power
+
+            self.norm = self.dx**2 / pupil_power(m)
+        else:
+            self.norm = self.dx**2 / (mag**2 * nip_power(m))
+        # where the array blocks light: non-square apertures, and the finite Fourier-LFM array
+        self.blocks = m.kind == "flfm" or m.mla.aperture != "square"
         self.nodes = pixel_nodes(q)
 
     def method(self, n: int) -> str:
@@ -304,8 +318,11 @@ class _Propagator:
             # field first travels a to the MLA and spreads, on the whole padded grid
             nt, kt = (n, k) if a == 0 else (npad, 0)
             ramp = np.exp(-2j * math.pi * j0 * np.arange(kt, kt + nt) / npad).astype(self.dtype)
-            t = microscope_transmittance(self.m, nt, self.dx, dtype=self.dtype)
-            if self.m.mla.aperture != "square":  # where the lenslets let light through (MLA plane)
+            if self.m.kind == "flfm":  # the finite array at the pupil (optics.lenslets)
+                t, self._open[n] = array_transmittance(self.m, nt, self.dx, dtype=self.dtype)
+            else:
+                t = microscope_transmittance(self.m, nt, self.dx, dtype=self.dtype)
+            if self.blocks and n not in self._open:  # where the lenslets let light through (MLA plane)
                 raw = microscope_transmittance(self.m, nt, self.dx, band_limited=False)
                 self._open[n] = (np.abs(raw) ** 2).astype(np.float32)
             t *= ramp[:, None]
@@ -349,7 +366,7 @@ class _Propagator:
         nip = np.einsum("ij,ij->i", flat, flat).astype(np.float64) * self.norm
 
         def through(u):  # the part of the power at the MLA plane that its apertures pass
-            if self.m.mla.aperture == "square":
+            if not self.blocks:
                 return nip
             return np.einsum("bij,ij->b", u.real**2 + u.imag**2, self._open[n]).astype(np.float64) * self.norm
 
@@ -566,6 +583,14 @@ def sensor_pattern(
         # only the pixels of the window that land on the image are evaluated
         patch, (r0, c0) = _widefield_patch(m, x, y, z, image_shape=m.image_shape, centre=(ly // 2, lx // 2))
         image[r0: r0 + patch.shape[0], c0: c0 + patch.shape[1]] += patch
+        return image
+    if m.kind == "flfm":  # one window on the axis holds every elemental image
+        from .flfm import flfm_patterns, sensor_window
+
+        side, _ = sensor_window(m, (x, y, z))
+        prop = _cached_propagator(m, field_oversampling(m), dtype)
+        patch = flfm_patterns(m, prop, [(x, y, z)], side)[0][0]
+        _paste(image, patch, ly // 2, lx // 2)
         return image
     d = m.mla.pitch_um
     iy, ix = round(mag * y / d), round(mag * x / d)
@@ -811,9 +836,9 @@ def compute_psf(
     """
     if not isinstance(m, Microscope):
         raise TypeError(f"m = {type(m).__name__} is invalid; expected an optics.Microscope")
-    if m.kind not in ("lfm", "lfm-defocused", "widefield"):
+    if m.kind not in ("lfm", "lfm-defocused", "widefield", "flfm"):
         raise ConfigError(f"microscope.kind = {m.kind!r} is not supported by compute_psf; accepted: 'lfm', "
-                          "'lfm-defocused', 'widefield'")
+                          "'lfm-defocused', 'flfm', 'widefield'")
     m.check_operator_fits()
     path = cache_path(m)
     if cache and not overwrite_cache and path.is_file():
@@ -824,10 +849,16 @@ def compute_psf(
     t0 = time.perf_counter()
     if m.kind == "widefield":
         kernels, discarded, meta = _widefield_kernels(m, progress)
+    elif m.kind == "flfm":
+        from .flfm import flfm_kernels
+
+        kernels, discarded, meta = flfm_kernels(m, progress)
     else:
         kernels, discarded, meta = _lfm_kernels(m, progress)
     meta["seconds"] = time.perf_counter() - t0
-    meta["model"] = "debye-nip x band-limited mla -> f_ml (BL-ASM), Gauss-Legendre pixel integration"
+    meta["model"] = ("debye pupil field at the array x lenslets -> b (BL-ASM), Gauss-Legendre pixel integration"
+                     if m.kind == "flfm" else
+                     "debye-nip x band-limited mla -> f_ml (BL-ASM), Gauss-Legendre pixel integration")
     meta["model_version"] = model_version()
     psf = LightFieldPSF(m, m.z_um, kernels, discarded, meta)
     logger.info("computed PSF of %s in %.1f s (%d depths, %.1f MB)", m.name or m.hash,

@@ -123,6 +123,18 @@ def propagation_work_bytes(m: Microscope, z_um: float, offset_um: tuple[float, f
 
     q = field_oversampling(m)
     nc = _components(m)
+    if m.kind == "flfm":  # one window on the axis; the pupil field evaluated in row blocks
+        from .flfm import sensor_window
+        from .lfpsf import fast_pixels
+
+        side = sensor_window(m, (offset_um[1] / m.lateral_magnification, offset_um[0] / m.lateral_magnification,
+                                 z_um))[0]
+        n = side * q
+        grid = (fast_pixels(side, q) * q) ** 2
+        evaluate = n * n * _FIELD + min(n * n, 4_000_000) * _eval_bytes(m)
+        # the window's transmittance and aperture (kept), its padded field, and the FFTs
+        propagate = n * n * (_FIELD + 4) + _propagate_bytes(1, grid, grid)
+        return int(_WORK_MARGIN * (max(evaluate, propagate) + side * side * 8))
     if m.mla is None:
         k = window_pixels(m, z_um)
         g = len(pixel_nodes(q)[0])
@@ -186,7 +198,10 @@ def estimate_point_bytes(m: Microscope, point_um: tuple[float, float, float]) ->
     """Peak bytes of ``python -m optics psf --point X Y Z``: the float64 sensor image, its float32
     copy written out, and the propagation work of the point's window."""
     x, y, z = (float(v) for v in point_um)
-    if m.mla is not None:
+    if m.kind == "flfm":  # image-space shift of the elemental images (y, x)
+        offset = (m.lateral_magnification * y, m.lateral_magnification * x)
+        reach = None
+    elif m.mla is not None:
         d, mag = m.mla.pitch_um, m.objective.magnification
         offset = (mag * y - round(mag * y / d) * d, mag * x - round(mag * x / d) * d)
         reach = None
@@ -212,7 +227,7 @@ def operator_bytes(m: Microscope, *, build: bool | None = None) -> int:
         build = not cache_path(m).is_file()
     if not build:
         return kernels
-    if m.mla is None:
+    if m.mla is None or m.kind == "flfm":
         return kernels + max(propagation_work_bytes(m, float(z)) for z in m.z_um)
     from .lfpsf import (
         _BATCH_SAMPLES,

@@ -43,10 +43,12 @@ FORMAT_VERSION = 1
 #: Raised by hand when the kernels change for a reason the source digest cannot see (a new default
 #: in a dependency, say).  2: converged pixel integration, band-limited lenslets, ASM (issue 7).
 #: 3: windows zero-padded to FFT sizes without primes > 13; cache key without the camera's shape.
-MODEL_REVISION = 3
+#: 4: the Fourier LFM (kind "flfm"); new [mla] keys in the hash.
+MODEL_REVISION = 4
 #: The modules whose source shapes the kernels (configuration defaults, Debye field, windows, lenslets,
 #: propagation, pixel integration, file layout).
-MODEL_SOURCES = ("config.py", "debye.py", "lfpsf.py", "mla.py", "propagation.py", "support.py", "psfdata.py")
+MODEL_SOURCES = ("config.py", "debye.py", "lfpsf.py", "mla.py", "propagation.py", "support.py", "psfdata.py",
+                 "flfm.py", "lenslets.py")
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,6 +24,19 @@ is vignetted in its corners, which this per-axis bound ignores).  Resolvable vox
 space-bandwidth product, field area / delta_x^2 integrated over depth in units of the axial
 resolution.
 
+Fourier LFM (FLFM; Guo et al. 2019, Opt. Express 27:25573; PHYSICS.md sec. 1, 4, 5; FAMILIES.md
+sec. 1.1), pupil relayed by f1 = f_tl and the Fourier lens f2 onto lenslets of pitch d and focal f_ml,
+sensor b = f_ml behind them: F = f_obj f2 / f1, total magnification M_T = b / F = M b / f2, lenslets
+across the pupil N = 2 NA F / d, each view's aperture NA_sub = NA / N.  OUR convention (with the
+immersion index n; Sparrow-based like the rest of this module): lateral max(0.4736 lambda0 / NA_sub,
+2 p / M_T) (the sub-aperture's Sparrow limit, or two sensor pixels), axial R_xy / tan(theta_edge)
+with n sin(theta_edge) = NA - NA_sub (the parallax between the outermost views), depth of field
+lambda0 n / NA_sub^2 + n p / (M_T NA_sub) (Inoue's form on one view), field of view min(d / M_T,
+FN / M) (one elemental image), disparity M_T z tan(theta_k) toward the axis for z > 0 (a view at
+n sin(theta_k) = |c_k| / F sees the source z tan(theta_k) off its in-focus position).  Published
+conventions differ by up to 1.5x (FAMILIES.md sec. 1.1): ``flfm_olaf_performance`` reproduces the
+oLaF-derived ``FLFM_performance`` of yangyanb/FLFM-Processing-Pipeline (Abbe-based, no n) exactly.
+
 All lengths are micrometres.  Plain-number functions take ``wavelength_um, na, ...``; the
 ``*_m`` helpers read them from a ``Microscope``.
 """
@@ -36,6 +49,15 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "flfm_total_magnification",
+    "flfm_lenslets_across_pupil",
+    "flfm_lateral_resolution_um",
+    "flfm_axial_resolution_um",
+    "flfm_depth_of_field_um",
+    "flfm_field_of_view_um",
+    "flfm_disparity_um",
+    "flfm_olaf_performance",
+    "lfm2_conjugate_shift_um",
     "RAYLEIGH_AIRY",
     "SPARROW_AIRY",
     "SPARROW_AIRY_LAMBDA_OVER_D",
@@ -397,6 +419,110 @@ def resolvable_voxels(fov_um: Sequence[float], z_um, lateral_um, axial_um) -> fl
     return float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(zs)))
 
 
+# --------------------------------------------------------------------------- Fourier LFM, LFM 2.0
+def flfm_total_magnification(magnification: float, mla_focal_um: float, fourier_focal_um: float) -> float:
+    """M_T = M f_ml / f2: object to sensor through objective, tube lens f1, Fourier lens f2 and a
+    lenslet focused on the sensor (oLaF ``FLFM_setCameraParams``: f_ml f1 / (f2 f_obj))."""
+    return _pos("magnification", magnification) * _pos("mla_focal_um", mla_focal_um) / _pos(
+        "fourier_focal_um", fourier_focal_um)
+
+
+def flfm_lenslets_across_pupil(na: float, magnification: float, fourier_focal_um: float, pitch_um: float) -> float:
+    """N = D / d: the pupil's diameter at the array, D = 2 NA f_obj f2 / f1 = 2 NA f2 / M, in pitches."""
+    return 2 * _pos("na", na) * _pos("fourier_focal_um", fourier_focal_um) / (
+        _pos("magnification", magnification) * _pos("pitch_um", pitch_um))
+
+
+def flfm_lateral_resolution_um(wavelength_um: float, na: float, n_across: float, pixel_um: float,
+                               total_magnification: float, min_dip: float = 0.0) -> float:
+    """Our convention: max(Sparrow of one view, 0.4736 lambda0 N / NA scaled to ``min_dip``, 2 p / M_T)."""
+    n_ = _pos("n_across", n_across)
+    view = sparrow_um(wavelength_um, na / n_) * criterion_factor(min_dip) if n_ >= 1 else sparrow_um(wavelength_um, na)
+    return max(view, 2 * _pos("pixel_um", pixel_um) / _pos("total_magnification", total_magnification))
+
+
+def flfm_axial_resolution_um(lateral_um: float, na: float, n: float, n_across: float) -> float:
+    """Our convention: R_xy / tan(theta_edge), n sin(theta_edge) = NA - NA / N (the outermost views'
+    parallax turns a depth step into a lateral one; PHYSICS.md sec. 5 [D])."""
+    na_, n_ = _pos("na", na), _pos("n", n)
+    s = (na_ - na_ / _pos("n_across", n_across)) / n_
+    if s <= 0:
+        return math.inf  # one view: no parallax
+    return _pos("lateral_um", lateral_um) * math.sqrt(1 - s * s) / s
+
+
+def flfm_depth_of_field_um(wavelength_um: float, na: float, n: float, n_across: float, pixel_um: float,
+                           total_magnification: float) -> float:
+    """Our convention: Inoue's form on one view, lambda0 n / NA_sub^2 + n p / (M_T NA_sub), NA_sub = NA / N."""
+    sub = _pos("na", na) / _pos("n_across", n_across)
+    return depth_of_field_um(wavelength_um, sub, n, pixel_um, total_magnification)
+
+
+def flfm_field_of_view_um(pitch_um: float, total_magnification: float, magnification: float,
+                          field_number_um: float = DEFAULT_FIELD_NUMBER_UM) -> float:
+    """min(d / M_T, FN / M): one elemental image (no field stop), within the objective's field."""
+    return min(_pos("pitch_um", pitch_um) / _pos("total_magnification", total_magnification),
+               _pos("field_number_um", field_number_um) / _pos("magnification", magnification))
+
+
+def flfm_disparity_um(z_um, centre_um, fourier_focal_um: float, n: float, total_magnification: float) -> np.ndarray:
+    """Shift (x, y) on the sensor of the elemental image of the lenslet at ``centre_um`` (x, y) for a
+    source at depth z: -M_T z tan(theta_k) c_k / |c_k|, n sin(theta_k) = |c_k| / F (µm).
+
+    A ray leaving the source at angle theta crosses the focal plane z tan(theta) off axis, on the far
+    side from the lenslet it reaches (the relay inverts the pupil), so for z > 0 (away from the
+    objective) each elemental image moves toward the axis; the axial lenslet's does not move.
+    """
+    z = np.asarray(z_um, dtype=np.float64)
+    c = np.asarray(centre_um, dtype=np.float64)
+    r = float(np.hypot(c[0], c[1]))
+    if r == 0:
+        return np.zeros(z.shape + (2,))
+    s = r / (_pos("fourier_focal_um", fourier_focal_um) * _pos("n", n))
+    if s >= 1:
+        raise ValueError(f"centre_um = {centre_um!r} is beyond the pupil of an n = {n} medium")
+    t = s / math.sqrt(1 - s * s)
+    return -_pos("total_magnification", total_magnification) * z[..., None] * t * (c / r)
+
+
+def flfm_olaf_performance(*, wavelength_um: float, na: float, magnification: float, fourier_focal_um: float,
+                          tube_lens_focal_um: float, pitch_um: float, mla_focal_um: float, pixel_um: float,
+                          lenslet_image_pixels: float, field_number_um: float) -> dict:
+    """The design figures of oLaF's ``FLFM_performance`` as used by yangyanb/FLFM-Processing-Pipeline
+    (``Code/internal/Util/Configuration/FLFM_performance.m``; FAMILIES.md sec. 1.1), in THAT
+    convention (Abbe-based, no immersion index): Sr = lambda / ((d / f_ml) p), Nr = floor(2 NA f2 /
+    (M d)), DOF = (f2 / (M d))^2 8 lambda (1 + 1 / (2 Sr)), FOV = min(p N_d / M_T, FN / M,
+    (d / f_ml) f2 / M), R_xy = lambda f2 / (M d) and R_z = 2 lambda f2^2 / (2 NA f2 M d - (M d)^2),
+    both x 2 / Sr when Sr < 2; object pixel p f2 f_obj / (f_ml f1).  ``lenslet_image_pixels`` is
+    its ``MLANump_d`` (the elemental image's diameter in pixels)."""
+    lam, na_ = _pos("wavelength_um", wavelength_um), _pos("na", na)
+    mag, f2 = _pos("magnification", magnification), _pos("fourier_focal_um", fourier_focal_um)
+    f1 = _pos("tube_lens_focal_um", tube_lens_focal_um)
+    d, fml, p = _pos("pitch_um", pitch_um), _pos("mla_focal_um", mla_focal_um), _pos("pixel_um", pixel_um)
+    fobj = f1 / mag
+    sr = lam / ((d / fml) * p)
+    mt = fml * f1 / (f2 * fobj)
+    rxy = lam * f2 / (mag * d)
+    rz = 2 * lam * f2**2 / (2 * na_ * f2 * mag * d - (mag * d) ** 2)
+    if sr < 2:
+        rxy, rz = rxy * 2 / sr, rz * 2 / sr
+    return {
+        "sr": sr, "nr": math.floor(2 * na_ * f2 / (mag * d)), "n": 2 * na_ * f2 / (mag * d),
+        "total_magnification": mt, "object_pixel_um": p * f2 * fobj / (fml * f1),
+        "lateral_um": rxy, "axial_um": rz,
+        "dof_um": (f2 / (mag * d)) ** 2 * 8 * lam * (1 + 1 / (2 * sr)),
+        "fov_um": min(p * _pos("lenslet_image_pixels", lenslet_image_pixels) / mt,
+                      _pos("field_number_um", field_number_um) / mag, (d / fml) * f2 / mag),
+    }
+
+
+def lfm2_conjugate_shift_um(offset_um: float, n: float, magnification: float) -> float:
+    """Object plane conjugate to an MLA ``offset_um`` = a behind the native image plane, paraxially:
+    z = -n a / M^2 (longitudinal magnification M^2 / n; FAMILIES.md sec. 2.1 writes -a / M^2, which
+    is pyOLaF's lens law without n)."""
+    return -_pos("n", n) * float(offset_um) / _pos("magnification", magnification) ** 2
+
+
 # --------------------------------------------------------------------------- from a Microscope
 def lateral_resolution_m(m, z_um, min_dip: float = 0.0):
     """Theory lateral resolution of microscope ``m`` at depths ``z_um`` (µm), for the two-point
@@ -410,6 +536,11 @@ def lateral_resolution_m(m, z_um, min_dip: float = 0.0):
     z = np.asarray(z_um, dtype=np.float64)
     if m.mla is None:
         return widefield_defocus_wave_resolution_um(z, m.wavelength_um, o.na, o.immersion_index, min_dip)
+    if m.kind == "flfm":  # one view's resolution, the same at every depth inside the depth of field
+        n_across = flfm_lenslets_across_pupil(o.na, o.magnification, m.mla.fourier_lens_focal_um, m.mla.pitch_um)
+        res = flfm_lateral_resolution_um(m.wavelength_um, o.na, n_across, m.camera.pixel_um,
+                                         m.lateral_magnification, min_dip)
+        return _out(np.full(z.shape, res))
     res = lfm_lateral_resolution_um(z, m.wavelength_um, o.na, o.immersion_index, m.mla.pitch_um,
                                     o.magnification, m.camera.pixel_um, m.mla.focal_um, min_dip)
     band = artifact_band_um(o.na, o.immersion_index, m.mla.pitch_um, o.magnification)
@@ -431,7 +562,20 @@ def theory_summary(m, field_number_um: float = DEFAULT_FIELD_NUMBER_UM) -> dict:
         "depth_of_field_um": depth_of_field_um(lam, na, n, m.camera.pixel_um, mag),
         "fov_um": list(np.atleast_1d(field_of_view_um(sensor, mag, field_number_um)).tolist()),
     }
-    if m.mla is not None:
+    if m.kind == "flfm":
+        d, mt = m.mla.pitch_um, m.lateral_magnification
+        nac = flfm_lenslets_across_pupil(na, mag, m.mla.fourier_lens_focal_um, d)
+        lat = flfm_lateral_resolution_um(lam, na, nac, m.camera.pixel_um, mt)
+        out.update({
+            "total_magnification": mt,
+            "lenslets_across_pupil": nac,
+            "flfm_lateral_um": lat,
+            "flfm_axial_um": flfm_axial_resolution_um(lat, na, n, nac),
+            "flfm_depth_of_field_um": flfm_depth_of_field_um(lam, na, n, nac, m.camera.pixel_um, mt),
+            "flfm_fov_um": flfm_field_of_view_um(d, mt, mag, field_number_um),
+        })
+        out["fov_um"] = [out["flfm_fov_um"]] * 2  # one elemental image, not the sensor / M
+    elif m.mla is not None:
         d = m.mla.pitch_um
         out.update({
             "rendering_resolution_um": rendering_resolution_um(d, mag),

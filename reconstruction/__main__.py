@@ -164,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint and Path(args.checkpoint).resolve() == out.resolve():
             raise ValueError("--checkpoint must differ from --out")
         m = load_microscope(args.config)
-        if args.filter == "lanczos" and m.mla is None:
-            raise ValueError("--filter lanczos is invalid for a wide-field microscope: expected none")
+        if args.filter == "lanczos" and m.kind != "lfm":
+            raise ValueError(f"--filter lanczos is invalid for microscope.kind = {m.kind!r}: it is derived for "
+                             "'lfm' (Stefanoiu 2019); expected none")
         frame = read_tiff(args.frame)
         image, is_stack = validate_image(m, frame, raw=args.raw, expect=args.expect)
         del frame

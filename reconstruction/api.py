@@ -171,8 +171,9 @@ def reconstruct(
         raise ValueError(f"iterations = {iterations!r} is invalid: expected an integer >= 0")
     if filter not in (None, "none", "lanczos"):
         raise ValueError(f"filter = {filter!r} is invalid: expected None, 'none' or 'lanczos'")
-    if filter == "lanczos" and m.mla is None:
-        raise ValueError("filter = 'lanczos' is invalid for a wide-field microscope: expected None or 'none'")
+    if filter == "lanczos" and m.kind != "lfm":
+        raise ValueError(f"filter = 'lanczos' is invalid for microscope.kind = {m.kind!r}: it is derived for "
+                         "'lfm' (Stefanoiu 2019, MLA at the native image plane); expected None or 'none'")
     y, is_stack = validate_image(m, image, raw=raw, expect=expect)
     if frames_per_batch is not None and (isinstance(frames_per_batch, bool)
                                          or not isinstance(frames_per_batch, (int, np.integer)) or frames_per_batch < 1):
