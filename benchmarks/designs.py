@@ -9,9 +9,20 @@ reference uses a design-specific, finer camera pixel (2 µm: 0.1 µm in the samp
 its image samples the Sparrow distance with several pixels (a 6.5 µm pixel would put the wide-field
 two-point measurement on a 0.33 µm grid); its field of view is that of the same sensor area.
 
+Other families (``Size.families``, the presets ``FAMILY_PRESETS`` on the 20x/0.5W objective): the
+LFM 2.0 preset (MLA 1.5 mm behind the native image plane, on the sweep's camera), the Fourier LFM and
+the XLFM-like two-focus array.  Each carries the depths and grid of the LFMs of its objective.
+
 Each design carries the depths at which it is measured and the reconstruction grid (``Size``):
 the measured field is a crop of the camera (``crop_lenslets`` lenslets), the field of view and
-resolvable voxels are reported for the full camera.
+resolvable voxels are reported for the full camera.  A Fourier LFM cannot be cropped (every point
+lights every elemental image), so it is measured on its reduced copy (``flfm_surrogate``): lenslet
+pitch, focal lengths, centres, sensor distance and Fourier lens all divided by one factor k, so
+that the pupil image spans ``Size.flfm_pupil_px`` pixels.  F = f_obj f2 / f1, M_T = b / F, the
+lenslets across the pupil N = 2 NA F / d, each view's aperture NA / N and f-number, and the
+depth's phase across one lenslet ((d/k)^2 / (F/k)^2) are unchanged, so each elemental image (spot,
+blur, disparity M_T z tan(theta)) is that of the full design in the paraxial chain; only the field
+of one view, d / (k M_T), shrinks (the full design's is reported).
 """
 
 from __future__ import annotations
@@ -24,12 +35,15 @@ import numpy as np
 from optics import presets
 from optics.config import Microscope, load_config
 
-__all__ = ["Size", "SIZES", "Design", "standard_designs", "design_from_config", "OBJECTIVES"]
+__all__ = ["Size", "SIZES", "Design", "standard_designs", "design_from_config", "OBJECTIVES", "FAMILY_PRESETS",
+           "flfm_surrogate"]
 
 #: Objectives swept by default: preset name -> short label.
 OBJECTIVES = {"lfm-20x-0.5w": "20x/0.5W", "lfm-40x-0.95": "40x/0.95"}
 #: Wide-field reference pixel (µm, sensor side): design-specific, see the module docstring.
 WIDEFIELD_PIXEL_UM = 2.0
+#: Designs of the other families, per objective preset: LFM 2.0, Fourier LFM, XLFM-like.
+FAMILY_PRESETS = {"lfm-20x-0.5w": ("lfm2-20x-0.5w", "flfm-20x-0.5w", "xlfm-20x-0.5w")}
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,8 @@ class Size:
     convergence_depth_fractions: tuple[float, ...] = (0.0, 0.3, -0.6)
     convergence_nnum: int = 15           # the LFM of the convergence study (N) ...
     convergence_objective: str = "lfm-40x-0.95"   # ... and its objective (with that objective's wide-field)
+    families: bool = True                # also measure FAMILY_PRESETS (LFM 2.0, Fourier LFM, XLFM-like)
+    flfm_pupil_px: int = 192             # Fourier LFMs: pupil image of the reduced copy (pixels)
 
     def describe(self) -> str:
         return (f"size {self.name!r}: N = {list(self.nnums)} px/lenslet, camera crop {self.crop_lenslets} lenslets, "
@@ -104,7 +120,7 @@ SIZES = {
                      widefield_crop_px=48, objectives=("lfm-20x-0.5w",), widefield_axial_planes=5,
                      convergence_iterations=(4, 8), convergence_photons=(1e3, 1e4),
                      convergence_depth_fractions=(1.0,), convergence_nnum=7,
-                     convergence_objective="lfm-20x-0.5w"),
+                     convergence_objective="lfm-20x-0.5w", families=False),
 }
 
 #: Two-point separations of the wide-field reference, in units of its theory value (cheap: no reconstruction).
@@ -192,7 +208,30 @@ def standard_designs(size: Size, *, pixel_um: float = 10.0, sensor_px: int = 204
         for n in nnums:
             m = _matched_lfm(base, n, pixel_um, sensor_um)
             out.append(Design(m.name, m, label, depths, zmax, dz))
+        if size.families:
+            for name in FAMILY_PRESETS.get(key, ()):
+                m = presets.get(name)
+                if m.kind == "lfm-defocused":  # on the sweep's camera, like the standard LFMs
+                    m = m.replace(camera={"pixel_um": pixel_um, "shape": [int(round(sensor_um / pixel_um))] * 2},
+                                  volume={"voxels_per_lenslet": 1})
+                out.append(Design(m.name, m, label, depths, zmax, dz))
     return out
+
+
+def flfm_surrogate(m: Microscope, pupil_px: int) -> tuple[Microscope, float]:
+    """The reduced copy of a Fourier LFM (module docstring) whose pupil image spans ``pupil_px``
+    pixels, and the factor k (1 if the design is already that small)."""
+    mla = m.mla
+    d_px = 2 * m.objective.na * m.fourier_focal_um / m.camera.pixel_um
+    k = max(1.0, d_px / float(pupil_px))
+    f = mla.focal_um
+    change = {"pitch_um": mla.pitch_um / k, "fourier_lens_focal_um": mla.fourier_lens_focal_um / k,
+              "focal_um": [v / k for v in f] if isinstance(f, tuple) else f / k,
+              "sensor_distance_um": mla.sensor_distance_um / k}
+    if mla.centres_um:
+        change["centres_um"] = [[x / k, y / k] for x, y in mla.centres_um]
+    name = f"{m.name or 'flfm'} (reduced 1/{k:.3g})" if k > 1 else m.name
+    return m.replace(mla=change, name=name), k
 
 
 def _wf_step(depths) -> float:
@@ -242,14 +281,20 @@ def reconstruction_microscope(design: Design, size: Size) -> Microscope:
     if m.kind == "widefield":
         c = size.widefield_crop_px
         return m.replace(camera={"shape": [c, c]})
+    zmax = design.z_max_um
+    nsteps = int(math.ceil(zmax / design.z_step_um - 1e-9))
+    zgrid = {"z_min_um": -nsteps * design.z_step_um, "z_max_um": nsteps * design.z_step_um,
+             "z_step_um": design.z_step_um}
+    if m.kind == "flfm":  # the reduced copy, on a camera that holds its elemental images at every depth
+        from optics.support import flfm_window_pixels
+
+        small, _ = flfm_surrogate(m.replace(volume=zgrid), size.flfm_pupil_px)
+        side = max(flfm_window_pixels(small, z) for z in small.z_um)
+        return small.replace(camera={"shape": [side, side]})
     n = m.pixels_per_lenslet
     c = size.crop_lenslets * n
     s = voxels_per_lenslet(m, size)
-    zmax = design.z_max_um
-    nsteps = int(math.ceil(zmax / design.z_step_um - 1e-9))
-    return m.replace(camera={"shape": [c, c]},
-                     volume={"z_min_um": -nsteps * design.z_step_um, "z_max_um": nsteps * design.z_step_um,
-                             "z_step_um": design.z_step_um, "voxels_per_lenslet": s})
+    return m.replace(camera={"shape": [c, c]}, volume=zgrid | {"voxels_per_lenslet": s})
 
 
 def voxels_per_lenslet(m: Microscope, size: Size) -> int:

@@ -9,6 +9,9 @@ Cases (from the forward-model and reconstruction-core issues):
   lenslets (375 x 375 px), z = -50..50 µm step 10, s = 5 and 15.
 * ``W``: 40x/0.95 air, 150 µm f/20 lenslets, 15 px per lenslet, 45 x 30 lenslets (675 x 450 px),
   z = -24..0 µm step 3, s = 15.
+* ``F``: the Fourier LFM preset flfm-10x-0.4-yangyanb, full frame 2048 x 2048 px, z = -100..100 µm
+  step 4 (51 planes): one kernel per depth (~1650 px square), a 2-D convolution per depth; its PSF
+  is built (``--quick``: 1024 x 1024 px, 13 planes).
 * ``full-frame``: 2048 x 2048 px, 15 px per lenslet, s = 15, 51 planes (the 20x/0.5 water preset).
   On a CPU it runs a lateral crop and reports the FLOP/byte count of the full projection and the
   H100 time floor it implies; on a GPU it runs the full size.
@@ -70,11 +73,15 @@ def _microscope(case: str, s: int, crop_lenslets: int | None = None):
         if case == "W":
             return presets.get("lfm-40x-0.95", camera={"pixel_um": 10.0, "shape": [450, 675]},
                                volume={"z_min_um": -24, "z_max_um": 0, "z_step_um": 3, "voxels_per_lenslet": s})
+        if case == "F":
+            side = 2048 if crop_lenslets is None else crop_lenslets
+            zs = {"z_min_um": -100, "z_max_um": 100, "z_step_um": 4 if side == 2048 else 16}
+            return presets.get("flfm-10x-0.4-yangyanb", camera={"shape": [side, side]}, volume=zs)
         if case == "full-frame":
             side = 2048 if crop_lenslets is None else crop_lenslets * 15
             return presets.get("lfm-20x-0.5w", camera={"shape": [side, side]},
                                volume={"z_min_um": -50, "z_max_um": 50, "z_step_um": 2, "voxels_per_lenslet": s})
-    raise ValueError(f"case = {case!r} is invalid: expected 'P', 'W' or 'full-frame'")
+    raise ValueError(f"case = {case!r} is invalid: expected 'P', 'W', 'F' or 'full-frame'")
 
 
 def _synthetic_psf(m, seed: int = 0):
@@ -422,7 +429,7 @@ def _parser():
                    help="write into an existing non-empty --out (replacing its perf.md and perf.json)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                    help="auto (a GPU if cupy sees one, else the CPU), cpu or gpu (default auto)")
-    p.add_argument("--case", nargs="+", choices=("operator", "P", "W", "full-frame"), default=None,
+    p.add_argument("--case", nargs="+", choices=("operator", "P", "W", "F", "full-frame"), default=None,
                    help="default: all; 'operator' builds the 20x/0.5W preset's PSF kernels (issue target < 60 s)")
     p.add_argument("--s", type=int, nargs="+", help="voxels per lenslet (default: P 5 15, W 15, full-frame 15)")
     p.add_argument("--synthetic-kernels", action="store_true",
@@ -461,12 +468,14 @@ def _out_dir(out: str | None, overwrite: bool) -> Path:
 
 
 def _specs(args, device: str) -> list[dict]:
-    cases = [c for c in (args.case or ["P", "W", "full-frame"]) if c != "operator"]
+    cases = [c for c in (args.case or ["P", "W", "F", "full-frame"]) if c != "operator"]
     iters = args.iterations or (3 if args.quick else 4)
     reps = 2 if args.quick else 5
     specs = []
     for case in cases:
-        if args.s:
+        if case == "F":
+            svals = [1]  # shift-invariant: one voxel per pixel
+        elif args.s:
             svals = args.s
         elif case == "P":
             svals = [5] if args.quick else [5, 15]
@@ -479,6 +488,11 @@ def _specs(args, device: str) -> list[dict]:
                 crop = args.crop_lenslets or (6 if args.quick else 12)
                 spec["crop_lenslets"] = crop
                 spec["label"] += f" (crop {crop}x{crop} lenslets)"
+            if case == "F":
+                spec["label"] = "F (flfm-10x-0.4)"
+                if args.quick:
+                    spec["crop_lenslets"] = 1024
+                    spec["label"] += " 1024 px"
             if case == "full-frame" and args.quick and device == "cpu":
                 spec["iterations"] = 2
             specs.append(spec)

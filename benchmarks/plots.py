@@ -47,6 +47,20 @@ def _spread(values, ranges):
     return med, np.vstack([np.nan_to_num(med - lo), np.nan_to_num(hi - med, posinf=0.0)])
 
 
+#: Marker of each microscope kind in the trade-off chart.
+KIND_MARKERS = {"widefield": "^", "lfm": "o", "lfm-defocused": "s", "flfm": "D"}
+
+
+def design_tag(e: dict) -> str:
+    """Short label of a design in the charts: WF, N=15 (LFM), LFM2 N=15, FLFM, XLFM."""
+    if e["kind"] == "widefield":
+        return "WF"
+    if e["kind"] == "flfm":
+        return "XLFM" if "xlfm" in e["name"] else "FLFM"
+    n = f"N={e['pixels_per_lenslet']}"
+    return f"LFM2 {n}" if e["kind"] == "lfm-defocused" else n
+
+
 def resolution_vs_depth_figure(designs: list[dict], threshold_um: float | None = None, fig=None):
     """One panel per design: two-point resolution (median, bars: [min, max] over repeats), lateral FWHM
     and theory against depth, both signs of z as measured."""
@@ -61,9 +75,10 @@ def resolution_vs_depth_figure(designs: list[dict], threshold_um: float | None =
         z = np.asarray(e["depths_um"], dtype=float)
         zz, tc = _theory_curve(e)
         ax.plot(zz, tc, "k-", lw=1, label="theory (same criterion)")
-        if e["kind"] != "widefield":
-            band = e["artifact_band_um"]
+        band = e.get("artifact_band_um") or 0.0
+        if band > 0:
             ax.axvspan(-band, band, color="0.85", lw=0, label="artifact band")
+        if e["kind"] in ("lfm", "lfm-defocused"):
             bl = theory.lfm_band_limit_um(zz, e["wavelength_um"], e["immersion_index"], e["pitch_um"], e["magnification"])
             ax.plot(zz, bl, "k:", lw=1, label="B13 band limit")
             ax.axhline(e["pitch_um"] / e["magnification"], color="0.5", ls="--", lw=0.8, label="d / M")
@@ -95,17 +110,19 @@ def tradeoff_figure(designs: list[dict], threshold_um: float | None = None, fig=
         best = e.get("best_lateral_resolution_um")
         best = np.nan if best is None else best
         depth = e["usable_depth_range_um"]
-        mk = "^" if e["kind"] == "widefield" else "o"
+        mk = KIND_MARKERS.get(e["kind"], "o")
         size = 20 + 2.0 * depth
         c = colors[e["objective"]]
         ax1.scatter(e["fov_um"][0], best, s=size, marker=mk, color=c, alpha=0.7, edgecolor="k")
-        tag = "WF" if e["kind"] == "widefield" else f"N={e['pixels_per_lenslet']}"
+        tag = design_tag(e)
         ax1.annotate(tag, (e["fov_um"][0], best), fontsize=7, xytext=(4, 3), textcoords="offset points")
         ax2.scatter(max(depth, 0.1), max(e["resolvable_voxels"], 1.0), marker=mk, color=c, s=40, edgecolor="k")
         ax2.annotate(tag, (max(depth, 0.1), max(e["resolvable_voxels"], 1.0)), fontsize=7, xytext=(4, 3),
                      textcoords="offset points")
     for lab, c in colors.items():
         ax1.scatter([], [], color=c, label=lab)
+    for kind in sorted({e["kind"] for e in designs}):
+        ax1.scatter([], [], color="0.6", marker=KIND_MARKERS.get(kind, "o"), edgecolor="k", label=kind)
     ax1.set_xlabel("field of view (µm, full camera)")
     ax1.set_ylabel("best lateral resolution (µm)")
     ax1.set_title("FOV vs resolution (area ~ usable depth)", fontsize=9)

@@ -117,7 +117,7 @@ def simulation_microscope(m_rec, protocol: Protocol):
 
 
 def _window(m_sim, z: float, x: float, y: float, protocol: Protocol) -> int | None:
-    if m_sim.mla is None:
+    if m_sim.mla is None or m_sim.shift_invariant:  # their windows hold the whole pattern already
         return None
     default = window_lenslets(m_sim, z) + 2 * protocol.sim_window_extra_lenslets
     d_obj = m_sim.lenslet_pitch_object_um

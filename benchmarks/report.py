@@ -173,19 +173,24 @@ def render_markdown(res: dict) -> str:
              f"{p['background_photons_per_pixel']:g} photons/pixel, {p['repeats']} repeats, both signs of z, "
              f"usable depth = contiguous depths with median lateral resolution <= {res['threshold_um']:g} um.", "",
              "## Summary", "",
-             "| design | objective | N | FOV (um) | best lateral (um) | usable depth (um) [below, above] | theory depth (um) "
-             "| resolvable voxels | s / frame (crop) | s / frame (full camera) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| design | kind | objective | N | FOV (um) | best lateral (um) | usable depth (um) [below, above] "
+             "| theory depth (um) | resolvable voxels | s / frame (crop) | s / frame (full camera) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in res["designs"]:
         ps = e["usable_depth_range_per_side_um"]
         full = (e.get("timing") or {}).get("full_camera") or {}
         tag = "" if not full else (" (est.)" if full.get("method", "").startswith("extrap") else "")
-        lines.append(f"| {e['name']} | {e['objective']} | {e['pixels_per_lenslet']} | "
+        lines.append(f"| {e['name']} | {e['kind']} | {e['objective']} | {e['pixels_per_lenslet']} | "
                      f"{e['fov_um'][0]:.0f} x {e['fov_um'][1]:.0f} | {_fmt(e['best_lateral_resolution_um'])} | "
                      f"{e['usable_depth_range_um']:.3g}{'+' if e['usable_depth_open_ended'] else ''} "
                      f"[{ps[0]:.3g}, {ps[1]:.3g}] | {e['theory_usable_depth_range_um']:.3g} | "
                      f"{e['resolvable_voxels']:.3g} | {_fmt(e['seconds_per_frame'])} | "
                      f"{_fmt(e['seconds_per_frame_full_camera'])}{tag} |")
+    reduced = [e for e in res["designs"] if e.get("measured_as") and e["measured_as"] != e["name"]]
+    if reduced:
+        lines += ["", "Measured on a reduced copy (same M_T, views and f-numbers; the FOV is the full design's; "
+                  "benchmarks.designs.flfm_surrogate): " + ", ".join(f"{e['name']} as {e['measured_as']}" for e in reduced)
+                  + "."]
     lines += ["", "## Per depth", "",
               "| design | z (um) | two-point median [min, max] (um) | theory (um) | lateral FWHM (um) | axial FWHM (um) |",
               "|---|---|---|---|---|---|"]

@@ -57,6 +57,9 @@ def full_camera_seconds(psf, m_full, crop_per_iteration_s: float, iterations: in
         mode = "measure" if device == "gpu" else "extrapolate"
     out = {"device": device, "device_name": backend.device_name(device), "iterations": int(iterations),
            "camera_shape": list(m_full.camera.shape)}
+    if mode == "measure" and m_full.kind == "flfm":  # the reduced copy's kernels would not be the design's
+        out["measure_error"] = "not measured: the Fourier LFM is measured on a reduced copy"
+        mode = "extrapolate"
     if mode == "measure":
         try:
             full = LightFieldPSF(m_full, psf.z_um, psf.kernels, psf.discarded, dict(psf.meta))
@@ -75,8 +78,14 @@ def full_camera_seconds(psf, m_full, crop_per_iteration_s: float, iterations: in
             out["measure_error"] = f"{type(e).__name__}: {e}"
     crop = psf.microscope
     radii = [int(r) for r in np.atleast_1d(psf.radius_lenslets)]
+    radii_full = radii
+    if m_full.kind == "flfm":  # measured on a reduced copy: the full design's kernels are larger
+        from optics.support import flfm_window_pixels
+
+        radii_full = [flfm_window_pixels(m_full, float(z)) // 2 for z in psf.z_um]
     c_crop = projection_cost(len(psf.z_um), crop.voxels_per_lenslet, crop.pixels_per_lenslet, crop.n_lenslets, radii)
-    c_full = projection_cost(len(psf.z_um), crop.voxels_per_lenslet, crop.pixels_per_lenslet, m_full.n_lenslets, radii)
+    c_full = projection_cost(len(psf.z_um), crop.voxels_per_lenslet, crop.pixels_per_lenslet, m_full.n_lenslets,
+                             radii_full)
     ratio = c_full.fourier_flops / c_crop.fourier_flops
     out.update({"method": "extrapolated: crop seconds per iteration x full/crop FLOP ratio (reconstruction.cost)",
                 "flop_ratio": ratio, "operator_build_s": None,

@@ -120,13 +120,16 @@ def measure_lfm(design: D.Design, size: D.Size, prot: P.Protocol, device: str, s
     per_it = timing.crop_iteration_seconds(op, frame)
     full = timing.full_camera_seconds(psf, design.microscope.replace(volume=_volume_dict(m_rec)), per_it,
                                       size.iterations, device, full_timing)
+    band = 0.0  # the LFM 1.0 artifact band about the native focal plane; LFM 2.0 / FLFM: none excluded
+    if m_rec.kind == "lfm":
+        band = theory.artifact_band_um(m_rec.objective.na, m_rec.objective.immersion_index,
+                                       m_rec.mla.pitch_um, m_rec.objective.magnification)
     return {"rows": rows, "convergence": conv, "reconstruction_shape": list(m_rec.volume_shape),
             "voxel_um": [float(m_rec.volume.z_step_um), vox, vox], "crop_px": list(m_rec.image_shape),
             "seconds_per_frame": per_it * size.iterations,
             "timing": {"psf_build_s": t_psf, "operator_build_s": t_op, "seconds_per_iteration_crop": per_it,
                        "full_camera": full},
-            "band_um": theory.artifact_band_um(m_rec.objective.na, m_rec.objective.immersion_index,
-                                               m_rec.mla.pitch_um, m_rec.objective.magnification)}
+            "band_um": band, "measured_as": m_rec.name}
 
 
 def _volume_dict(m) -> dict:
@@ -206,7 +209,10 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
         meas = measure_lfm(design, size, prot, device, seed, design_index, tick, conv, full_camera_timing)
     rows, band = meas["rows"], meas["band_um"]
     sensor = (m.camera.shape[0] * m.camera.pixel_um, m.camera.shape[1] * m.camera.pixel_um)
-    fov = [float(v) for v in np.atleast_1d(theory.field_of_view_um(sensor, o.magnification))]
+    if m.kind == "flfm":  # one elemental image (no field stop), within the objective's field
+        fov = [float(theory.flfm_field_of_view_um(m.mla.pitch_um, m.lateral_magnification, o.magnification))] * 2
+    else:
+        fov = [float(v) for v in np.atleast_1d(theory.field_of_view_um(sensor, o.magnification))]
     z = np.array([r["z_um"] for r in rows])
     lat = [r["lateral_resolution_um"] for r in rows]
     ax = np.array([np.nan if r["axial_resolution_um"] is None else r["axial_resolution_um"] for r in rows])
@@ -227,6 +233,7 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
         "name": design.name, "kind": m.kind, "objective": design.label,
         "magnification": o.magnification, "na": o.na, "immersion_index": o.immersion_index,
         "wavelength_um": m.wavelength_um, "pixels_per_lenslet": m.pixels_per_lenslet,
+        "measured_as": meas.get("measured_as", m.name),
         "pitch_um": m.mla.pitch_um if m.mla is not None else None,
         "mla_focal_um": m.mla.focal_um if m.mla is not None else None,
         "camera_pixel_um": m.camera.pixel_um, "camera_shape": list(m.camera.shape),

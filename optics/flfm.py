@@ -136,6 +136,14 @@ def flfm_patterns(m: Microscope, prop, points_um, side: int, workers: int = -1) 
     return out, inside, passed
 
 
+def kernel_threads(m: Microscope) -> int:
+    """Depths computed side by side: the worker threads, at most 2 (~1.5 GB of work arrays each for a
+    2048-pixel window at 2 samples per pixel)."""
+    from .lfpsf import worker_threads
+
+    return min(worker_threads(), len(m.z_um), 2)
+
+
 def flfm_kernels(m: Microscope, progress: bool):
     """Kernels (one per depth, shape (1, 1, K, K)), discarded fractions and provenance of ``m``.
 
@@ -147,7 +155,7 @@ def flfm_kernels(m: Microscope, progress: bool):
     from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
-    from .lfpsf import _Propagator, field_oversampling, worker_threads
+    from .lfpsf import _Propagator, field_oversampling
 
     q = field_oversampling(m)
     prop = _Propagator(m, q, np.complex64)
@@ -157,7 +165,7 @@ def flfm_kernels(m: Microscope, progress: bool):
     discarded = np.zeros((len(z_all), 1, 1))
     bar = tqdm(total=len(z_all), desc="Fourier LF PSF", unit="depth",
                disable=not progress or not sys.stderr.isatty())
-    threads = min(worker_threads(), len(z_all), 2)  # ~0.8 GB of work arrays per 2048-px depth
+    threads = kernel_threads(m)
 
     def job(iz: int) -> None:
         pats, _, passed = flfm_patterns(m, prop, [(0.0, 0.0, z_all[iz])], side,

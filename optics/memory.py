@@ -227,7 +227,11 @@ def operator_bytes(m: Microscope, *, build: bool | None = None) -> int:
         build = not cache_path(m).is_file()
     if not build:
         return kernels
-    if m.mla is None or m.kind == "flfm":
+    if m.kind == "flfm":  # depths side by side (optics.flfm.flfm_kernels), each on the largest window
+        from .flfm import kernel_threads
+
+        return kernels + kernel_threads(m) * max(propagation_work_bytes(m, float(z)) for z in m.z_um)
+    if m.mla is None:
         return kernels + max(propagation_work_bytes(m, float(z)) for z in m.z_um)
     from .lfpsf import (
         _BATCH_SAMPLES,

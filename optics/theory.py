@@ -530,7 +530,8 @@ def lateral_resolution_m(m, z_um, min_dip: float = 0.0):
 
     Wide-field: ``widefield_defocus_wave_resolution_um`` (Sparrow at focus, scaled by the
     growth of the Debye PSF's 50%-energy diameter out of focus).  LFM: the design model
-    ``lfm_lateral_resolution_um``, and d/M inside the artifact band.
+    ``lfm_lateral_resolution_um``, and d/M inside the artifact band; LFM 2.0: the same about the
+    plane conjugate to the MLA (an approximation); Fourier LFM: one view's resolution at every depth.
     """
     o = m.objective
     z = np.asarray(z_um, dtype=np.float64)
@@ -541,6 +542,10 @@ def lateral_resolution_m(m, z_um, min_dip: float = 0.0):
         res = flfm_lateral_resolution_um(m.wavelength_um, o.na, n_across, m.camera.pixel_um,
                                          m.lateral_magnification, min_dip)
         return _out(np.full(z.shape, res))
+    if m.kind == "lfm-defocused":
+        # approximation, not validated: the plane conjugate to the MLA, z* = -n a / M^2, plays the
+        # native focal plane's role (the lenslets see a focused image there)
+        z = z - lfm2_conjugate_shift_um(m.mla_offset_um, o.immersion_index, o.magnification)
     res = lfm_lateral_resolution_um(z, m.wavelength_um, o.na, o.immersion_index, m.mla.pitch_um,
                                     o.magnification, m.camera.pixel_um, m.mla.focal_um, min_dip)
     band = artifact_band_um(o.na, o.immersion_index, m.mla.pitch_um, o.magnification)
