@@ -210,7 +210,8 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
     rows, band = meas["rows"], meas["band_um"]
     sensor = (m.camera.shape[0] * m.camera.pixel_um, m.camera.shape[1] * m.camera.pixel_um)
     if m.kind == "flfm":  # one elemental image (no field stop), within the objective's field
-        fov = [float(theory.flfm_field_of_view_um(m.mla.pitch_um, m.lateral_magnification, o.magnification))] * 2
+        fov = [float(theory.flfm_field_of_view_um(m.mla.pitch_um, m.lateral_magnification, o.magnification,
+                                                  field_stop_um=m.mla.field_stop_um))] * 2
     else:
         fov = [float(v) for v in np.atleast_1d(theory.field_of_view_um(sensor, o.magnification))]
     z = np.array([r["z_um"] for r in rows])

@@ -109,6 +109,14 @@ def _crop_centred(image: np.ndarray, cy: int, cx: int, side: int) -> np.ndarray:
 _window_pixels = memory.window_pixels
 
 
+def _f_numbers(m: Microscope) -> str:
+    """The lenslets' f-number, or the range of them (XLFM: several focal lengths)."""
+    f = m.mla.focal_um
+    lo, hi = (min(f), max(f)) if isinstance(f, tuple) else (f, f)
+    d = m.mla.pitch_um
+    return f"{lo / d:.3g}" if lo == hi else f"{lo / d:.3g}-{hi / d:.3g}"
+
+
 def point_pattern(m: Microscope, point_um: tuple[float, float, float]) -> np.ndarray:
     """``sensor_pattern`` of one point (``m.image_shape``), in the operator's window for its depth."""
     from .lfpsf import sensor_pattern
@@ -150,7 +158,7 @@ def cmd_presets(args) -> int:
             name,
             m.kind,
             f"{o.magnification:g}x/{o.na:g} n={o.immersion_index:g}",
-            f"{m.mla.pitch_um:g} um f/{m.mla.focal_um / m.mla.pitch_um:.3g}" if m.mla is not None else "-",
+            f"{m.mla.pitch_um:g} um f/{_f_numbers(m)}" if m.mla is not None else "-",
             str(m.pixels_per_lenslet) if m.mla is not None and not m.shift_invariant else "-",
             f"{m.voxel_um:.4g} um",
             f"{fy:.4g} x {fx:.4g} um" if m.kind != "flfm" else

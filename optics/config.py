@@ -137,8 +137,9 @@ class MLA:
     for "flfm").  "flfm" only: ``lenslets`` = [rows, cols] of a regular array centred on the axis
     ([0, 0]: every lenslet the pupil reaches), ``grid`` "hex" (rows d sqrt(3)/2 apart, every other
     row shifted by d/2), ``centres_um`` = [[x, y], ...] lenslet centres in the MLA plane (an
-    irregular array, XLFM; ``pitch_um`` is then the lenslets' diameter) and ``focal_um`` one value
-    per centre.
+    irregular array, XLFM; ``pitch_um`` is then the lenslets' diameter), ``focal_um`` one value
+    per centre, and ``field_stop_um`` the diameter of a circular field stop at the native image
+    plane (image side; 0: none).
     """
 
     pitch_um: float = 150.0
@@ -150,6 +151,7 @@ class MLA:
     fourier_lens_focal_um: float = 0.0
     lenslets: tuple = (0, 0)
     centres_um: tuple = ()
+    field_stop_um: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "pitch_um", _check_number("mla.pitch_um", self.pitch_um))
@@ -186,6 +188,8 @@ class MLA:
         object.__setattr__(self, "sensor_distance_um", b)
         f2 = _check_number("mla.fourier_lens_focal_um", self.fourier_lens_focal_um, allow_zero=True)
         object.__setattr__(self, "fourier_lens_focal_um", f2)
+        stop = _check_number("mla.field_stop_um", self.field_stop_um, allow_zero=True)
+        object.__setattr__(self, "field_stop_um", stop)
 
 
 @dataclass(frozen=True)
@@ -290,6 +294,7 @@ KEY_KINDS = {
     "mla.fourier_lens_focal_um": ("flfm",),
     "mla.lenslets": ("flfm",),
     "mla.centres_um": ("flfm",),
+    "mla.field_stop_um": ("flfm",),
     "simulation.propagation": ("lfm", "lfm-defocused", "flfm"),
 }
 
@@ -713,6 +718,9 @@ class Microscope:
                 f"  total magnification M_T = {self.lateral_magnification:.4g}, voxel {self.voxel_um:.4g} um "
                 f"(camera pixel / M_T), elemental field of view d / M_T = {mla.pitch_um / self.lateral_magnification:.4g} um",
             ]
+            if mla.field_stop_um > 0:
+                lines.append(f"  field stop of {mla.field_stop_um:g} um at the native image plane: a field of "
+                             f"{mla.field_stop_um / o.magnification:.4g} um in the sample (the volume outside is not reconstructed)")
         elif self.mla is not None:
             lines += [
                 f"  MLA pitch {self.mla.pitch_um:g} um, f = {self.mla.focal_um:g} um (f/{self.mla.focal_um / self.mla.pitch_um:.3g}; matched f/{self.matched_f_number:.3g})",

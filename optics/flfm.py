@@ -24,7 +24,10 @@ array (Parseval; the same integral as ``optics.lfpsf.nip_power`` in other units)
 
 The system is shift-invariant per depth (apart from the array's finite extent, which only blocks):
 one kernel per depth, the on-axis source's whole set of elemental images, and the operator is the
-2-D convolution per depth shared with wide-field (N = s = 1, ``optics.psfdata``).
+2-D convolution per depth shared with wide-field (N = s = 1, ``optics.psfdata``).  An optional field
+stop at the native image plane (``mla.field_stop_um``, ``apply_field_stop``) clips each source's
+image there exactly in ``sensor_pattern`` (so simulated sources near the field's edge are vignetted);
+the kernels are the on-axis source's, and the reconstruction keeps the volume inside the field.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from .lenslets import circumradius, edge_amplitude, lenslet_centres, lenslet_foc
 from .support import CROP_TOLERANCE, FLFM_GUARD_PITCHES, crop_side_pixels, flfm_reach_um
 from .support import flfm_window_pixels as window_pixels
 
-__all__ = ["pupil_power", "pupil_field", "window_pixels", "sensor_window", "pupil_edge_slope"]
+__all__ = ["pupil_power", "pupil_field", "apply_field_stop", "window_pixels", "sensor_window", "pupil_edge_slope",
+           "field_stop_radius_object_um"]
 
 def pupil_power(m: Microscope) -> float:
     """Power of ``pupil_field`` at the array: 2 pi (n F)^2 int_0^alpha P^2 tan(theta) dtheta (µm^2)."""
@@ -92,6 +96,41 @@ def _radial_part(m: Microscope, uy: np.ndarray, ux: np.ndarray, z: float, dx: fl
     return ((amp * a) * np.exp(1j * (m.wavenumber * z) * cos_t)).astype(dtype)
 
 
+def apply_field_stop(m: Microscope, field: np.ndarray, dx_um: float, workers: int = -1) -> np.ndarray:
+    """The array-plane field(s) (..., n, n) after a circular field stop ``mla.field_stop_um`` at the
+    native image plane, in place when possible.
+
+    The Fourier lens makes the array plane the Fourier transform of the native image plane: the
+    grid's frequency nu is the image-plane position x' = lambda0 f2 nu.  So the stop is a mask on the
+    field's spectrum, circ(lambda0 f2 |nu| <= D / 2), band-limited like the apertures
+    (``optics.lenslets.edge_amplitude``, in frequency samples).  Exact for every source, defocused or
+    not: it clips each source's image-plane field where the real stop does.  A stop larger than the
+    grid's image-plane extent lambda0 f2 / (2 dx) clips nothing and is skipped.
+    """
+    stop = m.mla.field_stop_um
+    if stop <= 0:
+        return field
+    from scipy import fft as sfft
+
+    n = field.shape[-1]
+    scale = m.wavelength_um * m.mla.fourier_lens_focal_um  # x' = scale * nu
+    step = scale / (n * dx_um)  # image-plane distance between frequency samples
+    if stop / 2 >= scale / (2 * dx_um) - step:
+        return field
+    nu = sfft.fftfreq(n, d=dx_um) * scale
+    rad = np.hypot(nu[:, None], nu[None, :])
+    mask = edge_amplitude(stop / 2 - rad, step).astype(np.float32)
+    spec = sfft.fft2(field, axes=(-2, -1), workers=workers, overwrite_x=True)
+    spec *= mask
+    return sfft.ifft2(spec, axes=(-2, -1), workers=workers, overwrite_x=True)
+
+
+def field_stop_radius_object_um(m: Microscope) -> float:
+    """Radius of the field the stop passes, in the sample: D / (2 M) (inf without a stop)."""
+    stop = m.mla.field_stop_um if m.kind == "flfm" else 0.0
+    return stop / (2 * m.objective.magnification) if stop > 0 else math.inf
+
+
 def pupil_edge_slope(m: Microscope, z_um: float) -> float:
     """Highest local spatial frequency (cycles/µm) of the pupil field's phase at the array:
     |d(k z cos theta)/du| / 2 pi = |z| tan(alpha) / (lambda0 F) at the pupil's edge."""
@@ -130,7 +169,7 @@ def flfm_patterns(m: Microscope, prop, points_um, side: int, workers: int = -1) 
     inside = np.empty(len(pts))
     passed = np.empty(len(pts))
     for i, pt in enumerate(pts):
-        field = pupil_field(m, coord, pt, prop.dtype)[None]
+        field = apply_field_stop(m, pupil_field(m, coord, pt, prop.dtype), dx, workers)[None]
         pix, inside[i:i + 1], passed[i:i + 1] = prop.intensity(field, workers=workers)
         out[i] = pix[0]
     return out, inside, passed

@@ -459,10 +459,13 @@ def flfm_depth_of_field_um(wavelength_um: float, na: float, n: float, n_across: 
 
 
 def flfm_field_of_view_um(pitch_um: float, total_magnification: float, magnification: float,
-                          field_number_um: float = DEFAULT_FIELD_NUMBER_UM) -> float:
-    """min(d / M_T, FN / M): one elemental image (no field stop), within the objective's field."""
-    return min(_pos("pitch_um", pitch_um) / _pos("total_magnification", total_magnification),
-               _pos("field_number_um", field_number_um) / _pos("magnification", magnification))
+                          field_number_um: float = DEFAULT_FIELD_NUMBER_UM, field_stop_um: float = 0.0) -> float:
+    """min(d / M_T, D_stop / M, FN / M): one elemental image, within the field stop (diameter D_stop
+    at the native image plane; 0: none) and the objective's field."""
+    mag = _pos("magnification", magnification)
+    fov = min(_pos("pitch_um", pitch_um) / _pos("total_magnification", total_magnification),
+              _pos("field_number_um", field_number_um) / mag)
+    return min(fov, float(field_stop_um) / mag) if field_stop_um and field_stop_um > 0 else fov
 
 
 def flfm_disparity_um(z_um, centre_um, fourier_focal_um: float, n: float, total_magnification: float) -> np.ndarray:
@@ -577,7 +580,7 @@ def theory_summary(m, field_number_um: float = DEFAULT_FIELD_NUMBER_UM) -> dict:
             "flfm_lateral_um": lat,
             "flfm_axial_um": flfm_axial_resolution_um(lat, na, n, nac),
             "flfm_depth_of_field_um": flfm_depth_of_field_um(lam, na, n, nac, m.camera.pixel_um, mt),
-            "flfm_fov_um": flfm_field_of_view_um(d, mt, mag, field_number_um),
+            "flfm_fov_um": flfm_field_of_view_um(d, mt, mag, field_number_um, m.mla.field_stop_um),
         })
         out["fov_um"] = [out["flfm_fov_um"]] * 2  # one elemental image, not the sensor / M
     elif m.mla is not None:

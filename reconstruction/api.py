@@ -187,6 +187,10 @@ def reconstruct(
         raise ValueError(f"psf belongs to another microscope (hash {psf.microscope.hash}, expected {m.hash})")
     op = LightFieldOperator(psf, dev, np.float32, progress=progress)
     del psf
+    if filter in (None, "none"):  # a Fourier LFM's field stop: the volume outside it stays empty
+        from .filters import FieldMask
+
+        filter = FieldMask.for_microscope(m, op.device) or filter
     kwargs = dict(filter=filter, progress=progress, checkpoint_every=checkpoint_every, callback=callback)
     if not is_stack:
         return richardson_lucy(y, op, iterations, checkpoint=checkpoint, **kwargs)

@@ -158,3 +158,37 @@ class LanczosFilter:
     def for_microscope(cls, microscope, device: str = "cpu", dtype=np.float32, n_lobes: float = 4.0):
         """The S19 filter of ``microscope`` on its volume grid."""
         return cls(lanczos_widths(microscope), microscope.volume_shape, device, dtype, n_lobes)
+
+
+class FieldMask:
+    """Keep the volume inside a microscope's field: voxels outside are set to 0 after each iterate.
+
+    The Fourier LFM's field stop (``mla.field_stop_um``) passes no light from sources whose image
+    falls outside it; its shift-invariant operator does not know that, so Richardson-Lucy would put
+    there light that belongs inside.  RL is multiplicative, so zeros stay zeros and the mask only
+    removes the start's mass outside.  The field is the disc of ``optics.flfm.field_stop_radius_object_um``
+    about the optical axis (voxel centres of ``optics.phantoms.voxel_centres_um``).
+    """
+
+    def __init__(self, mask, device: str = "cpu", dtype=np.float32):
+        self.device = device
+        self.xp = backend.xp_for(device)
+        self.mask = backend.to_device(np.asarray(mask, dtype=dtype), device)
+
+    def __call__(self, volume):
+        if backend.xp_of(volume) is not self.xp:
+            raise TypeError(f"volume lives on another device than the mask ({self.device!r})")
+        return volume * self.mask
+
+    @classmethod
+    def for_microscope(cls, microscope, device: str = "cpu", dtype=np.float32):
+        """The field-stop mask of a Fourier LFM, or None when it has no stop."""
+        from optics import phantoms
+        from optics.flfm import field_stop_radius_object_um
+
+        r = field_stop_radius_object_um(microscope) if microscope.kind == "flfm" else math.inf
+        if not math.isfinite(r):
+            return None
+        x = phantoms.voxel_centres_um(microscope, "x")
+        y = phantoms.voxel_centres_um(microscope, "y")
+        return cls(np.hypot(y[:, None], x[None, :]) <= r, device, dtype)

@@ -331,3 +331,59 @@ def test_operator_is_an_exact_transpose_and_beads_are_recovered():
         kz, ky, kx = np.unravel_index(np.argmax(win), win.shape)
         assert z[kz] == z[np.argmin(np.abs(z - bz))], f"bead at z = {bz} found at {z[kz]}"
         assert abs(y0 + ky - iy) <= 1.0 and abs(x0 + kx - ix) <= 1.0
+
+
+# ----------------------------------------------------------------------------- field stop
+def test_field_stop_passes_the_share_of_the_image_it_covers():
+    """A circular stop of diameter D at the native image plane (radius D / (2 M) in the sample)
+    passes, of each source, the power of its native-image-plane field inside it: computed
+    independently from the Debye integral there (``optics.debye.radial_field`` on a Cartesian grid).
+    Sources 4 um inside the rim and well inside: to 2e-3; defocused on the rim (blur radius 49 and
+    97 um image side): to 6e-3 (the band-limited stop's edge is lambda0 f2 / L wide, L the grid).
+    On the sensor (one lenslet larger than the pupil, so the array blocks nothing) an inside source
+    keeps that share, one well outside gets nothing, and a rim source less than its share: the
+    stop diffracts light beyond the lenslet."""
+    from optics import debye
+    from optics.flfm import apply_field_stop
+
+    stop = 1000.0  # image side: 25 um radius in the sample
+    one = {"lenslets": [1, 1], "pitch_um": 1100.0}
+    m0 = _flfm(camera={"shape": [241, 241]}, mla=one)
+    m = _flfm(camera={"shape": [241, 241]}, mla=one | {"field_stop_um": stop})
+    assert "field stop of 1000 um" in m.describe()
+    h = 0.04
+    c = np.arange(-30.0, 30.0 + h / 2, h)
+    disc = np.hypot(c[:, None], c[None, :]) <= 25.0
+    rr = np.arange(0.0, 100.0, 0.01)
+    total = debye.total_power(math.asin(0.5 / 1.33), 2 * math.pi * 1.33 / 0.52)
+    dx, n = 1.625, 1480
+    coord = (np.arange(n) - (n - 1) / 2) * dx
+    for point, tol in (((5.0, -3.0, 0.0), 2e-3), ((21.0, 0.0, 0.0), 2e-3), ((25.0, 0.0, 6.0), 6e-3),
+                       ((25.0, 0.0, 12.0), 6e-3)):
+        x, y, z = point
+        prof = np.abs(debye.radial_field(rr, z, wavelength_um=0.52, na=0.5, n=1.33)) ** 2
+        inten = np.interp(np.hypot(c[:, None] - y, c[None, :] - x), rr, prof)
+        expect = float((inten * disc).sum()) * h * h / total
+        e = pupil_field(m, coord, point, np.complex128)
+        share = float(np.sum(np.abs(apply_field_stop(m, e.copy(), dx)) ** 2) / np.sum(np.abs(e) ** 2))
+        assert share == pytest.approx(expect, abs=tol), (point, share, expect)
+        on_sensor = sensor_pattern(m, point).sum() / sensor_pattern(m0, point).sum()
+        if point[0] < 25:
+            assert on_sensor == pytest.approx(share, abs=3e-3)
+        else:
+            assert 0.7 * share < on_sensor < share
+    assert sensor_pattern(m, (40.0, 0.0, 0.0)).sum() < 2e-3 * sensor_pattern(m0, (40.0, 0.0, 0.0)).sum()
+
+
+def test_field_stop_volume_stays_empty_outside():
+    from reconstruction import reconstruct
+
+    m = _flfm(mla={"field_stop_um": 1000.0})
+    frame = np.random.default_rng(0).poisson(2e4 * sensor_pattern(m, (3.1, 2.2, 4.0))).astype(np.float32)
+    rec = reconstruct(m, frame, iterations=3, device="cpu", progress=False)
+    from optics import phantoms
+
+    x, y = phantoms.voxel_centres_um(m, "x"), phantoms.voxel_centres_um(m, "y")
+    outside = np.hypot(y[:, None], x[None, :]) > 25.0
+    assert float(rec[:, outside].max()) == 0.0 and float(rec[:, ~outside].max()) > 0
+    assert theory.theory_summary(m)["flfm_fov_um"] == pytest.approx(50.0)
