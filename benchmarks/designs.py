@@ -76,7 +76,8 @@ class Size:
     convergence_nnum: int = 15           # the LFM of the convergence study (N) ...
     convergence_objective: str = "lfm-40x-0.95"   # ... and its objective (with that objective's wide-field)
     families: bool = True                # also measure FAMILY_PRESETS (LFM 2.0, Fourier LFM, XLFM-like)
-    flfm_pupil_px: int = 192             # Fourier LFMs: pupil image of the reduced copy (pixels)
+    flfm_pupil_px: int = 192             # Fourier LFMs: pupil image of the reduced copy (pixels); one view's
+    #                                      field shrinks with it (d / (k M_T): 31 um at 96 px for flfm-20x-0.5w)
 
     def describe(self) -> str:
         return (f"size {self.name!r}: N = {list(self.nnums)} px/lenslet, camera crop {self.crop_lenslets} lenslets, "
@@ -110,7 +111,8 @@ SIZES = {
                   widefield_depths_um={"lfm-20x-0.5w": (-4.5, -1.5, 0.0, 1.5, 4.5),
                                        "lfm-40x-0.95": (-2.0, -0.75, 0.0, 0.75, 2.0)},
                   widefield_axial_planes=11,
-                  convergence_iterations=(5, 10, 20, 40), convergence_depth_fractions=(0.0, 0.4)),
+                  convergence_iterations=(5, 10, 20, 40), convergence_depth_fractions=(0.0, 0.4),
+                  flfm_pupil_px=96),
     "smallest": Size("smallest", nnums=(7, 15), crop_lenslets=5, max_voxels_per_lenslet=3, voxel_target=2.0,
                      iterations=8,
                      depth_fractions=(-1.0, 0.0, 1.0), z_max_um={"lfm-20x-0.5w": 20.0},

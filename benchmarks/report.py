@@ -37,6 +37,10 @@ def reductions(size: D.Size) -> list[str]:
            f"{size.iterations} RL iterations (full: {full.iterations})",
            f"convergence: iterations {list(size.convergence_iterations)}, photons "
            f"{[f'{p:g}' for p in size.convergence_photons]}, {len(size.convergence_depth_fractions)} depths"]
+    if size.families and size.flfm_pupil_px != full.flfm_pupil_px:
+        out.append(f"Fourier LFMs on a reduced copy with a {size.flfm_pupil_px}-pixel pupil (full: {full.flfm_pupil_px})")
+    if not size.families:
+        out.append("no other families (LFM 2.0, Fourier LFM, XLFM)")
     if size.objectives != full.objectives:
         out.insert(0, f"objectives {list(size.objectives)} only")
     return out
