@@ -76,8 +76,9 @@ class Size:
     convergence_nnum: int = 15           # the LFM of the convergence study (N) ...
     convergence_objective: str = "lfm-40x-0.95"   # ... and its objective (with that objective's wide-field)
     families: bool = True                # also measure FAMILY_PRESETS (LFM 2.0, Fourier LFM, XLFM-like)
+    family_depth_fractions: tuple[float, ...] | None = None  # their depths (None: the LFMs' depth_fractions)
     flfm_pupil_px: int = 192             # Fourier LFMs: pupil image of the reduced copy (pixels); one view's
-    #                                      field shrinks with it (d / (k M_T): 31 um at 96 px for flfm-20x-0.5w)
+    #                                      field shrinks with it (d / (k M_T): 21 um at 64 px for flfm-20x-0.5w)
 
     def describe(self) -> str:
         return (f"size {self.name!r}: N = {list(self.nnums)} px/lenslet, camera crop {self.crop_lenslets} lenslets, "
@@ -112,7 +113,7 @@ SIZES = {
                                        "lfm-40x-0.95": (-2.0, -0.75, 0.0, 0.75, 2.0)},
                   widefield_axial_planes=11,
                   convergence_iterations=(5, 10, 20, 40), convergence_depth_fractions=(0.0, 0.4),
-                  flfm_pupil_px=96),
+                  flfm_pupil_px=64, family_depth_fractions=(-1.0, 0.0, 0.4, 1.0)),
     "smallest": Size("smallest", nnums=(7, 15), crop_lenslets=5, max_voxels_per_lenslet=3, voxel_target=2.0,
                      iterations=8,
                      depth_fractions=(-1.0, 0.0, 1.0), z_max_um={"lfm-20x-0.5w": 20.0},
@@ -211,12 +212,15 @@ def standard_designs(size: Size, *, pixel_um: float = 10.0, sensor_px: int = 204
             m = _matched_lfm(base, n, pixel_um, sensor_um)
             out.append(Design(m.name, m, label, depths, zmax, dz))
         if size.families:
+            fam = depths
+            if size.family_depth_fractions is not None:
+                fam = _snap([f * size.z_max_um[key] for f in size.family_depth_fractions], dz)
             for name in FAMILY_PRESETS.get(key, ()):
                 m = presets.get(name)
                 if m.kind == "lfm-defocused":  # on the sweep's camera, like the standard LFMs
                     m = m.replace(camera={"pixel_um": pixel_um, "shape": [int(round(sensor_um / pixel_um))] * 2},
                                   volume={"voxels_per_lenslet": 1})
-                out.append(Design(m.name, m, label, depths, zmax, dz))
+                out.append(Design(m.name, m, label, fam, zmax, dz))
     return out
 
 

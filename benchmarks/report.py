@@ -39,6 +39,8 @@ def reductions(size: D.Size) -> list[str]:
            f"{[f'{p:g}' for p in size.convergence_photons]}, {len(size.convergence_depth_fractions)} depths"]
     if size.families and size.flfm_pupil_px != full.flfm_pupil_px:
         out.append(f"Fourier LFMs on a reduced copy with a {size.flfm_pupil_px}-pixel pupil (full: {full.flfm_pupil_px})")
+    if size.families and size.family_depth_fractions is not None:
+        out.append(f"{len(size.family_depth_fractions)} depths for the other families (full: as the LFMs)")
     if not size.families:
         out.append("no other families (LFM 2.0, Fourier LFM, XLFM)")
     if size.objectives != full.objectives:

@@ -56,7 +56,10 @@ def test_family_designs_are_in_the_default_sweep():
     assert lfm2.microscope.camera.pixel_um == 10.0 and lfm2.microscope.camera.shape == (2048, 2048)
     flfm = next(d for d in ds if d.name == "flfm-20x-0.5w")
     lfm = next(d for d in ds if d.kind == "lfm" and d.label == flfm.label)
-    assert flfm.depths_um == lfm.depths_um and flfm.z_step_um == lfm.z_step_um
+    assert flfm.z_step_um == lfm.z_step_um and flfm.z_max_um == lfm.z_max_um
+    assert set(flfm.depths_um) <= set(lfm.depths_um) and min(flfm.depths_um) < 0 < max(flfm.depths_um)
+    full = {d.name: d for d in D.standard_designs(D.SIZES["full"])}
+    assert full["flfm-20x-0.5w"].depths_um == full["lfm-20x-0.5w-N15"].depths_um
     m_rec = D.reconstruction_microscope(flfm, D.SIZES["quick"])
     assert m_rec.kind == "flfm" and "reduced" in m_rec.name
     assert 2 * 0.5 * m_rec.fourier_focal_um / m_rec.camera.pixel_um == pytest.approx(D.SIZES["quick"].flfm_pupil_px)
