@@ -356,7 +356,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--quick", action="store_true",
                    help="reduced size for a laptop, same protocol: N = 7 and 15 only, a 7-lenslet crop, coarser "
                         "voxels, 6 LFM depths, 6 separations, 20 RL iterations, a small convergence study "
-                        "(measured 9.4 min on 2 shared cores with a cold PSF cache; the issue-8 target is 5 min)")
+                        "and the other families at 4 depths (measured 4.2 min on 2 cores with a cold PSF cache, 9 designs)")
     g.add_argument("--smallest", action="store_true", help="the test-suite size (one objective, about 1 min)")
     p.add_argument("--out", default=None, help="output folder (new; default results/tradeoff-YYYYmmdd-HHMMSS)")
     p.add_argument("--designs", nargs="+", default=None, metavar="CONFIG",
