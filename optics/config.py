@@ -32,6 +32,7 @@ __all__ = [
     "Camera",
     "VolumeGrid",
     "Simulation",
+    "Aberrations",
     "Microscope",
     "ConfigError",
     "load_config",
@@ -285,6 +286,37 @@ class Simulation:
         _check_choice("simulation.propagation", self.propagation, ("auto", "fresnel", "asm"))
 
 
+@dataclass(frozen=True)
+class Aberrations:
+    """Aberrations of the objective's pupil (``optics.pupil``): ``zernike_waves`` = {Noll index: waves
+    rms}.  Every kind takes radially symmetric terms (Noll 4, 11, 22, ...); the Fourier LFM takes any.
+    Stored as sorted (index, waves) pairs."""
+
+    zernike_waves: Any = ()
+
+    def __post_init__(self):
+        z = self.zernike_waves
+        try:
+            items = list(z.items()) if isinstance(z, dict) else [tuple(v) for v in z]
+        except (TypeError, ValueError):
+            raise _err("aberrations.zernike_waves", z, "expected a table {Noll index = waves rms}") from None
+        out = {}
+        for key, val in items:
+            try:
+                j = int(str(key).strip())
+            except ValueError:
+                j = 0
+            if j < 1 or str(key).strip().lstrip("+") != str(j):
+                raise _err("aberrations.zernike_waves", z, f"the key {key!r} is not a Noll index (an integer >= 1)")
+            out[j] = _check_number(f"aberrations.zernike_waves[{j}]", val, positive=False)
+        object.__setattr__(self, "zernike_waves", tuple(sorted((j, c) for j, c in out.items() if c != 0)))
+
+    @property
+    def coefficients(self) -> dict[int, float]:
+        """{Noll index: waves rms} of the non-zero terms."""
+        return dict(self.zernike_waves)
+
+
 #: Keys that act only for some kinds: a value other than the default is refused for the others
 #: (DESIGN.md: every key either acts for the kind or is refused).  Kinds not implemented yet
 #: are listed so the message says where the key belongs.
@@ -304,6 +336,7 @@ _SECTIONS = {
     "camera": Camera,
     "volume": VolumeGrid,
     "simulation": Simulation,
+    "aberrations": Aberrations,
 }
 _MICROSCOPE_KEYS = ("kind", "wavelength_um", "name")
 
@@ -330,6 +363,7 @@ class Microscope:
     volume: VolumeGrid = field(default_factory=VolumeGrid)
     simulation: Simulation = field(default_factory=Simulation)
     name: str = ""
+    aberrations: Aberrations = field(default_factory=Aberrations)
 
     def __post_init__(self):
         if self.kind in _PLANNED_KINDS:
@@ -356,6 +390,15 @@ class Microscope:
             # light field: the pixels per lenslet (a non-integer ratio is refused just below)
             s_default = 1 if self.mla is None or self.kind in SHIFT_INVARIANT_KINDS else max(1, round(self.mla.pitch_um / self.camera.pixel_um))
             object.__setattr__(self, "volume", dataclasses.replace(self.volume, voxels_per_lenslet=s_default))
+        if self.kind != "flfm":
+            from .pupil import is_radial
+
+            odd = [j for j in self.aberrations.coefficients if not is_radial(j)]
+            if odd:
+                raise _err("aberrations.zernike_waves", {str(j): c for j, c in self.aberrations.zernike_waves},
+                           f"Noll {odd} are not radially symmetric: kind {self.kind!r} computes its field at the "
+                           "native image plane from the radial Debye integral, which takes only m = 0 terms "
+                           "(Noll 4, 11, 22, 37, ...); any term is accepted for kind 'flfm'")
         if self.kind == "flfm":
             self._check_flfm()
         elif self.kind == "widefield":
@@ -582,6 +625,10 @@ class Microscope:
             sec = getattr(self, key)
             if sec is None:
                 continue
+            if key == "aberrations":  # written only when there are any (older configs keep their hash)
+                if sec.zernike_waves:
+                    out[key] = {"zernike_waves": {str(j): c for j, c in sec.zernike_waves}}
+                continue
             d = dataclasses.asdict(sec)
             out[key] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
         return out
@@ -797,6 +844,8 @@ def load_config(path: str | os.PathLike) -> Microscope:
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, dict):  # an inline table with bare keys (Noll indices)
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
     if isinstance(v, str):
         return json.dumps(v)
     if isinstance(v, (list, tuple)):

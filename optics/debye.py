@@ -132,15 +132,20 @@ def total_power(alpha: float, k: float, apodization: str = "sqrtcos", vectorial:
 
 
 def integrand_weights(
-    theta: np.ndarray, w: np.ndarray, k: float, z_um: float, apodization: str, vectorial: bool
+    theta: np.ndarray, w: np.ndarray, k: float, z_um: float, apodization: str, vectorial: bool,
+    aberration_waves: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Quadrature weights of each Debye integral at nodes ``theta`` (weights ``w``) and depth ``z_um``.
 
     Scalar: [w P(theta) sin(theta) e^{ikz cos}] for the J0 integral.  Vectorial (RW59, sqrt(cos)):
     the J0, J1, J2 weights of I0, I1, I2.  ``U = J_m(k r sin theta) @ weights``.
+    ``aberration_waves``: a radially symmetric pupil phase at the nodes, in waves (``optics.pupil``),
+    multiplying every integrand by exp(2 pi i W).
     """
     c, s = np.cos(theta), np.sin(theta)
     phase = np.exp(1j * k * z_um * c)
+    if aberration_waves is not None:
+        phase = phase * np.exp(2j * np.pi * np.asarray(aberration_waves, dtype=np.float64))
     if vectorial:
         base = w * np.sqrt(c) * phase
         return [base * s * (1 + c), base * s**2, base * s * (1 - c)]

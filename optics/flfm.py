@@ -67,7 +67,11 @@ def pupil_field(m: Microscope, coord_um: np.ndarray, point_um, dtype=np.complex6
     c = np.asarray(coord_um, dtype=np.float64)
     nn = len(c)
     dx = float(c[1] - c[0]) if nn > 1 else 1.0
-    if x == 0 and y == 0 and nn > 1 and np.allclose(c, -c[::-1], rtol=0, atol=1e-9 * float(np.abs(c).max())):
+    from .pupil import is_radial
+
+    radial = all(is_radial(j) for j in m.aberrations.coefficients)
+    if (radial and x == 0 and y == 0 and nn > 1
+            and np.allclose(c, -c[::-1], rtol=0, atol=1e-9 * float(np.abs(c).max()))):
         half = np.abs(c[nn // 2:])
         quad = _radial_part(m, half[:, None], half[None, :], z, dx, dtype)
         kmap = np.abs(2 * np.arange(nn) - (nn - 1)) // 2  # position -> quadrant index of |c|
@@ -93,7 +97,13 @@ def _radial_part(m: Microscope, uy: np.ndarray, ux: np.ndarray, z: float, dx: fl
     amp = edge_amplitude(na * f - rho, dx)
     sin_t = np.minimum(rho / (n * f), na / n)
     a, cos_t = _apodized(m, sin_t)
-    return ((amp * a) * np.exp(1j * (m.wavenumber * z) * cos_t)).astype(dtype)
+    phase = (m.wavenumber * z) * cos_t
+    coeffs = m.aberrations.coefficients
+    if coeffs:  # the objective's aberrations: 2 pi sum c_j Z_j(|u| / (NA F), phi), optics.pupil
+        from .pupil import phase_waves
+
+        phase = phase + 2 * math.pi * phase_waves(coeffs, np.minimum(rho / (na * f), 1.0), np.arctan2(uy, ux))
+    return ((amp * a) * np.exp(1j * phase)).astype(dtype)
 
 
 def apply_field_stop(m: Microscope, field: np.ndarray, dx_um: float, workers: int = -1) -> np.ndarray:

@@ -78,6 +78,25 @@ def nip_power(m: Microscope) -> float:
                              m.simulation.vectorial)
 
 
+def _aberration_at(m: Microscope, theta: np.ndarray) -> np.ndarray | None:
+    """The radially symmetric pupil phase (waves) of ``m.aberrations`` at Debye nodes theta
+    (rho = sin(theta) / sin(alpha), ``optics.pupil``), or None without aberrations."""
+    coeffs = m.aberrations.coefficients
+    if not coeffs:
+        return None
+    from .pupil import phase_waves
+
+    return phase_waves(coeffs, np.sin(theta) / math.sin(m.objective.half_angle))
+
+
+def table_depth(m: Microscope, z_um: float) -> tuple[float, bool]:
+    """(depth of the radial table, conjugate it?) for a source at ``z_um``.  Without aberrations
+    U(r, -z) = conj U(r, z), so one table of |z| serves both signs; a pupil phase breaks that."""
+    if m.aberrations.coefficients:
+        return float(z_um), False
+    return abs(float(z_um)), float(z_um) < 0
+
+
 class _RadialTable:
     """Cubic-spline tables of the Debye field (scalar U, or Richards-Wolf I0, I1, I2) at one |z|.
 
@@ -94,7 +113,8 @@ class _RadialTable:
         self.vectorial = m.simulation.vectorial
         k = m.wavenumber
         r, theta, w, mats = debye.bessel_matrices(r_max, h, k, m.objective.half_angle, count, self.vectorial)
-        wts = debye.integrand_weights(theta, w, k, z_abs, m.simulation.apodization, self.vectorial)
+        wts = debye.integrand_weights(theta, w, k, z_abs, m.simulation.apodization, self.vectorial,
+                                      _aberration_at(m, theta))
         # real matrix times complex weights as one real product (no complex copy of the matrix)
         cols = [mat @ np.stack([wt.real, wt.imag], axis=1) for mat, wt in zip(mats, wts)]
         self.splines = [CubicSpline(r, col[:, 0] + 1j * col[:, 1]) for col in cols]
@@ -498,9 +518,11 @@ def _table_radius(m: Microscope, w: int, extra_um: float) -> float:
     return half / m.objective.magnification
 
 
-def _table_for(m: Microscope, z_um: float, w: int, extra_um: float) -> _RadialTable:
-    """Radial table covering the window's half-diagonal plus the source offset (object space)."""
-    return _RadialTable(m, abs(z_um), _table_radius(m, w, extra_um))
+def _table_for(m: Microscope, z_um: float, w: int, extra_um: float) -> tuple[_RadialTable, bool]:
+    """Radial table covering the window's half-diagonal plus the source offset (object space), and
+    whether to conjugate it (``table_depth``)."""
+    zt, conj = table_depth(m, z_um)
+    return _RadialTable(m, zt, _table_radius(m, w, extra_um)), conj
 
 
 # ----------------------------------------------------------------------------- public: one source
@@ -598,8 +620,8 @@ def sensor_pattern(
     w = int(window_lenslets) if window_lenslets is not None else _default_window(m, z)
     q = field_oversampling(m)
     prop = _cached_propagator(m, q, dtype)
-    table = _table_for(m, z, w, float(np.abs(off).max()) * math.sqrt(2))
-    patch = _lfm_patterns(m, prop, table, z < 0, w, off)[0][0]
+    table, conj = _table_for(m, z, w, float(np.abs(off).max()) * math.sqrt(2))
+    patch = _lfm_patterns(m, prop, table, conj, w, off)[0][0]
     _paste(image, patch, (ly // 2 + iy) * npx + npx // 2, (lx // 2 + ix) * npx + npx // 2)
     return image
 
@@ -647,7 +669,7 @@ def _widefield_patch(m: Microscope, x: float, y: float, z: float, *, image_shape
             return np.zeros((0, 0)), (0, 0)
     reach = max(abs(a0), abs(a1 - 1), abs(b0), abs(b1 - 1))
     r_max = (reach * p + p) * math.sqrt(2) + math.hypot(oy, ox)
-    table = _RadialTable(m, abs(z), r_max)
+    table = _RadialTable(m, table_depth(m, z)[0], r_max)  # |U|^2: the conjugate's is the same
     # the (unpolarised) intensity is radially symmetric: tabulate it finely on one radius and
     # interpolate linearly (step 0.002 lambda0/NA: relative error ~ (2 pi 0.004)^2 / 8 = 8e-5)
     rr = np.arange(0.0, r_max + 1e-3, 0.002 * m.wavelength_um / m.objective.na)
@@ -730,10 +752,10 @@ def _lfm_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray], np.nd
     bar = tqdm(z_all, desc="light-field PSF", unit="depth", disable=not progress or not sys.stderr.isatty())
     for iz, z in enumerate(bar):
         w = window_lenslets(m, z)  # offset d/2: the same window as sensor_pattern's default bound
-        key = abs(float(z))
-        if key not in tables:  # z-conjugation: the table of |z| serves +z and -z
+        key, conj = table_depth(m, z)
+        if key not in tables:  # z-conjugation: the table of |z| serves +z and -z (no aberrations)
             tables[key] = _RadialTable(m, key, r_table, count)
-        pats, nip_in, passed = _lfm_patterns(m, prop, tables[key], z < 0, w, offsets)
+        pats, nip_in, passed = _lfm_patterns(m, prop, tables[key], conj, w, offsets)
         methods.append(prop.method(w * npx * q))
         r_w = (w - 1) // 2
         r = (crop_side_pixels(pats, CROP_TOLERANCE, npx) // npx - 1) // 2
@@ -751,7 +773,7 @@ def _lfm_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray], np.nd
             discarded[iz, a, b] = lost[index[ph]]
         kernels.append(kz)
         # the table of |z| is needed again only for the mirrored depth
-        if (-z) not in z_all[iz + 1 :]:
+        if m.aberrations.coefficients or (-z) not in z_all[iz + 1 :]:
             tables.pop(key, None)
     meta = {"oversampling": q, "crop_tolerance": CROP_TOLERANCE, "guard_lenslets": GUARD_LENSLETS,
             "pixel_nodes": len(prop.nodes[0]),
@@ -768,8 +790,8 @@ def _widefield_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray],
     done: dict[float, np.ndarray] = {}
     bar = tqdm(z_all, desc="wide-field PSF", unit="depth", disable=not progress or not sys.stderr.isatty())
     for iz, z in enumerate(bar):
-        key = abs(float(z))
-        if key not in done:  # |U(r, -z)|^2 = |U(r, z)|^2
+        key = table_depth(m, z)[0]
+        if key not in done:  # |U(r, -z)|^2 = |U(r, z)|^2 without aberrations
             patch = _widefield_patch(m, 0.0, 0.0, key)[0]
             # the window already misses 1 - sum (<= CROP_TOLERANCE / 2); the crop may take the rest
             budget = max(0.0, CROP_TOLERANCE - max(0.0, 1.0 - float(patch.sum())))

@@ -46,31 +46,20 @@ def _widefield():
                        volume={"z_min_um": -2, "z_max_um": 2, "z_step_um": 1})
 
 
-def _flfm():
-    from optics.config import Microscope
-
-    return Microscope.from_dict({
-        "microscope": {"kind": "flfm", "wavelength_um": 0.52},
-        "objective": {"magnification": 20, "na": 0.5, "immersion_index": 1.33, "tube_lens_focal_um": 200000},
-        "mla": {"pitch_um": 333.0, "focal_um": 4000.0, "fourier_lens_focal_um": 20000.0, "lenslets": [3, 3]},
-        "camera": {"pixel_um": 6.5, "shape": [161, 161]},
-        "volume": {"z_min_um": -10, "z_max_um": 10, "z_step_um": 10}})
-
-
-def test_stack_term_is_the_stack(m, warm):
+def test_stack_term_is_the_stack(m, warm, small_flfm):
     from optics.__main__ import axial_psf_stack
 
-    for mic in (m, _widefield(), _flfm()):
+    for mic in (m, _widefield(), small_flfm.replace(camera={"shape": [161, 161]})):
         stack = axial_psf_stack(mic)
         assert memory.psf_stack_bytes(mic) == stack.nbytes
         assert stack.dtype == np.float32 and stack.shape[0] == len(mic.z_um)
 
 
 @pytest.mark.parametrize("which", ["lfm", "lfm-vectorial", "widefield", "flfm"])
-def test_psf_estimate_bounds_the_allocations(which, m, warm):
+def test_psf_estimate_bounds_the_allocations(which, m, warm, small_flfm):
     from optics.__main__ import axial_psf_stack, point_pattern
 
-    mic = {"lfm": m, "widefield": _widefield(), "flfm": _flfm(),
+    mic = {"lfm": m, "widefield": _widefield(), "flfm": small_flfm.replace(camera={"shape": [161, 161]}),
            "lfm-vectorial": presets.get("lfm-60x-1.2w", camera={"shape": [45, 45]},
                                         volume={"z_min_um": -2, "z_max_um": 2, "z_step_um": 2,
                                                 "voxels_per_lenslet": 3})}[which]
@@ -146,10 +135,10 @@ def test_check_memory_passes_when_unknown(monkeypatch):
     assert memory.check_memory(10**18, "a huge job") is None  # nothing to compare with: no refusal
 
 
-def test_flfm_operator_estimate_bounds_the_allocations(warm):
+def test_flfm_operator_estimate_bounds_the_allocations(warm, small_flfm):
     from optics.lfpsf import compute_psf
 
-    mic = _flfm()
+    mic = small_flfm.replace(camera={"shape": [161, 161]})
     compute_psf(mic, cache=False, progress=False)  # warm: imports and thread pools
     psf, peak = _peak(lambda: compute_psf(mic, cache=False, progress=False))
     est = memory.operator_bytes(mic, build=True)
