@@ -161,7 +161,7 @@ class MLA:
             if len(f) == 0:
                 raise _err("mla.focal_um", f, "expected a number or one number per lenslet of mla.centres_um")
             fs = tuple(_check_number(f"mla.focal_um[{i}]", v) for i, v in enumerate(f))
-            object.__setattr__(self, "focal_um", fs[0] if len(set(fs)) == 1 and len(fs) == 1 else fs)
+            object.__setattr__(self, "focal_um", fs[0] if len(fs) == 1 else fs)
         else:
             object.__setattr__(self, "focal_um", _check_number("mla.focal_um", f))
         _check_choice("mla.aperture", self.aperture, ("", "square", "circle"))
@@ -174,8 +174,8 @@ class MLA:
         object.__setattr__(self, "lenslets", (int(shape[0]), int(shape[1])))
         cen = self.centres_um
         try:
-            arr = np.asarray(cen, dtype=np.float64).reshape(-1, 2) if len(cen) else np.zeros((0, 2))
-            ok = np.all(np.isfinite(arr)) and (len(cen) == 0 or np.asarray(cen, dtype=np.float64).shape == (len(cen), 2))
+            arr = np.asarray(cen, dtype=np.float64).reshape(len(cen), -1) if len(cen) else np.zeros((0, 2))
+            ok = arr.shape[1] == 2 and bool(np.all(np.isfinite(arr)))
         except (TypeError, ValueError):
             ok = False
         if not ok:

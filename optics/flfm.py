@@ -32,6 +32,7 @@ the kernels are the on-axis source's, and the reconstruction keeps the volume in
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 
@@ -122,17 +123,25 @@ def apply_field_stop(m: Microscope, field: np.ndarray, dx_um: float, workers: in
         return field
     from scipy import fft as sfft
 
-    n = field.shape[-1]
-    scale = m.wavelength_um * m.mla.fourier_lens_focal_um  # x' = scale * nu
-    step = scale / (n * dx_um)  # image-plane distance between frequency samples
-    if stop / 2 >= scale / (2 * dx_um) - step:
+    mask = _stop_mask(stop, m.wavelength_um * m.mla.fourier_lens_focal_um, field.shape[-1], float(dx_um))
+    if mask is None:
         return field
-    nu = sfft.fftfreq(n, d=dx_um) * scale
-    rad = np.hypot(nu[:, None], nu[None, :])
-    mask = edge_amplitude(stop / 2 - rad, step).astype(np.float32)
     spec = sfft.fft2(field, axes=(-2, -1), workers=workers, overwrite_x=True)
     spec *= mask
     return sfft.ifft2(spec, axes=(-2, -1), workers=workers, overwrite_x=True)
+
+
+@functools.lru_cache(maxsize=2)
+def _stop_mask(stop: float, scale: float, n: int, dx_um: float) -> np.ndarray | None:
+    """The stop's band-limited mask on the FFT frequencies of n samples of ``dx_um`` (image-plane
+    position x' = ``scale`` nu), kept for the next depth; None when the stop is beyond the grid."""
+    from scipy import fft as sfft
+
+    step = scale / (n * dx_um)  # image-plane distance between frequency samples
+    if stop / 2 >= scale / (2 * dx_um) - step:
+        return None
+    nu = sfft.fftfreq(n, d=dx_um) * scale
+    return edge_amplitude(stop / 2 - np.hypot(nu[:, None], nu[None, :]), step).astype(np.float32)
 
 
 def field_stop_radius_object_um(m: Microscope) -> float:
@@ -147,14 +156,11 @@ def pupil_edge_slope(m: Microscope, z_um: float) -> float:
     return abs(z_um) * math.tan(m.objective.half_angle) / (m.wavelength_um * m.fourier_focal_um)
 
 
-def sensor_window(m: Microscope, point_um) -> tuple[int, tuple[int, int]]:
-    """(odd side K, (row, col) of its centre pixel relative to the axis pixel) of the window that holds
-    the image of a source at ``point_um``: the kernel window, centred on the axis, grown by the
-    elemental images' shift M_T (x, y) (the lenslets stay where they are)."""
-    x, y, z = (float(v) for v in point_um)
-    p = m.camera.pixel_um
-    shift = m.lateral_magnification * max(abs(x), abs(y))
-    return 2 * math.ceil((flfm_reach_um(m, z) + shift) / p) + 1, (0, 0)
+def sensor_window(m: Microscope, z_um: float, shift_um: float = 0.0) -> int:
+    """Odd side (pixels) of the window, centred on the axis pixel, that holds the image of a source
+    at depth ``z_um`` whose elemental images are shifted by up to ``shift_um`` (sensor side, M_T
+    max(|x|, |y|)): the kernel window grown by the shift (the lenslets stay where they are)."""
+    return 2 * math.ceil((flfm_reach_um(m, z_um) + abs(shift_um)) / m.camera.pixel_um) + 1
 
 
 def oversampling_need(m: Microscope, z_max_um: float) -> float:

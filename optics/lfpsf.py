@@ -609,7 +609,7 @@ def sensor_pattern(
     if m.kind == "flfm":  # one window on the axis holds every elemental image
         from .flfm import flfm_patterns, sensor_window
 
-        side, _ = sensor_window(m, (x, y, z))
+        side = sensor_window(m, z, m.lateral_magnification * max(abs(x), abs(y)))
         prop = _cached_propagator(m, field_oversampling(m), dtype)
         patch = flfm_patterns(m, prop, [(x, y, z)], side)[0][0]
         _paste(image, patch, ly // 2, lx // 2)

@@ -127,8 +127,7 @@ def propagation_work_bytes(m: Microscope, z_um: float, offset_um: tuple[float, f
         from .flfm import sensor_window
         from .lfpsf import fast_pixels
 
-        side = sensor_window(m, (offset_um[1] / m.lateral_magnification, offset_um[0] / m.lateral_magnification,
-                                 z_um))[0]
+        side = sensor_window(m, z_um, max(abs(float(o)) for o in offset_um))
         n = side * q
         grid = (fast_pixels(side, q) * q) ** 2
         evaluate = n * n * _FIELD + min(n * n, 4_000_000) * _eval_bytes(m)

@@ -40,6 +40,17 @@ def _centroid(img, cy, cx, half):
     return float((sl * yy).sum() / sl.sum()), float((sl * xx).sum() / sl.sum())
 
 
+def _found(rec, m, bead_xy):
+    """(depth, dy, dx in voxels) of the brightest voxel of ``rec`` within ~5 voxels of a bead at
+    (x, y) µm (the axis at voxel 100 of a 201-voxel grid)."""
+    p = m.pixel_object_um
+    iy, ix = 100 + bead_xy[1] / p, 100 + bead_xy[0] / p
+    y0, x0 = int(iy) - 4, int(ix) - 4
+    win = rec[:, y0: y0 + 10, x0: x0 + 10]
+    kz, ky, kx = np.unravel_index(np.argmax(win), win.shape)
+    return float(m.z_um[kz]), y0 + ky - iy, x0 + kx - ix
+
+
 # ----------------------------------------------------------------------------- configuration
 def test_geometry_follows_the_relay():
     m = _flfm()
@@ -323,14 +334,11 @@ def test_operator_is_an_exact_transpose_and_beads_are_recovered():
     img = sum(sensor_pattern(fine, b) for b in truth)
     frame = rng.poisson(img * 2e4).astype(np.float32)
     rec = reconstruct(m, frame, iterations=30, device="cpu", progress=False, psf=psf)
-    p, z = m.pixel_object_um, m.z_um
+    z = m.z_um
     for bx, by, bz in truth:
-        iy, ix = 100 + by / p, 100 + bx / p
-        y0, x0 = int(iy) - 4, int(ix) - 4
-        win = rec[:, y0: y0 + 10, x0: x0 + 10]
-        kz, ky, kx = np.unravel_index(np.argmax(win), win.shape)
-        assert z[kz] == z[np.argmin(np.abs(z - bz))], f"bead at z = {bz} found at {z[kz]}"
-        assert abs(y0 + ky - iy) <= 1.0 and abs(x0 + kx - ix) <= 1.0
+        zf, dy, dx = _found(rec, m, (bx, by))
+        assert zf == z[np.argmin(np.abs(z - bz))], f"bead at z = {bz} found at {zf}"
+        assert abs(dy) <= 1.0 and abs(dx) <= 1.0
 
 
 # ----------------------------------------------------------------------------- field stop
@@ -404,11 +412,7 @@ def test_xlfm_two_focus_array_recovers_beads_in_both_slabs():
     rng = np.random.default_rng(2)
     frame = rng.poisson(3e4 * sum(sensor_pattern(fine, b) for b in truth)).astype(np.float32)
     rec = reconstruct(m, frame, iterations=30, device="cpu", progress=False, psf=psf)
-    p, z = m.pixel_object_um, m.z_um
     for bx, by, bz in truth:
-        iy, ix = 100 + by / p, 100 + bx / p
-        y0, x0 = int(iy) - 4, int(ix) - 4
-        win = rec[:, y0: y0 + 10, x0: x0 + 10]
-        kz, ky, kx = np.unravel_index(np.argmax(win), win.shape)
-        assert abs(z[kz] - bz) <= 4.0, f"bead at z = {bz} found at {z[kz]}"
-        assert abs(y0 + ky - iy) <= 1.0 and abs(x0 + kx - ix) <= 1.0
+        zf, dy, dx = _found(rec, m, (bx, by))
+        assert abs(zf - bz) <= 4.0, f"bead at z = {bz} found at {zf}"
+        assert abs(dy) <= 1.0 and abs(dx) <= 1.0
