@@ -290,7 +290,7 @@ def _auto_upsample(args, m: Microscope) -> int:
         shape = _tiff_shape(p) if p.suffix.lower() in (".tif", ".tiff") and p.is_file() else None
         if shape is None:
             return 1  # _phantom reports the bad or missing file
-        for k in range(1, n // s + 1):
+        for k in range(1, n * m.scan_steps // s + 1):
             want = phantoms.grid_shape(m, k)
             if shape == want or (want[0] == 1 and shape == want[1:]):
                 if k == 1:
@@ -347,8 +347,11 @@ def cmd_simulate(args) -> int:
     frame = simulate(fine, vol, photons_per_voxel=args.photons, noise=not args.no_noise, seed=rng,
                      progress=not args.no_progress)
     px = m.pixel_object_um
-    write_tiff(out, frame, axes="YX", voxel_um=(px, px), overwrite=args.overwrite)
-    print(f"wrote {out}: camera frame {frame.shape} {frame.dtype}, {int(frame.max())} ADU peak "
+    scan = frame.ndim == 3  # a scanning LFM: its K^2 scan frames in acquisition order (optics.scan)
+    write_tiff(out, frame, axes="TYX" if scan else "YX", voxel_um=((None,) if scan else ()) + (px, px),
+               overwrite=args.overwrite)
+    what = f"{frame.shape[0]} scan frames" if scan else "camera frame"
+    print(f"wrote {out}: {what} {frame.shape} {frame.dtype}, {int(frame.max())} ADU peak "
           f"(simulated with --upsample {k})")
     if rest:
         truth = phantoms.bin_volume(vol, k) if k > 1 else vol

@@ -33,6 +33,7 @@ __all__ = [
     "VolumeGrid",
     "Simulation",
     "Aberrations",
+    "Scan",
     "Microscope",
     "ConfigError",
     "load_config",
@@ -44,15 +45,19 @@ __all__ = [
 #: Microscope kinds the model knows: wide-field, the standard LFM (MLA at the native image plane),
 #: the defocused LFM (LFM 2.0: MLA ``mla.offset_um`` behind it, sensor ``mla.sensor_distance_um``
 #: behind the MLA) and the Fourier LFM (FLFM / XLFM: MLA at the pupil relayed by a Fourier lens
-#: ``mla.fourier_lens_focal_um``; regular square or hexagonal arrays or lenslets at ``mla.centres_um``).
-KINDS = ("widefield", "lfm", "lfm-defocused", "flfm")
+#: ``mla.fourier_lens_focal_um``; regular square or hexagonal arrays or lenslets at ``mla.centres_um``)
+#: and the scanning LFM (sLFM: the optics of "lfm", the image stepped across the lenslets in
+#: ``scan.steps`` x ``scan.steps`` positions of d / steps, one camera frame each; ``optics.scan``).
+KINDS = ("widefield", "lfm", "lfm-defocused", "flfm", "slfm")
 #: Kinds whose operator is shift-invariant per depth (one kernel per depth, one voxel per camera pixel).
 SHIFT_INVARIANT_KINDS = ("widefield", "flfm")
-_PLANNED_KINDS = ("slfm",)
+_PLANNED_KINDS: tuple[str, ...] = ()
+#: Kinds whose optics are those of the standard LFM (MLA at the native image plane).
+NATIVE_PLANE_KINDS = ("lfm", "slfm")
 #: Field samples per camera pixel by kind (``simulation.oversampling = 0``).  The Fourier LFM's
 #: lenslets are slow (f/20 and beyond at the pupil: the field's band is ~NA_sub / lambda0), and its
 #: band-limited apertures keep the elemental images within 0.2% (L2) of a 12-sample computation at 2.
-DEFAULT_OVERSAMPLING = {"widefield": 4, "lfm": 4, "lfm-defocused": 4, "flfm": 2}
+DEFAULT_OVERSAMPLING = {"widefield": 4, "lfm": 4, "lfm-defocused": 4, "flfm": 2, "slfm": 4}
 _LIGHT_FIELD_KINDS = ", ".join(repr(k) for k in KINDS if k != "widefield")
 
 #: Largest operator (PSF kernels) we agree to build, in bytes; override with LFMSIM_MAX_OPERATOR_GB.
@@ -317,6 +322,26 @@ class Aberrations:
         return dict(self.zernike_waves)
 
 
+@dataclass(frozen=True)
+class Scan:
+    """The scanning LFM's acquisition (kind "slfm"; Wu et al., Cell 184:3318, 2021; ``optics.scan``).
+
+    ``steps`` = K: the image is stepped across the lenslet array in K x K positions d / K apart (K
+    odd, centred on the unshifted position), one camera frame each.  ``order``: "raster" (row by
+    row) or "ring" (the published system's: the outer ring first, the centre last).
+    """
+
+    steps: int = 3
+    order: str = "raster"
+
+    def __post_init__(self):
+        k = _check_int("scan.steps", self.steps, 1, 15)
+        if k % 2 == 0:
+            raise _err("scan.steps", self.steps, "expected an odd integer (the scan is centred on the unshifted position)")
+        object.__setattr__(self, "steps", k)
+        _check_choice("scan.order", self.order, ("raster", "ring"))
+
+
 #: Keys that act only for some kinds: a value other than the default is refused for the others
 #: (DESIGN.md: every key either acts for the kind or is refused).  Kinds not implemented yet
 #: are listed so the message says where the key belongs.
@@ -327,7 +352,9 @@ KEY_KINDS = {
     "mla.lenslets": ("flfm",),
     "mla.centres_um": ("flfm",),
     "mla.field_stop_um": ("flfm",),
-    "simulation.propagation": ("lfm", "lfm-defocused", "flfm"),
+    "simulation.propagation": ("lfm", "lfm-defocused", "flfm", "slfm"),
+    "scan.steps": ("slfm",),
+    "scan.order": ("slfm",),
 }
 
 _SECTIONS = {
@@ -337,6 +364,7 @@ _SECTIONS = {
     "volume": VolumeGrid,
     "simulation": Simulation,
     "aberrations": Aberrations,
+    "scan": Scan,
 }
 _MICROSCOPE_KEYS = ("kind", "wavelength_um", "name")
 
@@ -364,6 +392,7 @@ class Microscope:
     simulation: Simulation = field(default_factory=Simulation)
     name: str = ""
     aberrations: Aberrations = field(default_factory=Aberrations)
+    scan: Scan = field(default_factory=Scan)
 
     def __post_init__(self):
         if self.kind in _PLANNED_KINDS:
@@ -389,6 +418,10 @@ class Microscope:
         if self.volume.voxels_per_lenslet is None:  # the default follows the kind
             # light field: the pixels per lenslet (a non-integer ratio is refused just below)
             s_default = 1 if self.mla is None or self.kind in SHIFT_INVARIANT_KINDS else max(1, round(self.mla.pitch_um / self.camera.pixel_um))
+            if self.kind == "slfm":  # whole scan steps of voxels: the odd multiple of K nearest Nnum from above
+                k = self.scan.steps
+                mult = -(-s_default // k)
+                s_default = k * (mult + (mult % 2 == 0))
             object.__setattr__(self, "volume", dataclasses.replace(self.volume, voxels_per_lenslet=s_default))
         if self.kind != "flfm":
             from .pupil import is_radial
@@ -427,7 +460,9 @@ class Microscope:
                     "the number of pixels per lenslet must be an odd integer (so each lenslet has a centre pixel)",
                 )
             s = self.volume.voxels_per_lenslet
-            if s > nnum:
+            if self.kind == "slfm":
+                self._check_scan(nnum)
+            elif s > nnum:
                 raise _err("volume.voxels_per_lenslet", s, f"expected 1..{nnum} (the pixels per lenslet)")
             rows, cols = self.camera.shape
             if rows < nnum or cols < nnum:
@@ -440,6 +475,20 @@ class Microscope:
                     f"sub-images will {'overlap' if fnum > matched else 'leave pixels unused'}",
                     stacklevel=3,
                 )
+
+    def _check_scan(self, nnum: int) -> None:
+        """The scanning LFM: K <= Nnum steps, each a whole number of voxels (s a multiple of K), s <= K Nnum."""
+        k, s = self.scan.steps, self.volume.voxels_per_lenslet
+        if k > nnum:
+            raise _err("scan.steps", k, f"expected an odd integer 1..{nnum}: a step of d / K below the pixel "
+                       f"(d / {nnum}) samples nothing new")
+        if s % k or s % 2 == 0 or s > k * nnum:
+            near = sorted((k * j for j in range(1, nnum + 1, 2)), key=lambda v: (abs(v - s), v))[:2]
+            raise _err("volume.voxels_per_lenslet", s,
+                       f"kind 'slfm' steps the image by d / {k}, so each step must be a whole number of voxels: "
+                       f"expected an odd multiple of scan.steps = {k} up to {k * nnum} (nearest: "
+                       f"{' or '.join(map(str, sorted(near)))}; more voxels than the {nnum} pixels per lenslet "
+                       f"are allowed, since the scan samples each lenslet {k} times per view)")
 
     def _check_flfm(self) -> None:
         """Validation of the Fourier LFM (kind "flfm"): pupil relay, array, sampling of the volume."""
@@ -523,6 +572,11 @@ class Microscope:
     @property
     def voxels_per_lenslet(self) -> int:
         return self.volume.voxels_per_lenslet
+
+    @property
+    def scan_steps(self) -> int:
+        """K: scan positions per axis (K^2 camera frames per volume); 1 for the kinds that do not scan."""
+        return self.scan.steps if self.kind == "slfm" else 1
 
     @property
     def mla_offset_um(self) -> float:
@@ -628,6 +682,8 @@ class Microscope:
             if key == "aberrations":  # written only when there are any (older configs keep their hash)
                 if sec.zernike_waves:
                     out[key] = {"zernike_waves": {str(j): c for j, c in sec.zernike_waves}}
+                continue
+            if key == "scan" and self.kind != "slfm":  # the other kinds refuse it (older configs keep their hash)
                 continue
             d = dataclasses.asdict(sec)
             out[key] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
@@ -774,6 +830,11 @@ class Microscope:
                 f"  {self.pixels_per_lenslet} px per lenslet, {self.n_lenslets[0]} x {self.n_lenslets[1]} lenslets, pupil radius {self.pupil_radius_um:.4g} um",
                 f"  object-space lenslet pitch {self.lenslet_pitch_object_um:.4g} um, voxel {self.voxel_um:.4g} um ({self.voxels_per_lenslet} per lenslet)",
             ]
+            if self.kind == "slfm":
+                k = self.scan.steps
+                lines.append(f"  scan: {k} x {k} positions ({self.scan.order} order), steps of d / {k} = "
+                             f"{self.lenslet_pitch_object_um / k:.4g} um in the sample ({self.voxels_per_lenslet // k} voxel{'s' if self.voxels_per_lenslet > k else ''}); "
+                             f"{k * k} camera frames per volume")
             if self.kind == "lfm-defocused":
                 a, b = self.mla_offset_um, self.mla_to_sensor_um
                 from .theory import lfm2_conjugate_shift_um

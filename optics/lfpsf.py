@@ -858,9 +858,9 @@ def compute_psf(
     """
     if not isinstance(m, Microscope):
         raise TypeError(f"m = {type(m).__name__} is invalid; expected an optics.Microscope")
-    if m.kind not in ("lfm", "lfm-defocused", "widefield", "flfm"):
+    if m.kind not in ("lfm", "lfm-defocused", "widefield", "flfm", "slfm"):
         raise ConfigError(f"microscope.kind = {m.kind!r} is not supported by compute_psf; accepted: 'lfm', "
-                          "'lfm-defocused', 'flfm', 'widefield'")
+                          "'lfm-defocused', 'flfm', 'slfm', 'widefield'")
     m.check_operator_fits()
     path = cache_path(m)
     if cache and not overwrite_cache and path.is_file():

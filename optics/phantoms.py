@@ -105,11 +105,12 @@ def fine_microscope(m: Microscope, upsample: int) -> Microscope:
     """``m`` with ``upsample`` times more voxels per lenslet: the grid of ``upsample=k`` phantoms."""
     k = _check_upsample(upsample)
     s = _check_microscope(m).voxels_per_lenslet * k
-    if s > m.pixels_per_lenslet:
+    most = m.pixels_per_lenslet * m.scan_steps  # a scanning LFM samples each lenslet K times per view
+    if s > most:
         raise ValueError(
             f"upsample = {k} is invalid: {m.voxels_per_lenslet} x {k} = {s} voxels per lenslet exceeds "
-            f"the {m.pixels_per_lenslet} pixels per lenslet; expected upsample <= "
-            f"{m.pixels_per_lenslet // m.voxels_per_lenslet}"
+            f"the {most} {'pixels per lenslet' if m.scan_steps == 1 else 'pixels per lenslet x scan.steps'}; "
+            f"expected upsample <= {most // m.voxels_per_lenslet}"
         )
     return m if k == 1 else m.replace(volume={"voxels_per_lenslet": s})
 

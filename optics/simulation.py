@@ -6,6 +6,8 @@ lenslet-grid evaluation ``optics.forward.forward_project_lenslet``; ``method="re
 the reference ``forward_project``, identical to round-off), scaling to photons, and the sensor model
 (``optics.camera.apply_camera``, EMVA 1288).  Point sources off any grid: ``point_photon_image``
 sums their exact sensor patterns (``optics.lfpsf.sensor_pattern``), with no volume grid at all.
+A scanning LFM (kind "slfm") gives one frame per scan position, (K^2, Y, X) in acquisition order:
+frame i is the LFM frame of the sample translated by ``optics.scan.scan_shifts_um(m)[i]``.
 
 Photometric convention
 ----------------------
@@ -29,6 +31,7 @@ from .camera import apply_camera, digitize, expected_adu
 from .config import Microscope
 from .forward import forward_project, forward_project_lenslet
 from .psfdata import LightFieldPSF
+from .scan import scan_shifts_um, scan_shifts_voxels, shift_volume
 
 __all__ = ["simulate", "photon_image", "point_photon_image", "check_volume", "METHODS"]
 
@@ -96,7 +99,8 @@ def photon_image(
     progress: bool = True,
     method: str = "auto",
 ) -> np.ndarray:
-    """Mean photons per camera pixel (float64, ``m.image_shape``), before the camera.
+    """Mean photons per camera pixel (float64, ``m.image_shape``; (K^2, *m.image_shape) for "slfm"),
+    before the camera.
 
     ``photons_per_voxel * H volume``, with FFT round-off below zero clipped to 0; H is evaluated by
     ``method`` (``METHODS``: "auto" and "lenslet" use ``forward_project_lenslet``, "reference" the
@@ -108,7 +112,11 @@ def photon_image(
     ppv = _check_photons(photons_per_voxel)
     psf = _get_psf(m, psf, progress)
     project = forward_project if method == "reference" else forward_project_lenslet
-    image = project(psf, volume, progress=progress).astype(np.float64)
+    if m.kind == "slfm":  # one frame per scan position: the sample shifted by whole voxels
+        image = np.stack([project(psf, shift_volume(volume, dy, dx), progress=progress)
+                          for dy, dx in scan_shifts_voxels(m)]).astype(np.float64)
+    else:
+        image = project(psf, volume, progress=progress).astype(np.float64)
     np.maximum(image, 0.0, out=image)
     return image * ppv
 
@@ -120,7 +128,8 @@ def point_photon_image(m: Microscope, points_um, *, photons_per_point: float = 1
     ``photons_per_point * sum_i sensor_pattern(m, p_i)``: each point's exact pattern, so nothing is
     tied to the volume grid (the per-bead fast path for sparse scenes; the photometric convention
     is that of the module: photons sent into the objective's aperture).  ``window_lenslets`` is
-    passed to ``optics.lfpsf.sensor_pattern``.
+    passed to ``optics.lfpsf.sensor_pattern``.  For "slfm", (K^2, Y, X): each point translated by
+    each scan position's ``optics.scan.scan_shifts_um``.
     """
     from .lfpsf import sensor_pattern
 
@@ -130,10 +139,15 @@ def point_photon_image(m: Microscope, points_um, *, photons_per_point: float = 1
     if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] == 0 or not np.all(np.isfinite(pts)):
         raise ValueError(f"points_um has shape {pts.shape}; expected finite (n, 3) positions (x, y, z) in µm, n >= 1")
     ppp = _check_photons(photons_per_point)
-    image = np.zeros(m.image_shape, dtype=np.float64)
-    for p in pts:
-        image += sensor_pattern(m, tuple(p), window_lenslets=window_lenslets)
-    return image * ppp
+    # "slfm": each scan position sees the points translated by its shift (y, x); the points are (x, y, z)
+    shifts = [(0.0, 0.0)] if m.kind != "slfm" else scan_shifts_um(m)
+    frames = np.zeros((len(shifts), *m.image_shape), dtype=np.float64)
+    for frame, (dy, dx) in zip(frames, shifts):
+        for p in pts:
+            frame += sensor_pattern(m, (p[0] + dx, p[1] + dy, p[2]), window_lenslets=window_lenslets)
+    frames *= ppp
+    return frames if m.kind == "slfm" else frames[0]
+
 
 
 def simulate(
@@ -168,7 +182,7 @@ def simulate(
 
     Returns
     -------
-    ndarray, ``m.image_shape`` (y, x)
+    ndarray, ``m.image_shape`` (y, x); (K^2, y, x) for "slfm", one frame per scan position
         Digital numbers, uint16 (uint32 for camera bit depths above 16).
 
     Examples

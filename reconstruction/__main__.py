@@ -28,7 +28,9 @@ Input units: integer TIFFs are raw camera frames (camera.offset_adu is subtracte
 divided by gain x QE, giving photons); float TIFFs are taken as linear and must be >= 0.
 Override with --raw / --linear.  A full-sensor frame (camera.shape) is centre-cropped to the
 whole-lenslet image.  A (t, Y, X) stack gives a (t, z, y, x) volume; --frame refuses stacks and
---stack refuses single frames.
+--stack refuses single frames.  A scanning LFM (kind "slfm") takes its K^2 scan frames as one
+(K^2, Y, X) stack in acquisition order (as python -m optics simulate writes it), reconstructed
+jointly into one volume; a (t, K^2, Y, X) stack gives (t, z, y, x).
 
 Operator: computed from CONFIG (cached on disk by its hash in $LFMSIM_CACHE_DIR), or read from
 --psf OP.npz, as written by: python -m optics psf CONFIG --out psf.tif --operator-out OP.npz
@@ -39,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m reconstruction", description=DESCRIPTION,
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", metavar="CONFIG", help="microscope config (.toml/.json) or preset name")
-    p.add_argument("frame", metavar="FRAME", help="light-field frame (Y, X) or stack (t, Y, X), TIFF")
+    p.add_argument("frame", metavar="FRAME", help="light-field frame (Y, X) or stack (t, Y, X), TIFF; "
+                   "for kind 'slfm' the (K^2, Y, X) scan frames or (t, K^2, Y, X)")
     p.add_argument("--out", required=True, metavar="VOLUME.tif",
                    help="output volume TIFF (ZYX, or TZYX for a stack)")
     p.add_argument("--iterations", type=int, default=8, metavar="N", help="Richardson-Lucy iterations (default 8)")

@@ -8,7 +8,9 @@ chosen device and runs Richardson-Lucy (``reconstruction.deconvolution``).
 Input conventions (decided here, used by ``python -m reconstruction``):
 
 * Shape.  A frame must have ``m.image_shape`` (whole lenslets), a time series
-  ``(t, *m.image_shape)``.  A full-sensor frame (``m.camera.shape``, larger than the image when the
+  ``(t, *m.image_shape)``; for a scanning LFM ("slfm") a frame is the (K^2, *m.image_shape) stack
+  of its scan frames in acquisition order (``optics.scan``), reconstructed jointly
+  (``reconstruction.scanned``).  A full-sensor frame (``m.camera.shape``, larger than the image when the
   sensor is not a whole number of lenslets) is centre-cropped to ``m.image_shape``: the optical
   axis passes through the middle lenslet (``optics.config.Microscope``).  Anything else is an error.
 * Units.  RL needs a linear, offset-free, non-negative image.  ``raw=True`` treats the input as
@@ -36,6 +38,7 @@ from . import backend
 from .checks import clip_roundoff_negatives
 from .deconvolution import richardson_lucy
 from .operator import LightFieldOperator
+from .scanned import as_scanned
 
 __all__ = ["reconstruct", "load_microscope", "validate_image"]
 
@@ -66,8 +69,9 @@ def validate_image(m, image, *, raw: bool | None = None, expect: str = "any") ->
     Parameters
     ----------
     m : Microscope
-    image : array_like, (Y, X) or (t, Y, X)
-        ``m.image_shape``, ``m.camera.shape`` (centre-cropped) or a stack of either.
+    image : array_like, (Y, X) or (t, Y, X); (K^2, Y, X) or (t, K^2, Y, X) for "slfm"
+        ``m.image_shape``, ``m.camera.shape`` (centre-cropped) or a stack of either; a scanning
+        LFM's frame is its K^2 scan frames in acquisition order (``optics.scan``).
     raw : bool or None
         Camera ADU (True), linear values (False), or decide by dtype (None: integers are raw).
     expect : {"any", "frame", "stack"}
@@ -75,7 +79,7 @@ def validate_image(m, image, *, raw: bool | None = None, expect: str = "any") ->
 
     Returns
     -------
-    image : ndarray of float32, ``m.image_shape`` or (t, *m.image_shape)
+    image : ndarray of float32, ``m.image_shape`` or (t, *m.image_shape) ((K^2, ...) for "slfm")
     is_stack : bool
     """
     if expect not in ("any", "frame", "stack"):
@@ -85,10 +89,14 @@ def validate_image(m, image, *, raw: bool | None = None, expect: str = "any") ->
         raise ValueError(f"image has dtype {arr.dtype}; expected a real (integer or float) array")
     want = tuple(m.image_shape)
     sensor = tuple(m.camera.shape)
-    accepted = f"{want} (the image of whole lenslets), {sensor} (the full sensor, centre-cropped) or (t, ...) of either"
-    if arr.ndim not in (2, 3):
+    k2 = m.scan_steps ** 2
+    scan = (k2,) if m.kind == "slfm" else ()  # a scanning LFM's frame is its K^2 scan frames
+    what = f"({k2}, Y, X) scan frames of" if scan else "a frame of"
+    accepted = (f"{what} {want} (the image of whole lenslets) or {sensor} (the full sensor, centre-cropped), "
+                f"or (t, ...) of either")
+    if arr.ndim not in (2 + len(scan), 3 + len(scan)) or (scan and arr.shape[-3] != k2):
         raise ValueError(f"image has shape {arr.shape}; expected {accepted}")
-    is_stack = arr.ndim == 3
+    is_stack = arr.ndim == 3 + len(scan)
     frame_shape = arr.shape[-2:]
     if frame_shape == sensor and sensor != want:
         oy, ox = (sensor[0] - want[0]) // 2, (sensor[1] - want[1]) // 2
@@ -96,11 +104,12 @@ def validate_image(m, image, *, raw: bool | None = None, expect: str = "any") ->
         arr = arr[..., oy: oy + want[0], ox: ox + want[1]]
     elif frame_shape != want:
         raise ValueError(f"image has shape {arr.shape}; expected {accepted}")
+    one = (*scan, *want)
     if is_stack and expect == "frame":
         raise ValueError(f"image has shape {arr.shape}, a stack of {arr.shape[0]} frames, but a single frame "
-                         f"{want} was expected (pass a stack on purpose with --stack / expect='stack')")
+                         f"{one} was expected (pass a stack on purpose with --stack / expect='stack')")
     if not is_stack and expect == "stack":
-        raise ValueError(f"image has shape {arr.shape}, a single frame, but a stack (t, *{want}) was expected")
+        raise ValueError(f"image has shape {arr.shape}, a single frame, but a stack (t, *{one}) was expected")
     if is_stack and arr.shape[0] < 1:
         raise ValueError(f"image has shape {arr.shape}: an empty stack")
     if raw is None:
@@ -185,7 +194,7 @@ def reconstruct(
         psf = compute_psf(m, progress=progress)
     elif psf.microscope.hash != m.hash:
         raise ValueError(f"psf belongs to another microscope (hash {psf.microscope.hash}, expected {m.hash})")
-    op = LightFieldOperator(psf, dev, np.float32, progress=progress)
+    op = as_scanned(LightFieldOperator(psf, dev, np.float32, progress=progress), m)
     del psf
     if filter in (None, "none"):  # a Fourier LFM's field stop: the volume outside it stays empty
         from .filters import FieldMask
@@ -196,7 +205,9 @@ def reconstruct(
         return richardson_lucy(y, op, iterations, checkpoint=checkpoint, **kwargs)
     t = y.shape[0]
     if frames_per_batch is None:
-        frames_per_batch = max(1, int(4 * 2**30 // (6 * 4 * int(np.prod(m.volume_shape)))))
+        # about 6 volumes per frame, and 2 per scan position for a scanning LFM's shifted copies
+        per_frame = 6 + (2 * m.scan_steps**2 if m.kind == "slfm" else 0)
+        frames_per_batch = max(1, int(4 * 2**30 // (per_frame * 4 * int(np.prod(m.volume_shape)))))
     if frames_per_batch >= t:
         return richardson_lucy(y, op, iterations, checkpoint=checkpoint, **kwargs)
     out = np.empty((t, *m.volume_shape), dtype=np.float32)

@@ -98,13 +98,14 @@ def richardson_lucy(
     Parameters
     ----------
     image : array, (Y, X) or (t, Y, X)
-        Non-negative, finite image(s) on ``operator.image_shape`` (photo-electrons or any linear
+        Non-negative, finite image(s) on ``operator.image_shape`` ((K^2, Y, X) scan frames for a
+        ``ScannedOperator``) (photo-electrons or any linear
         unit).  Round-off-sized negatives (>= -1e-5 max|frame|, e.g. of ``operator.forward``) are
         clipped to 0 (``reconstruction.checks.clip_roundoff_negatives``); larger ones are an
         error.  A NumPy array with a GPU operator is copied to the device once and the result is
         copied back; a CuPy array stays on the device.
-    operator : LightFieldOperator
-        H and Hᵀ (``reconstruction.operator``).
+    operator : LightFieldOperator or ScannedOperator
+        H and Hᵀ (``reconstruction.operator``, ``reconstruction.scanned``).
     iterations : int
         Total number of RL iterations (>= 0; a resumed run counts the ones already done).
     x0 : array, (nz, Y', X') or (t, nz, Y', X'), optional
@@ -148,9 +149,10 @@ def richardson_lucy(
     if backend.xp_of(image) is not xp and not on_host:
         raise TypeError(f"image is a CuPy array but the operator lives on {op.device!r}")
     shape = tuple(image.shape)
+    nd = len(op.image_shape)  # 2, or 3 for a scanning LFM's (K^2, Y, X) frames
     if shape == op.image_shape:
         batched = False
-    elif len(shape) == 3 and shape[1:] == op.image_shape:
+    elif len(shape) == nd + 1 and shape[1:] == op.image_shape:
         batched = True
     else:
         raise ValueError(
@@ -162,7 +164,7 @@ def richardson_lucy(
     # round-off negatives (e.g. of op.forward's FFTs) are clipped to 0; real negatives are refused
     y = clip_roundoff_negatives(y, hint="RL needs non-negative data: subtract the camera offset and clip first")
     vol_shape = ((shape[0],) if batched else ()) + op.volume_shape
-    img_axes = (-2, -1)
+    img_axes = tuple(range(-nd, 0))
 
     flt = _resolve_filter(filter, op)
     ht1 = op.ones_adjoint()

@@ -122,3 +122,21 @@ def test_psf_from_another_model_version_warns(tmp_path, monkeypatch, capsys):
     loaded = load_operator(str(path), m)
     assert loaded.meta["model_version"] == "1-000000000000" != pd.model_version()
     assert "computed by PSF model 1-000000000000" in capsys.readouterr().err
+
+
+def test_scanning_lfm_simulate_then_reconstruct(tmp_path, monkeypatch, capsys):
+    """kind "slfm": ``python -m optics simulate`` writes the (K^2, Y, X) scan frames (TYX) and
+    ``python -m reconstruction`` turns them into one (z, y, x) volume."""
+    from optics.__main__ import main as optics_main
+
+    monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    m = optics.presets.get("lfm-20x-0.5w", kind="slfm", scan={"steps": 3, "order": "ring"}, **SMALL)
+    cfg = tmp_path / "s.toml"
+    optics.save_config(m, cfg)
+    frames, vol = tmp_path / "frames.tif", tmp_path / "vol.tif"
+    assert optics_main(["simulate", str(cfg), "--phantom", "beads", "--count", "3", "--photons", "20000",
+                        "--upsample", "1", "--seed", "1", "--out", str(frames), "--no-progress"]) == 0
+    assert "9 scan frames (9, 45, 45)" in capsys.readouterr().out
+    assert read_tiff(frames).shape == (9, 45, 45)
+    assert main([str(cfg), str(frames), "--out", str(vol), "--iterations", "2", "--no-progress"]) == 0
+    assert read_tiff(vol).shape == m.volume_shape
