@@ -293,11 +293,31 @@ class Simulation:
 
 @dataclass(frozen=True)
 class Aberrations:
-    """Aberrations of the objective's pupil (``optics.pupil``): ``zernike_waves`` = {Noll index: waves
-    rms}.  Every kind takes radially symmetric terms (Noll 4, 11, 22, ...); the Fourier LFM takes any.
-    Stored as sorted (index, waves) pairs."""
+    """Aberrations of the objective's pupil (``optics.pupil``).
+
+    ``zernike_waves`` = {Noll index: waves rms}: every kind takes radially symmetric terms (Noll 4,
+    11, 22, ...); the Fourier LFM takes any.  Stored as sorted (index, waves) pairs.
+
+    Gibson-Lanni index mismatch (Gibson & Lanni 1991; conventions in ``optics.pupil``), every kind:
+
+    * ``sample_index``: refractive index n_s of the sample; "none" (default) = the immersion index,
+      no mismatch.
+    * ``focus_depth_um``: depth (µm) below the sample surface at which the design (matched) focus
+      would lie, i.e. the stage setting; the source at z lies at depth focus_depth_um + z (>= 0).
+      Default 0: the nominal focal plane on the surface.  Acts only with ``sample_index``.
+    * ``coverslip_index``, ``coverslip_um``: the coverslip in use (index, thickness µm); default
+      "none" = no coverslip term (a water-dipping objective has none).  Both are needed together.
+    * ``coverslip_design_index``, ``coverslip_design_um``: the coverslip the objective is corrected
+      for; default "none" = the same as in use.  Some value must differ from the one in use.
+    """
 
     zernike_waves: Any = ()
+    sample_index: Any = "none"
+    focus_depth_um: float = 0.0
+    coverslip_index: Any = "none"
+    coverslip_um: Any = "none"
+    coverslip_design_index: Any = "none"
+    coverslip_design_um: Any = "none"
 
     def __post_init__(self):
         z = self.zernike_waves
@@ -315,11 +335,86 @@ class Aberrations:
                 raise _err("aberrations.zernike_waves", z, f"the key {key!r} is not a Noll index (an integer >= 1)")
             out[j] = _check_number(f"aberrations.zernike_waves[{j}]", val, positive=False)
         object.__setattr__(self, "zernike_waves", tuple(sorted((j, c) for j, c in out.items() if c != 0)))
+        for name in ("sample_index", "coverslip_index", "coverslip_design_index"):
+            object.__setattr__(self, name, _optional_index(f"aberrations.{name}", getattr(self, name)))
+        for name in ("coverslip_um", "coverslip_design_um"):
+            v = getattr(self, name)
+            if not _is_none(v):
+                v = _check_number(f"aberrations.{name}", v, allow_zero=True)
+            object.__setattr__(self, name, "none" if _is_none(v) else v)
+        object.__setattr__(self, "focus_depth_um",
+                           _check_number("aberrations.focus_depth_um", self.focus_depth_um, allow_zero=True))
+        self._check_coverslip()
+
+    def _check_coverslip(self) -> None:
+        given = [k for k in _COVERSLIP_KEYS if getattr(self, k) != "none"]
+        if not given:
+            return
+        for k in ("coverslip_um", "coverslip_index"):
+            if getattr(self, k) == "none":
+                raise _err(f"aberrations.{k}", "none", f"aberrations.{given[0]} = {getattr(self, given[0])!r} "
+                           "needs the coverslip in use: give coverslip_um (µm, 0 if there is none) and "
+                           "coverslip_index (e.g. 1.515)")
+        if self.coverslip[:2] == self.coverslip[2:]:
+            raise _err(f"aberrations.{given[0]}", getattr(self, given[0]),
+                       "the coverslip equals its design (coverslip_design_um / coverslip_design_index, default "
+                       "the coverslip's own), so the coverslip keys do nothing: give the design values where "
+                       "they differ, or remove the coverslip keys")
 
     @property
     def coefficients(self) -> dict[int, float]:
         """{Noll index: waves rms} of the non-zero terms."""
         return dict(self.zernike_waves)
+
+    @property
+    def coverslip(self) -> tuple[float, float, float, float] | None:
+        """(n_g, t_g, n_g0, t_g0): the coverslip in use and its design (µm), or None without coverslip keys."""
+        if self.coverslip_um == "none" or self.coverslip_index == "none":
+            return None
+        n_g, t_g = self.coverslip_index, self.coverslip_um
+        n_g0 = n_g if self.coverslip_design_index == "none" else self.coverslip_design_index
+        t_g0 = t_g if self.coverslip_design_um == "none" else self.coverslip_design_um
+        return n_g, t_g, n_g0, t_g0
+
+    @property
+    def gibson_lanni(self) -> bool:
+        """Whether a Gibson-Lanni term is present (a sample index or a coverslip other than the design)."""
+        return self.sample_index != "none" or self.coverslip is not None
+
+    @property
+    def active(self) -> bool:
+        """Whether the pupil has any aberration (then U(r, -z) != conj U(r, z))."""
+        return bool(self.zernike_waves) or self.gibson_lanni
+
+    def to_dict(self) -> dict:
+        """The keys that differ from their defaults (an empty section is not written)."""
+        out: dict[str, Any] = {}
+        if self.zernike_waves:
+            out["zernike_waves"] = {str(j): c for j, c in self.zernike_waves}
+        default = Aberrations()
+        for f in dataclasses.fields(self):
+            if f.name != "zernike_waves" and getattr(self, f.name) != getattr(default, f.name):
+                out[f.name] = getattr(self, f.name)
+        return out
+
+
+_COVERSLIP_KEYS = ("coverslip_index", "coverslip_um", "coverslip_design_index", "coverslip_design_um")
+
+
+def _is_none(v: Any) -> bool:
+    return isinstance(v, str) and v.strip().lower() == "none"
+
+
+def _optional_index(key: str, v: Any) -> Any:
+    """"none" or a refractive index 1.0 <= n <= 2.0."""
+    if _is_none(v):
+        return "none"
+    if isinstance(v, str):
+        raise _err(key, v, 'expected a refractive index 1.0 <= n <= 2.0 or "none"')
+    n = _check_number(key, v)
+    if not 1.0 <= n <= 2.0:
+        raise _err(key, v, 'expected a refractive index 1.0 <= n <= 2.0 or "none"')
+    return n
 
 
 @dataclass(frozen=True)
@@ -408,6 +503,7 @@ class Microscope:
             if not isinstance(getattr(self, key), (cls, type(None))):
                 raise _err(key, getattr(self, key), f"expected a {cls.__name__}")
         self._check_keys_act()
+        self._check_gibson_lanni()
         if self.mla is not None and self.kind != "widefield" and self.mla.aperture == "":
             # the kind's default aperture: circular lenslets for the Fourier LFM, square otherwise
             aperture = "circle" if self.kind == "flfm" else "square"
@@ -516,6 +612,33 @@ class Microscope:
             raise _err("simulation.vectorial", True,
                        "kind 'flfm' uses the scalar pupil field (each lenslet is a low-NA sub-aperture, where "
                        "the polarisation terms of Richards-Wolf do not change the elemental images); use false")
+
+    def _check_gibson_lanni(self) -> None:
+        """Validation of the Gibson-Lanni keys of [aberrations] against the objective and the volume."""
+        ab, o = self.aberrations, self.objective
+        if ab.sample_index == o.immersion_index:  # no mismatch: the default (same kernels, same hash)
+            ab = dataclasses.replace(ab, sample_index="none")
+            object.__setattr__(self, "aberrations", ab)
+        if ab.focus_depth_um != 0 and ab.sample_index == "none":
+            raise _err("aberrations.focus_depth_um", ab.focus_depth_um,
+                       "it acts only with aberrations.sample_index other than objective.immersion_index "
+                       f"({o.immersion_index:g}): the source's depth in the sample matters only there; remove it")
+        for key in ("sample_index", "coverslip_index", "coverslip_design_index"):
+            n = getattr(ab, key)
+            if n != "none" and n <= o.na and (key == "sample_index" or ab.coverslip is not None):
+                raise _err(f"aberrations.{key}", n,
+                           f"it must exceed objective.na = {o.na:g}: rays beyond NA = n are supercritical (total "
+                           "internal reflection), their light the evanescent near field, which this scalar "
+                           "Gibson-Lanni model does not carry")
+        if ab.sample_index != "none":
+            z_min = float(np.min(self.volume.z_um))
+            if ab.focus_depth_um + z_min < -1e-9:
+                raise _err("volume.z_min_um", self.volume.z_min_um,
+                           f"with aberrations.sample_index the source at z lies at depth aberrations.focus_depth_um"
+                           f" + z = {ab.focus_depth_um:g} + z below the sample surface, which must be >= 0: the "
+                           f"volume reaches {-(ab.focus_depth_um + z_min):.4g} µm above the surface; raise "
+                           f"aberrations.focus_depth_um to at least {-z_min:g} or volume.z_min_um to at least "
+                           f"{0.0 - ab.focus_depth_um:g}")
 
     def _check_keys_act(self) -> None:
         """Refuse keys that do nothing for this kind (set to a value other than their default)."""
@@ -679,9 +802,9 @@ class Microscope:
             sec = getattr(self, key)
             if sec is None:
                 continue
-            if key == "aberrations":  # written only when there are any (older configs keep their hash)
-                if sec.zernike_waves:
-                    out[key] = {"zernike_waves": {str(j): c for j, c in sec.zernike_waves}}
+            if key == "aberrations":  # non-default keys only (older configs keep their hash)
+                if sec.to_dict():
+                    out[key] = sec.to_dict()
                 continue
             if key == "scan" and self.kind != "slfm":  # the other kinds refuse it (older configs keep their hash)
                 continue

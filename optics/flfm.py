@@ -5,13 +5,15 @@ objective (f_obj = f1 / M) -> tube lens f1 -> native image plane -> Fourier lens
 at f2's back focal plane, conjugate to the objective's pupil -> sensor b behind it (b = f_ml).  The
 field of a point source at (x, y, z) at the array is the Debye pupil field, analytic:
 
-    E(u) = circ(|u| <= NA F) P(theta) / cos(theta) exp(i k0 u.x / F) exp(i k z cos theta),
+    E(u) = circ(|u| <= NA F) P(theta) / cos(theta) exp(i k0 u.x / F) exp(i k z cos theta) exp(2 pi i W),
 
 F = f_obj f2 / f1, n sin(theta) = |u| / F, P the apodization of ``optics.debye`` (sqrt(cos) by
 default, so |E|^2 ~ 1/cos: equal power per solid angle).  It is the Fourier transform, through the
 Fourier lens, of ``optics.debye``'s field at the native image plane: a plane-wave component
 k sin(theta) of the object side arrives at u = n sin(theta) F (the sine condition), and the Jacobian
-of u -> theta turns P into P / cos.  The z phase is the Debye one (z > 0 away from the objective).
+of u -> theta turns P into P / cos.  The z phase is the Debye one (z > 0 away from the objective);
+W is the pupil phase of ``[aberrations]`` (``optics.pupil``: Zernike terms at rho = |u| / (NA F) and
+the Gibson-Lanni term of the source's depth).
 
 Lateral axes are image-oriented as in every lfmsim kind: they are the sensor's axes, in which each
 elemental image moves by +M_T (dx, dy) with the source (the relay inverts the native image once
@@ -104,6 +106,10 @@ def _radial_part(m: Microscope, uy: np.ndarray, ux: np.ndarray, z: float, dx: fl
         from .pupil import phase_waves
 
         phase = phase + 2 * math.pi * phase_waves(coeffs, np.minimum(rho / (na * f), 1.0), np.arctan2(uy, ux))
+    if m.aberrations.gibson_lanni:  # index mismatch at the source's depth, optics.pupil
+        from .pupil import gibson_lanni_waves
+
+        phase = phase + 2 * math.pi * gibson_lanni_waves(m, np.minimum(rho / (na * f), 1.0), z)
     return ((amp * a) * np.exp(1j * phase)).astype(dtype)
 
 

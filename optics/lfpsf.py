@@ -78,21 +78,27 @@ def nip_power(m: Microscope) -> float:
                              m.simulation.vectorial)
 
 
-def _aberration_at(m: Microscope, theta: np.ndarray) -> np.ndarray | None:
+def _aberration_at(m: Microscope, theta: np.ndarray, z_um: float) -> np.ndarray | None:
     """The radially symmetric pupil phase (waves) of ``m.aberrations`` at Debye nodes theta
-    (rho = sin(theta) / sin(alpha), ``optics.pupil``), or None without aberrations."""
-    coeffs = m.aberrations.coefficients
-    if not coeffs:
+    (rho = sin(theta) / sin(alpha), ``optics.pupil``) for a source at ``z_um``: the Zernike terms
+    plus the Gibson-Lanni term (which depends on the source's depth), or None without aberrations."""
+    ab = m.aberrations
+    if not ab.active:
         return None
-    from .pupil import phase_waves
+    from .pupil import gibson_lanni_waves, phase_waves
 
-    return phase_waves(coeffs, np.sin(theta) / math.sin(m.objective.half_angle))
+    rho = np.sin(theta) / math.sin(m.objective.half_angle)
+    out = phase_waves(ab.coefficients, rho) if ab.coefficients else None
+    if ab.gibson_lanni:
+        gl = gibson_lanni_waves(m, rho, z_um)
+        out = gl if out is None else out + gl
+    return out
 
 
 def table_depth(m: Microscope, z_um: float) -> tuple[float, bool]:
     """(depth of the radial table, conjugate it?) for a source at ``z_um``.  Without aberrations
     U(r, -z) = conj U(r, z), so one table of |z| serves both signs; a pupil phase breaks that."""
-    if m.aberrations.coefficients:
+    if m.aberrations.active:
         return float(z_um), False
     return abs(float(z_um)), float(z_um) < 0
 
@@ -106,6 +112,7 @@ class _RadialTable:
     """
 
     def __init__(self, m: Microscope, z_abs: float, r_max_obj: float, count: int | None = None):
+        # z_abs: the table's depth, |z| or, with aberrations, the signed z (``table_depth``)
         h, r_max, need = self.grid(m, z_abs, r_max_obj)
         # more nodes than needed change nothing (8 per phase cycle is converged to round-off), so
         # depths that pass the largest count and radius share one set of Bessel matrices
@@ -114,7 +121,7 @@ class _RadialTable:
         k = m.wavenumber
         r, theta, w, mats = debye.bessel_matrices(r_max, h, k, m.objective.half_angle, count, self.vectorial)
         wts = debye.integrand_weights(theta, w, k, z_abs, m.simulation.apodization, self.vectorial,
-                                      _aberration_at(m, theta))
+                                      _aberration_at(m, theta, z_abs))
         # real matrix times complex weights as one real product (no complex copy of the matrix)
         cols = [mat @ np.stack([wt.real, wt.imag], axis=1) for mat, wt in zip(mats, wts)]
         self.splines = [CubicSpline(r, col[:, 0] + 1j * col[:, 1]) for col in cols]
@@ -123,11 +130,14 @@ class _RadialTable:
     @staticmethod
     def grid(m: Microscope, z_abs: float, r_max_obj: float) -> tuple[float, float, int]:
         """(radius step h, table radius, Gauss-Legendre nodes the depth needs) of a table out to
-        ``r_max_obj``: the radius is rounded up to 64 steps (few distinct grids -> cache hits)."""
+        ``r_max_obj``: the radius is rounded up to 64 steps (few distinct grids -> cache hits).  A
+        Gibson-Lanni term counts as the defocus of as many phase cycles (``pupil.equivalent_defocus_um``)."""
+        from .pupil import equivalent_defocus_um
+
         lam, na, n = m.wavelength_um, m.objective.na, m.objective.immersion_index
         h = _TABLE_STEP * lam / na
         r_max = math.ceil(r_max_obj / (64 * h)) * 64 * h
-        return h, r_max, debye.quadrature_nodes(abs(float(z_abs)), r_max + 4 * h, lam, na, n)
+        return h, r_max, debye.quadrature_nodes(equivalent_defocus_um(m, z_abs)[0], r_max + 4 * h, lam, na, n)
 
     @classmethod
     def plan(cls, m: Microscope, z_values, r_max_obj: float) -> int:
@@ -196,8 +206,9 @@ def field_oversampling(m: Microscope) -> int:
     lam, na, mag = m.wavelength_um, m.objective.na, m.objective.magnification
     if m.kind == "flfm":
         from .flfm import oversampling_need
+        from .pupil import equivalent_defocus_um
 
-        z_far = float(np.max(np.abs(m.z_um)))
+        z_far = max(equivalent_defocus_um(m, z)[1] for z in m.z_um)  # |z| without Gibson-Lanni
         dx_max = oversampling_need(m, z_far)
         p = m.camera.pixel_um
     elif m.mla is None:
@@ -773,7 +784,7 @@ def _lfm_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray], np.nd
             discarded[iz, a, b] = lost[index[ph]]
         kernels.append(kz)
         # the table of |z| is needed again only for the mirrored depth
-        if m.aberrations.coefficients or (-z) not in z_all[iz + 1 :]:
+        if m.aberrations.active or (-z) not in z_all[iz + 1 :]:
             tables.pop(key, None)
     meta = {"oversampling": q, "crop_tolerance": CROP_TOLERANCE, "guard_lenslets": GUARD_LENSLETS,
             "pixel_nodes": len(prop.nodes[0]),

@@ -19,6 +19,9 @@ any work (``Microscope.estimate_operator_bytes``, ``optics.memory``) and the com
   elemental image: the lenslets' extent (scaled by b / f for lenslets focused elsewhere), each spot's
   geometric blur (d/2)|1 - b (1/f + z / (n F^2))|, the disparity M_T |z| tan(alpha), half a pitch and
   FLFM_GUARD_PITCHES of guard; the kernel is then cropped to its energy like the others.
+* Gibson-Lanni index mismatch: every rule takes, instead of |z|, the depth of a matched source whose
+  rays spread as far at the focal plane (``optics.pupil.equivalent_defocus_um``); the loss of every
+  kernel is still measured.
 """
 
 from __future__ import annotations
@@ -55,12 +58,22 @@ FLFM_GUARD_PITCHES = 0.5
 
 
 
+def _ray_depth_um(m, z_um: float) -> float:
+    """|z|, or with a Gibson-Lanni term the |z| of a matched source whose rays spread as far
+    (``optics.pupil.equivalent_defocus_um``): the depth the windows are sized for."""
+    if not m.aberrations.gibson_lanni:
+        return abs(z_um)
+    from .pupil import equivalent_defocus_um
+
+    return equivalent_defocus_um(m, z_um)[1]
+
+
 def blur_radius_um(m, z_um: float) -> float:
     """Geometric radius of the defocused field at the MLA (image-side µm): M |z| tan(alpha) at the
     NIP, plus |a| tan(alpha') for an MLA a behind it (defocused LFM; sin alpha' = NA / M, the
-    image-side cone)."""
+    image-side cone).  With a Gibson-Lanni term |z| is its ray-equivalent depth."""
     mag = m.objective.magnification
-    r = mag * abs(z_um) * math.tan(m.objective.half_angle)
+    r = mag * _ray_depth_um(m, z_um) * math.tan(m.objective.half_angle)
     a = m.mla_offset_um
     if a:
         s = m.objective.na / mag
@@ -97,7 +110,7 @@ def widefield_window_pixels(m, z_um: float) -> int:
     from . import debye
 
     sim = m.simulation
-    r = debye.tail_radius(round(abs(float(z_um)), 9), CROP_TOLERANCE / 2, wavelength_um=m.wavelength_um,
+    r = debye.tail_radius(round(float(_ray_depth_um(m, float(z_um))), 9), CROP_TOLERANCE / 2, wavelength_um=m.wavelength_um,
                           na=m.objective.na, n=m.objective.immersion_index,
                           apodization=sim.apodization, vectorial=sim.vectorial)
     h = math.ceil(r / m.pixel_object_um + 0.5)
@@ -107,7 +120,15 @@ def widefield_window_pixels(m, z_um: float) -> int:
 def flfm_reach_um(m, z_um: float) -> float:
     """Half-side (µm, sensor plane, from the axis) of the square that holds the on-axis source's
     elemental images at depth z: the illuminated lenslets' extent, each spot's geometric blur and
-    disparity, and ``GUARD_PITCHES``."""
+    disparity, and ``GUARD_PITCHES``.  With a Gibson-Lanni term: the larger reach of a matched source
+    at +- its ray-equivalent depth."""
+    if m.aberrations.gibson_lanni:
+        z_eq = _ray_depth_um(m, z_um)
+        return max(_flfm_reach_um(m, z_eq), _flfm_reach_um(m, -z_eq))
+    return _flfm_reach_um(m, z_um)
+
+
+def _flfm_reach_um(m, z_um: float) -> float:
     from .lenslets import circumradius, lenslet_centres, lenslet_focals
 
     c = lenslet_centres(m)
