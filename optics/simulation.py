@@ -113,12 +113,26 @@ def photon_image(
     psf = _get_psf(m, psf, progress)
     project = forward_project if method == "reference" else forward_project_lenslet
     if m.kind == "slfm":  # one frame per scan position: the sample shifted by whole voxels
-        image = np.stack([project(psf, shift_volume(volume, dy, dx), progress=progress)
-                          for dy, dx in scan_shifts_voxels(m)]).astype(np.float64)
+        image = _scan_frames(m, psf, volume, project, progress)
     else:
         image = project(psf, volume, progress=progress).astype(np.float64)
     np.maximum(image, 0.0, out=image)
     return image * ppv
+
+
+def _scan_frames(m: Microscope, psf: LightFieldPSF, volume: np.ndarray, project, progress: bool) -> np.ndarray:
+    """The scan frames (K^2, Y, X) of a volume: each the LFM frame of the volume translated by its scan
+    step (``optics.scan``), on a grid one lenslet wider per side so that what a step moves past the
+    edge of the volume is still imaged (onto the sensor where it reaches it), then cropped back."""
+    n, s = m.pixels_per_lenslet, m.voxels_per_lenslet
+    ly, lx = m.n_lenslets
+    wide = m.replace(camera={"shape": [(ly + 2) * n, (lx + 2) * n]})  # kernels do not depend on the camera
+    wpsf = LightFieldPSF(wide, psf.z_um, psf.kernels, psf.discarded, dict(psf.meta))
+    padded = np.zeros(wide.volume_shape, dtype=volume.dtype)
+    padded[:, s:-s, s:-s] = volume
+    frames = [project(wpsf, shift_volume(padded, dy, dx), progress=progress)[n:-n, n:-n]
+              for dy, dx in scan_shifts_voxels(m)]
+    return np.stack(frames).astype(np.float64)
 
 
 def point_photon_image(m: Microscope, points_um, *, photons_per_point: float = 1000.0,

@@ -37,8 +37,7 @@ import numpy as np
 from . import backend
 from .checks import clip_roundoff_negatives
 from .deconvolution import richardson_lucy
-from .operator import LightFieldOperator
-from .scanned import as_scanned
+from .scanned import make_operator
 
 __all__ = ["reconstruct", "load_microscope", "validate_image"]
 
@@ -194,7 +193,7 @@ def reconstruct(
         psf = compute_psf(m, progress=progress)
     elif psf.microscope.hash != m.hash:
         raise ValueError(f"psf belongs to another microscope (hash {psf.microscope.hash}, expected {m.hash})")
-    op = as_scanned(LightFieldOperator(psf, dev, np.float32, progress=progress), m)
+    op = make_operator(psf, dev, np.float32, progress=progress)
     del psf
     if filter in (None, "none"):  # a Fourier LFM's field stop: the volume outside it stays empty
         from .filters import FieldMask

@@ -1,28 +1,111 @@
-"""The scanning LFM's operator: all K^2 scan frames of one volume, with its exact adjoint.
+"""The scanning LFM's operators: all K^2 scan frames of one volume, with exact adjoints.
 
 Frame i of a scanning LFM (kind "slfm", ``optics.scan``) is the standard LFM frame of the sample
-translated by the scan step ``optics.scan.scan_shifts_voxels(m)[i]`` (whole voxels):
+translated by the scan step ``optics.scan.scan_shifts_voxels(m)[i]`` (whole voxels).  Two exact
+operators compute it:
 
-    y_i = H S_i x,        Aᵀ y = sum_i S_iᵀ Hᵀ y_i,
+* ``ScannedOperator`` (used by ``reconstruct``): the frames in the phase-space layout
+  (``optics.scan.phase_space_psf``) are one periodic light-field projection on K L virtual lenslets
+  of pitch d / K with s / K voxel phases; the frames are a permutation of that image.  It costs
+  about one LFM projection of the same voxels, not K^2 of them.
+* ``ShiftedScanOperator`` (the reference): y_i = H S_i x and Aᵀ y = sum_i S_iᵀ Hᵀ y_i, with H the
+  LFM operator and S_i a zero-filled shift (its adjoint the opposite shift), K^2 projections.
 
-with H the ``LightFieldOperator`` of the same kernels and S_i a zero-filled shift, whose adjoint is
-the opposite shift.  The K^2 shifted copies of a volume go through H as one batch, so the kernel
-spectra are read once per projection.  Richardson-Lucy over this operator is the joint RL of all
-scan frames (the exact-operator reconstruction; Wu et al., Cell 184:3318, 2021 reconstruct the
+The two agree wherever no voxel is shifted across the volume's edge (the reference drops what S_i
+moves out of the grid; the phase-space operator images every voxel in every frame).  Richardson-Lucy
+over either is the joint RL of all scan frames (Wu et al., Cell 184:3318, 2021 reconstruct the
 realigned phase space view by view instead).
 """
 
 from __future__ import annotations
 
-from optics.scan import scan_shifts_voxels, shift_volume
+import numpy as np
+
+from optics.scan import (
+    frames_to_phase_image,
+    phase_image_to_frames,
+    phase_space_psf,
+    scan_shifts_voxels,
+    shift_volume,
+)
 
 from .operator import LightFieldOperator
 
-__all__ = ["ScannedOperator", "as_scanned"]
+__all__ = ["ScannedOperator", "ShiftedScanOperator", "make_operator"]
+
+
+def _split(arr, expected: tuple, name: str):
+    if tuple(arr.shape) == expected:
+        return arr[None], False
+    if arr.ndim == len(expected) + 1 and tuple(arr.shape[1:]) == expected:
+        return arr, True
+    raise ValueError(f"{name} has shape {tuple(arr.shape)}; expected {expected} or (t, *{expected}) for a time series")
 
 
 class ScannedOperator:
-    """``forward``: volume (nz, Y', X') -> scan frames (K^2, Y, X); ``adjoint``: its exact transpose.
+    """``forward``: volume (nz, Y', X') -> scan frames (K^2, Y, X) in acquisition order; ``adjoint``:
+    its exact transpose; through the phase-space kernels (module docstring).
+
+    Parameters
+    ----------
+    psf : optics.psfdata.LightFieldPSF
+        The kernels of an "slfm" microscope (``optics.compute_psf``).
+    device, dtype, **kwargs
+        As ``LightFieldOperator`` (which ``base`` is, on the virtual grid).
+
+    Attributes as ``LightFieldOperator`` (``microscope``, ``device``, ``xp``, ``dtype``,
+    ``volume_shape``, ``z_um``, ``voxel_um``, ``nbytes``); ``image_shape`` is (K^2, Y, X).  Both
+    projections accept a leading time axis: (t, nz, Y', X') <-> (t, K^2, Y, X).
+    """
+
+    def __init__(self, psf, device: str = "auto", dtype=np.float32, **kwargs):
+        m = psf.microscope
+        if m.kind != "slfm":
+            raise ValueError(f"microscope.kind = {m.kind!r} does not scan: a ScannedOperator needs kind 'slfm'")
+        self.base = LightFieldOperator(phase_space_psf(psf), device, dtype, **kwargs)
+        self.microscope = m
+        self.steps, self.nnum, self.order = m.scan.steps, m.pixels_per_lenslet, m.scan.order
+        for name in ("device", "xp", "dtype", "cdtype", "volume_shape", "z_um", "voxel_um"):
+            setattr(self, name, getattr(self.base, name))
+        self.frame_shape = tuple(m.image_shape)
+        self.image_shape = (self.steps**2, *self.frame_shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.base.nbytes
+
+    def cost(self):
+        """The ``ProjectionCost`` of one projection (all K^2 frames) on the virtual grid."""
+        return self.base.cost()
+
+    def __repr__(self) -> str:
+        return f"ScannedOperator({self.steps}x{self.steps} scan, phase-space base={self.base!r})"
+
+    def forward(self, volume):
+        """Scan frames of a volume: (nz, Y', X') -> (K^2, Y, X) (or with a time axis)."""
+        img = self.base.forward(volume)
+        return phase_image_to_frames(img, self.steps, self.nnum, self.order, self.xp)
+
+    def adjoint(self, image):
+        """The transpose: scan frames (K^2, Y, X) -> volume (nz, Y', X') (or with a time axis)."""
+        y, batched = _split(image, self.image_shape, "image")
+        ps = frames_to_phase_image(y.astype(self.dtype, copy=False), self.steps, self.nnum, self.order, self.xp)
+        out = self.base.adjoint(ps)
+        return out if batched else out[0]
+
+    def ones_adjoint(self):
+        """Aᵀ1, RL's normaliser, shape ``volume_shape``."""
+        return self.base.ones_adjoint()
+
+
+def make_operator(psf, device: str = "auto", dtype=np.float32, **kwargs):
+    """The operator of ``psf``'s microscope: ``ScannedOperator`` for "slfm", else ``LightFieldOperator``."""
+    cls = ScannedOperator if psf.microscope.kind == "slfm" else LightFieldOperator
+    return cls(psf, device, dtype, **kwargs)
+
+
+class ShiftedScanOperator:
+    """The reference scanned operator: ``forward`` y_i = H S_i x, ``adjoint`` sum_i S_iᵀ Hᵀ y_i.
 
     Parameters
     ----------
@@ -40,7 +123,7 @@ class ScannedOperator:
             raise TypeError(f"base = {type(base).__name__} is invalid: expected a LightFieldOperator")
         m = base.microscope
         if m.kind != "slfm":
-            raise ValueError(f"microscope.kind = {m.kind!r} does not scan: a ScannedOperator needs kind 'slfm'")
+            raise ValueError(f"microscope.kind = {m.kind!r} does not scan: a ShiftedScanOperator needs kind 'slfm'")
         self.base = base
         self.microscope = m
         self.shifts = scan_shifts_voxels(m)
@@ -58,18 +141,11 @@ class ScannedOperator:
         return self.base.cost()
 
     def __repr__(self) -> str:
-        return f"ScannedOperator({len(self.shifts)} scan frames, base={self.base!r})"
-
-    def _split(self, arr, expected: tuple, name: str):
-        if tuple(arr.shape) == expected:
-            return arr[None], False
-        if arr.ndim == len(expected) + 1 and tuple(arr.shape[1:]) == expected:
-            return arr, True
-        raise ValueError(f"{name} has shape {tuple(arr.shape)}; expected {expected} or (t, *{expected}) for a time series")
+        return f"ShiftedScanOperator({len(self.shifts)} scan frames, base={self.base!r})"
 
     def forward(self, volume):
         """Scan frames ``y_i = H S_i x`` of a volume: (nz, Y', X') -> (K^2, Y, X) (or with a time axis)."""
-        x, batched = self._split(volume, self.volume_shape, "volume")
+        x, batched = _split(volume, self.volume_shape, "volume")
         x = x.astype(self.dtype, copy=False)
         t, k2 = x.shape[0], len(self.shifts)
         moved = self.xp.empty((t, k2, *self.volume_shape), dtype=self.dtype)
@@ -80,7 +156,7 @@ class ScannedOperator:
 
     def adjoint(self, image):
         """``sum_i S_iᵀ Hᵀ y_i``: scan frames (K^2, Y, X) -> volume (nz, Y', X') (or with a time axis)."""
-        y, batched = self._split(image, self.image_shape, "image")
+        y, batched = _split(image, self.image_shape, "image")
         t, k2 = y.shape[0], len(self.shifts)
         back = self.base.adjoint(y.astype(self.dtype, copy=False).reshape(t * k2, *self.frame_shape))
         back = back.reshape(t, k2, *self.volume_shape)
@@ -93,9 +169,4 @@ class ScannedOperator:
     def ones_adjoint(self):
         """Aᵀ1, RL's normaliser, shape ``volume_shape``."""
         return self.adjoint(self.xp.ones(self.image_shape, dtype=self.dtype))
-
-
-def as_scanned(op, microscope):
-    """``op`` wrapped in a ``ScannedOperator`` for a scanning LFM, else ``op`` itself."""
-    return ScannedOperator(op) if microscope.kind == "slfm" else op
 

@@ -194,4 +194,4 @@ def test_one_step_scan_is_the_standard_lfm():
     f1 = photon_image(m1, vol, progress=False)
     fl = photon_image(ml, vol, progress=False)
     assert f1.shape == (1, *fl.shape)
-    np.testing.assert_allclose(f1[0], fl, rtol=1e-12)
+    np.testing.assert_allclose(f1[0], fl, rtol=1e-5, atol=1e-7 * fl.max())  # float32 sums, other FFT sizes

@@ -1,4 +1,8 @@
-"""The scanning LFM's operator and its joint Richardson-Lucy reconstruction (``reconstruction.scanned``)."""
+"""The scanning LFM's operators and their joint Richardson-Lucy reconstruction (``reconstruction.scanned``).
+
+Independent references: the shifted-frames operator H S_i (K^2 LFM projections) for the phase-space
+operator; the optics' frame-by-frame simulation for both; the unscanned LFM for the resolution gain.
+"""
 
 import numpy as np
 import pytest
@@ -10,7 +14,7 @@ from optics.simulation import photon_image, point_photon_image
 from reconstruction import backend, reconstruct
 from reconstruction.api import validate_image
 from reconstruction.operator import LightFieldOperator
-from reconstruction.scanned import ScannedOperator
+from reconstruction.scanned import ScannedOperator, ShiftedScanOperator, make_operator
 
 
 def small(kind="slfm", s=3, shape=75, z=(-10, 10, 10), **kw):
@@ -28,8 +32,10 @@ def psf(ms):
     return compute_psf(ms, cache=False, progress=False)
 
 
-def test_scanned_operator_is_exactly_adjoint(psf, device, xp):
-    op = ScannedOperator(LightFieldOperator(psf, device, np.float64, progress=False))
+@pytest.mark.parametrize("which", ["phase-space", "shifted"])
+def test_scanned_operators_are_exactly_adjoint(psf, device, xp, which):
+    op = (ScannedOperator(psf, device, np.float64) if which == "phase-space" else
+          ShiftedScanOperator(LightFieldOperator(psf, device, np.float64)))
     assert op.image_shape == (9, 75, 75)
     rng = np.random.default_rng(3)
     x = xp.asarray(rng.random(op.volume_shape))
@@ -38,23 +44,54 @@ def test_scanned_operator_is_exactly_adjoint(psf, device, xp):
     assert lhs == pytest.approx(rhs, rel=1e-12)
 
 
+@pytest.mark.parametrize("steps, s, order", [(3, 3, "ring"), (3, 9, "raster"), (5, 5, "ring")])
+def test_phase_space_operator_is_the_shifted_frames(device, xp, to_np, steps, s, order):
+    """The phase-space operator (one projection on the virtual grid) equals the K^2 shifted LFM
+    projections to round-off for a volume that no scan step moves off the grid (the reference drops
+    what a shift moves out; the phase-space operator images it)."""
+    m = small(s=s, shape=105, scan={"steps": steps, "order": order})
+    p = compute_psf(m, cache=False, progress=False)
+    fast, ref = ScannedOperator(p, device, np.float64), ShiftedScanOperator(LightFieldOperator(p, device, np.float64))
+    rng = np.random.default_rng(steps * s)
+    x = np.zeros(m.volume_shape)
+    x[:, s:-s, s:-s] = rng.random((m.volume_shape[0], m.volume_shape[1] - 2 * s, m.volume_shape[2] - 2 * s))
+    a, b = to_np(fast.forward(xp.asarray(x))), to_np(ref.forward(xp.asarray(x)))
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * b.max())
+    y = np.zeros(fast.image_shape)
+    n = m.pixels_per_lenslet
+    y[:, 2 * n: -2 * n, 2 * n: -2 * n] = rng.random((steps**2, 105 - 4 * n, 105 - 4 * n))
+    inner = (slice(None), slice(s, -s), slice(s, -s))
+    np.testing.assert_allclose(to_np(fast.adjoint(xp.asarray(y)))[inner], to_np(ref.adjoint(xp.asarray(y)))[inner],
+                               rtol=0, atol=1e-12 * float(y.sum()))
+    # the virtual grid: K L lenslets of N views, s / K phases, K^2 fewer channels than K^2 projections
+    assert fast.base.lenslets == (steps * 7, steps * 7) and fast.base.s == s // steps
+
+
+def test_make_operator_follows_the_kind(ms, psf):
+    assert isinstance(make_operator(psf, "cpu"), ScannedOperator)
+    assert isinstance(make_operator(compute_psf(small("lfm"), progress=False), "cpu"), LightFieldOperator)
+
+
 def test_scanned_operator_batches_frames_and_matches_the_simulation(ms, psf):
-    op = ScannedOperator(LightFieldOperator(psf, "cpu", np.float64, progress=False))
+    op = ScannedOperator(psf, "cpu", np.float64)
     rng = np.random.default_rng(4)
     xt = rng.random((2, *op.volume_shape))
     yt = op.forward(xt)
     assert yt.shape == (2, 9, 75, 75)
     np.testing.assert_allclose(yt[1], op.forward(xt[1]), rtol=1e-12)
     np.testing.assert_allclose(op.adjoint(yt)[0], op.adjoint(yt[0]), rtol=1e-12)
-    # the optics' simulation (the lenslet-grid forward projection, frame by frame) is the same H S_i
+    # the optics' simulation (each frame the LFM projection of the shifted volume on a wider grid, so
+    # nothing is lost at the edges) is the same model, edges included
     np.testing.assert_allclose(op.forward(xt[0]), photon_image(ms, xt[0], photons_per_voxel=1.0, psf=psf, progress=False),
                                rtol=1e-5, atol=1e-7 * yt.max())  # the simulation sums in float32
 
 
-def test_scanned_operator_refuses_other_kinds():
-    m = small("lfm")
+def test_scanned_operators_refuse_other_kinds():
+    p = compute_psf(small("lfm"), progress=False)
     with pytest.raises(ValueError, match="needs kind 'slfm'"):
-        ScannedOperator(LightFieldOperator(compute_psf(m, progress=False), "cpu", progress=False))
+        ScannedOperator(p, "cpu")
+    with pytest.raises(ValueError, match="needs kind 'slfm'"):
+        ShiftedScanOperator(LightFieldOperator(p, "cpu"))
 
 
 def test_validate_image_takes_scan_stacks(ms):
@@ -70,7 +107,7 @@ def test_validate_image_takes_scan_stacks(ms):
 
 def test_joint_rl_conserves_flux_and_keeps_a_forward_projection(ms, psf):
     """With Aᵀ1 > 0 every RL iterate satisfies sum(A x) = sum(y) (PHYSICS.md check 14)."""
-    op = ScannedOperator(LightFieldOperator(psf, "cpu", np.float64, progress=False))
+    op = ScannedOperator(psf, "cpu", np.float64)
     rng = np.random.default_rng(5)
     y = op.forward(rng.random(op.volume_shape))
     seen = []
@@ -85,8 +122,7 @@ def test_a_full_scan_makes_each_view_shift_invariant():
     m = presets.get("lfm-20x-0.5w", kind="slfm", mla={"pitch_um": 50, "focal_um": 1000},
                     camera={"pixel_um": 10, "shape": [35, 35]}, scan={"steps": 5},
                     volume={"z_min_um": 4, "z_max_um": 4, "z_step_um": 1, "voxels_per_lenslet": 5})
-    op = ScannedOperator(LightFieldOperator(compute_psf(m, cache=False, progress=False), "cpu", np.float64,
-                                            progress=False))
+    op = ScannedOperator(compute_psf(m, cache=False, progress=False), "cpu", np.float64)
     c = m.volume_shape[1] // 2
     views = []
     for dx in (0, 1):
