@@ -534,7 +534,9 @@ def lateral_resolution_m(m, z_um, min_dip: float = 0.0):
     Wide-field: ``widefield_defocus_wave_resolution_um`` (Sparrow at focus, scaled by the
     growth of the Debye PSF's 50%-energy diameter out of focus).  LFM: the design model
     ``lfm_lateral_resolution_um``, and d/M inside the artifact band; LFM 2.0: the same about the
-    plane conjugate to the MLA (an approximation); Fourier LFM: one view's resolution at every depth.
+    plane conjugate to the MLA (an approximation); Fourier LFM: one view's resolution at every depth;
+    scanning LFM: the LFM's, with the band and the in-band fallback of the scan step d / K (an
+    approximation: the scan samples each view at d / K, the views' apertures are the LFM's).
     """
     o = m.objective
     z = np.asarray(z_um, dtype=np.float64)
@@ -551,8 +553,11 @@ def lateral_resolution_m(m, z_um, min_dip: float = 0.0):
         z = z - lfm2_conjugate_shift_um(m.mla_offset_um, o.immersion_index, o.magnification)
     res = lfm_lateral_resolution_um(z, m.wavelength_um, o.na, o.immersion_index, m.mla.pitch_um,
                                     o.magnification, m.camera.pixel_um, m.mla.focal_um, min_dip)
-    band = artifact_band_um(o.na, o.immersion_index, m.mla.pitch_um, o.magnification)
-    d_m = rendering_resolution_um(m.mla.pitch_um, o.magnification)
+    # a scanning LFM samples every view K times per lenslet (approximation, not validated: the band
+    # and the fallback of the LFM with the lenslet sampling d replaced by the scan step d / K)
+    step = m.mla.pitch_um / m.scan_steps
+    band = artifact_band_um(o.na, o.immersion_index, step, o.magnification)
+    d_m = rendering_resolution_um(step, o.magnification)
     return _out(np.where(np.abs(z) < band, np.maximum(res, d_m), res))
 
 

@@ -195,3 +195,15 @@ def test_one_step_scan_is_the_standard_lfm():
     fl = photon_image(ml, vol, progress=False)
     assert f1.shape == (1, *fl.shape)
     np.testing.assert_allclose(f1[0], fl, rtol=1e-5, atol=1e-7 * fl.max())  # float32 sums, other FFT sizes
+
+
+def test_theory_of_the_scan_step():
+    """Theory (an approximation, optics.theory.lateral_resolution_m): at focus the sLFM falls back to
+    the scan step d / (K M) where the LFM falls back to d / M; far from focus both follow the LFM model."""
+    from optics import theory
+
+    lfm, slfm = presets.get("lfm-20x-0.5w"), presets.get("slfm-20x-0.5w")
+    assert float(theory.lateral_resolution_m(lfm, 0.0)) == pytest.approx(150 / 20)
+    assert float(theory.lateral_resolution_m(slfm, 0.0)) == pytest.approx(150 / 20 / 3)
+    far = [20.0, 50.0]
+    np.testing.assert_allclose(theory.lateral_resolution_m(slfm, far), theory.lateral_resolution_m(lfm, far))
