@@ -13,6 +13,12 @@ Other families (``Size.families``, the presets ``FAMILY_PRESETS`` on the 20x/0.5
 LFM 2.0 preset (MLA 1.5 mm behind the native image plane, on the sweep's camera), the Fourier LFM and
 the XLFM-like two-focus array.  Each carries the depths and grid of the LFMs of its objective.
 
+Scanning LFMs (``Size.slfm_scans``, on the objectives of ``SLFM_OBJECTIVES``): the N =
+``Size.slfm_nnum`` f-number-matched LFM of the sweep, on the sweep's camera, turned into kind "slfm"
+with a K x K scan in ring order (the published order, ``optics.scan``) for each K of
+``Size.slfm_scans``, named e.g. ``slfm-20x-0.5w-N15-3x3``: the same optics, K^2 camera frames per
+volume.  Reconstruction voxels: ``voxels_per_lenslet`` (an odd multiple of K).
+
 Each design carries the depths at which it is measured and the reconstruction grid (``Size``):
 the measured field is a crop of the camera (``crop_lenslets`` lenslets), the field of view and
 resolvable voxels are reported for the full camera.  A Fourier LFM cannot be cropped (every point
@@ -36,7 +42,7 @@ from optics import presets
 from optics.config import Microscope, load_config
 
 __all__ = ["Size", "SIZES", "Design", "standard_designs", "design_from_config", "OBJECTIVES", "FAMILY_PRESETS",
-           "flfm_surrogate"]
+           "SLFM_OBJECTIVES", "SLFM_ORDER", "scanned_lfm", "flfm_surrogate", "voxels_per_lenslet"]
 
 #: Objectives swept by default: preset name -> short label.
 OBJECTIVES = {"lfm-20x-0.5w": "20x/0.5W", "lfm-40x-0.95": "40x/0.95"}
@@ -44,6 +50,10 @@ OBJECTIVES = {"lfm-20x-0.5w": "20x/0.5W", "lfm-40x-0.95": "40x/0.95"}
 WIDEFIELD_PIXEL_UM = 2.0
 #: Designs of the other families, per objective preset: LFM 2.0, Fourier LFM, XLFM-like.
 FAMILY_PRESETS = {"lfm-20x-0.5w": ("lfm2-20x-0.5w", "flfm-20x-0.5w", "xlfm-20x-0.5w")}
+#: Objectives whose N = ``Size.slfm_nnum`` LFM is also measured as a scanning LFM (``Size.slfm_scans``).
+SLFM_OBJECTIVES = ("lfm-20x-0.5w",)
+#: Scan order of the sLFM designs: the published 3 x 3 ring (Wu et al. 2021), generalised outside in.
+SLFM_ORDER = "ring"
 
 
 @dataclass(frozen=True)
@@ -79,13 +89,18 @@ class Size:
     family_depth_fractions: tuple[float, ...] | None = None  # their depths (None: the LFMs' depth_fractions)
     flfm_pupil_px: int = 192             # Fourier LFMs: pupil image of the reduced copy (pixels); one view's
     #                                      field shrinks with it (d / (k M_T): 21 um at 64 px for flfm-20x-0.5w)
+    slfm_scans: tuple[int, ...] = ()     # scanning LFMs: K of each K x K scan (odd), on the N = slfm_nnum LFM
+    slfm_nnum: int = 15                  # ... of the objectives SLFM_OBJECTIVES
+    slfm_depth_fractions: tuple[float, ...] | None = None  # their depths (None: the LFMs' depth_fractions)
 
     def describe(self) -> str:
         return (f"size {self.name!r}: N = {list(self.nnums)} px/lenslet, camera crop {self.crop_lenslets} lenslets, "
                 f"voxel ~{self.voxel_target:g} lambda0/NA (<= {self.max_voxels_per_lenslet} voxels/lenslet), "
                 f"{self.iterations} RL iterations, {len(self.depth_fractions)} depths per LFM design (both signs), "
                 f"{len(self.separations)} two-point separations; convergence: iterations "
-                f"{list(self.convergence_iterations)}, photons {[f'{p:g}' for p in self.convergence_photons]}")
+                f"{list(self.convergence_iterations)}, photons {[f'{p:g}' for p in self.convergence_photons]}"
+                + (f"; scanning LFMs {', '.join(f'{k}x{k}' for k in self.slfm_scans)} on the N = {self.slfm_nnum} LFM"
+                   if self.slfm_scans else ""))
 
 
 _WF_DEPTHS = {"lfm-20x-0.5w": (0.0, 0.5, 1.0, 2.0, 3.0, 4.5, 6.0), "lfm-40x-0.95": (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)}
@@ -102,7 +117,7 @@ SIZES = {
                  z_max_um={"lfm-20x-0.5w": 100.0, "lfm-40x-0.95": 24.0},
                  z_step_um={"lfm-20x-0.5w": 4.0, "lfm-40x-0.95": 1.5},
                  widefield_depths_um={k: _both(d) for k, d in _WF_DEPTHS.items()},
-                 widefield_crop_px=96),
+                 widefield_crop_px=96, slfm_scans=(3, 5)),
     "quick": Size("quick", nnums=(7, 15), crop_lenslets=7, max_voxels_per_lenslet=9, voxel_target=1.2,
                   iterations=20,
                   depth_fractions=(-1.0, -0.4, 0.0, 0.2, 0.4, 1.0),
@@ -113,7 +128,10 @@ SIZES = {
                                        "lfm-40x-0.95": (-2.0, -0.75, 0.0, 0.75, 2.0)},
                   widefield_axial_planes=11,
                   convergence_iterations=(5, 10, 20, 40), convergence_depth_fractions=(0.0, 0.4),
-                  flfm_pupil_px=64, family_depth_fractions=(-1.0, 0.0, 0.4, 1.0)),
+                  flfm_pupil_px=64, family_depth_fractions=(-1.0, 0.0, 0.4, 1.0),
+                  # the 3x3 sLFM only, at the families' depths: the 5x5 measured ~95 s per depth here on 2
+                  # shared cores (25 exact patterns per bead), ~4x the 3x3, too slow for a laptop run
+                  slfm_scans=(3,), slfm_depth_fractions=(-1.0, 0.0, 0.4, 1.0)),
     "smallest": Size("smallest", nnums=(7, 15), crop_lenslets=5, max_voxels_per_lenslet=3, voxel_target=2.0,
                      iterations=8,
                      depth_fractions=(-1.0, 0.0, 1.0), z_max_um={"lfm-20x-0.5w": 20.0},
@@ -159,6 +177,26 @@ def _matched_lfm(base: Microscope, nnum: int, pixel_um: float, sensor_um: float)
     )
 
 
+def scanned_lfm(lfm: Microscope, steps: int, order: str = SLFM_ORDER) -> Microscope:
+    """The scanning LFM (kind "slfm") with the optics and camera of the LFM ``lfm`` and a ``steps`` x
+    ``steps`` scan in ``order``; named after it, e.g. "slfm-20x-0.5w-N15-3x3" for "lfm-20x-0.5w-N15".
+
+    Its ``voxels_per_lenslet`` is K (the smallest the config accepts); the benchmark's reconstruction
+    sets its own (``voxels_per_lenslet``).
+    """
+    if lfm.kind != "lfm":
+        raise ValueError(f"microscope.kind = {lfm.kind!r} is invalid: a scanning LFM design is built from an 'lfm'")
+    k = steps
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k % 2 == 0:
+        raise ValueError(f"slfm_scans: steps = {k!r} is invalid: expected an odd integer >= 1 (K of a K x K scan)")
+    if k > lfm.pixels_per_lenslet:
+        raise ValueError(f"slfm_scans: steps = {k} is invalid: expected at most the {lfm.pixels_per_lenslet} pixels "
+                         f"per lenslet of {lfm.name!r} (a scan step below one pixel samples nothing new)")
+    name = "s" + (lfm.name or "lfm") + f"-{k}x{k}"
+    return lfm.replace(kind="slfm", name=name, scan={"steps": int(k), "order": order},
+                       volume={"voxels_per_lenslet": int(k)})
+
+
 def _widefield(base: Microscope, sensor_um: float) -> Microscope:
     o = base.objective
     side = int(round(sensor_um / WIDEFIELD_PIXEL_UM))
@@ -184,7 +222,10 @@ def standard_designs(size: Size, *, pixel_um: float = 10.0, sensor_px: int = 204
 
     The camera is ``sensor_px`` x ``sensor_px`` pixels of ``pixel_um`` (default 2048 x 10 µm, 20.5 mm);
     each LFM has N = ``nnums`` pixels per lenslet (odd).  Depths: ``size.depth_fractions`` of the
-    objective's range, snapped to the reconstruction grid.
+    objective's range, snapped to the reconstruction grid.  Then the other families (``size.families``)
+    and, on the objectives of ``SLFM_OBJECTIVES`` when N = ``size.slfm_nnum`` is swept, the scanning
+    LFMs of ``size.slfm_scans`` (``scanned_lfm`` of that LFM; depths ``size.slfm_depth_fractions``, or
+    the LFMs' depths; the LFMs' grid).
     """
     nnums = tuple(size.nnums if nnums is None else nnums)
     for n in nnums:
@@ -221,6 +262,14 @@ def standard_designs(size: Size, *, pixel_um: float = 10.0, sensor_px: int = 204
                     m = m.replace(camera={"pixel_um": pixel_um, "shape": [int(round(sensor_um / pixel_um))] * 2},
                                   volume={"voxels_per_lenslet": 1})
                 out.append(Design(m.name, m, label, fam, zmax, dz))
+        if size.slfm_scans and key in SLFM_OBJECTIVES and size.slfm_nnum in nnums:
+            sd = depths
+            if size.slfm_depth_fractions is not None:
+                sd = _snap([f * size.z_max_um[key] for f in size.slfm_depth_fractions], dz)
+            lfm = _matched_lfm(base, size.slfm_nnum, pixel_um, sensor_um)
+            for k in size.slfm_scans:
+                m = scanned_lfm(lfm, k)
+                out.append(Design(m.name, m, label, sd, zmax, dz))
     return out
 
 
@@ -304,9 +353,23 @@ def reconstruction_microscope(design: Design, size: Size) -> Microscope:
 
 
 def voxels_per_lenslet(m: Microscope, size: Size) -> int:
-    """Reconstruction s: the smallest odd s with a voxel d/(M s) <= voxel_target lambda0/NA, within 1..min(N, max)."""
+    """Reconstruction s: the smallest odd s with a voxel d/(M s) <= voxel_target lambda0/NA, within 1..min(N, max).
+
+    Scanning LFM (K = ``m.scan.steps``): each scan step d / K must be a whole number of voxels and the
+    config takes s <= K N (``optics.config``), so s is the smallest odd multiple of K that meets the
+    voxel target, capped at the largest odd multiple of K <= min(K N, ``size.max_voxels_per_lenslet``);
+    K itself when K exceeds that cap.  (The cap can leave the sLFM with coarser voxels than the LFM of
+    the same optics, e.g. 5 for a 5 x 5 scan where the LFM has 7: the size's voxel budget wins.)
+    """
     target = size.voxel_target * m.wavelength_um / m.objective.na
     s = max(1, math.ceil(m.lenslet_pitch_object_um / target - 1e-9))
+    if m.kind == "slfm":
+        k = m.scan.steps
+        mult = -(-s // k)
+        mult += 1 - mult % 2                     # odd multiple of K at or above the target
+        cap = min(k * m.pixels_per_lenslet, size.max_voxels_per_lenslet) // k
+        cap -= 1 - cap % 2                       # largest odd multiple of K within the cap (0 if none)
+        return int(k * max(1, min(mult, cap)))
     s += 1 - s % 2
     return int(min(s, m.pixels_per_lenslet, size.max_voxels_per_lenslet))
 

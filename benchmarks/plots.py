@@ -48,13 +48,16 @@ def _spread(values, ranges):
 
 
 #: Marker of each microscope kind in the trade-off chart.
-KIND_MARKERS = {"widefield": "^", "lfm": "o", "lfm-defocused": "s", "flfm": "D"}
+KIND_MARKERS = {"widefield": "^", "lfm": "o", "lfm-defocused": "s", "flfm": "D", "slfm": "P"}
 
 
 def design_tag(e: dict) -> str:
-    """Short label of a design in the charts: WF, N=15 (LFM), LFM2 N=15, FLFM, XLFM."""
+    """Short label of a design in the charts: WF, N=15 (LFM), LFM2 N=15, FLFM, XLFM, sLFM 3x3 N=15."""
     if e["kind"] == "widefield":
         return "WF"
+    if e["kind"] == "slfm":
+        k = e.get("scan_steps") or 1
+        return f"sLFM {k}x{k} N={e['pixels_per_lenslet']}"
     if e["kind"] == "flfm":
         return "XLFM" if "xlfm" in e["name"] else "FLFM"
     n = f"N={e['pixels_per_lenslet']}"
@@ -78,16 +81,19 @@ def resolution_vs_depth_figure(designs: list[dict], threshold_um: float | None =
         band = e.get("artifact_band_um") or 0.0
         if band > 0:
             ax.axvspan(-band, band, color="0.85", lw=0, label="artifact band")
-        if e["kind"] in ("lfm", "lfm-defocused"):
+        if e["kind"] in ("lfm", "lfm-defocused", "slfm"):
             bl = theory.lfm_band_limit_um(zz, e["wavelength_um"], e["immersion_index"], e["pitch_um"], e["magnification"])
-            ax.plot(zz, bl, "k:", lw=1, label="B13 band limit")
-            ax.axhline(e["pitch_um"] / e["magnification"], color="0.5", ls="--", lw=0.8, label="d / M")
+            ax.plot(zz, bl, "k:", lw=1, label="B13 band limit (lenslet pitch d)")
+            k = e.get("scan_steps") or 1  # a scanning LFM samples each view every d / K
+            ax.axhline(e["pitch_um"] / (k * e["magnification"]), color="0.5", ls="--", lw=0.8,
+                       label="d / M" if k == 1 else f"d / ({k} M), the scan step")
         med, err = _spread(e["lateral_resolution_um"], e["lateral_resolution_range_um"])
         ax.errorbar(z, med, yerr=err, fmt="o", color="C0", ms=4, capsize=2, label="two-point (median, [min, max])")
         ax.plot(z, _nan(e["lateral_fwhm_um"]), "s", mfc="none", color="C1", label="lateral FWHM")
         if threshold_um:
             ax.axhline(threshold_um, color="C3", lw=0.8, ls="-.", label="threshold")
-        ax.set_title(f"{e['name']}", fontsize=9)
+        ax.set_title(f"{e['name']}" + (f" ({e['frames_per_volume']} frames / volume)"
+                                         if (e.get("frames_per_volume") or 1) > 1 else ""), fontsize=9)
         ax.set_xlabel("z (µm)")
         ax.set_ylabel("lateral (µm)")
         ax.set_ylim(0, None)
@@ -100,10 +106,11 @@ def resolution_vs_depth_figure(designs: list[dict], threshold_um: float | None =
 
 
 def tradeoff_figure(designs: list[dict], threshold_um: float | None = None, fig=None):
-    """Field of view against best lateral resolution (marker area: usable depth range), and
-    usable depth against resolvable voxels."""
-    fig = fig if fig is not None else Figure(figsize=(11, 4.2), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2)
+    """Field of view against best lateral resolution (marker area: usable depth range), usable depth
+    against resolvable voxels, and the acquisition volume rate against best lateral resolution (what
+    a scanning LFM trades: K^2 frames per volume for its finer sampling; wide-field: planes / s)."""
+    fig = fig if fig is not None else Figure(figsize=(15, 4.2), layout="constrained")
+    ax1, ax2, ax3 = fig.subplots(1, 3)
     labels = sorted({e["objective"] for e in designs})
     colors = {lab: f"C{i}" for i, lab in enumerate(labels)}
     for e in designs:
@@ -119,6 +126,11 @@ def tradeoff_figure(designs: list[dict], threshold_um: float | None = None, fig=
         ax2.scatter(max(depth, 0.1), max(e["resolvable_voxels"], 1.0), marker=mk, color=c, s=40, edgecolor="k")
         ax2.annotate(tag, (max(depth, 0.1), max(e["resolvable_voxels"], 1.0)), fontsize=7, xytext=(4, 3),
                      textcoords="offset points")
+        rate = e.get("volumes_per_second")
+        if rate is not None:
+            ax3.scatter(rate, best, marker=mk, color=c, s=40, edgecolor="k")
+            ax3.annotate(tag + (" (1 plane)" if e["kind"] == "widefield" else ""), (rate, best), fontsize=7,
+                         xytext=(4, 3), textcoords="offset points")
     for lab, c in colors.items():
         ax1.scatter([], [], color=c, label=lab)
     for kind in sorted({e["kind"] for e in designs}):
@@ -132,6 +144,11 @@ def tradeoff_figure(designs: list[dict], threshold_um: float | None = None, fig=
     ax2.set_xlabel(f"usable depth range (µm, lateral <= {threshold_um:g} µm)" if threshold_um else "usable depth (µm)")
     ax2.set_ylabel("resolvable voxels")
     ax2.set_title("depth vs space-bandwidth product", fontsize=9)
+    fps = next((e["camera_fps"] for e in designs if e.get("camera_fps")), None)
+    ax3.set_xscale("log")
+    ax3.set_xlabel(f"volumes / s at {fps:g} camera frames / s" if fps else "volumes / s")
+    ax3.set_ylabel("best lateral resolution (µm)")
+    ax3.set_title("volume rate vs resolution (sLFM: F / K², wide-field: planes / s)", fontsize=9)
     return fig
 
 

@@ -13,6 +13,14 @@
   (``sim_oversampling_extra`` more field samples per pixel) and a larger window
   (``sim_window_extra_lenslets`` more lenslets per side, up to what covers the measured crop), never
   from the reconstruction's kernels or depth grid.
+* **Scanning LFM** (kind "slfm", K x K scan): the same budget per *volume*.  A volume is K^2 camera
+  frames, each exposed for 1/K^2 of the volume's time, so a bead sends ``photons_per_bead / K^2``
+  detected photons to each frame (``photons_per_bead`` over the volume) and the background is
+  ``background_photons_per_pixel / K^2`` per pixel per frame; a bead's pattern is the (K^2, Y, X)
+  stack of its exact sensor patterns at its scan-shifted positions (``optics.simulation.
+  point_photon_image``, the convention of ``optics.scan``), with the same finer model and wider
+  window as the LFM's (the window of the farthest shifted position).  Each frame has its own shot
+  and read noise.
 * **Repeats**: ``repeats`` independent realisations (positions and noise) per point, each from
   its own seeded generator (``repeat_rng``), so any point can be reproduced alone.
 """
@@ -26,6 +34,8 @@ import numpy as np
 
 from optics.camera import apply_camera
 from optics.lfpsf import sensor_pattern
+from optics.scan import scan_shifts_um
+from optics.simulation import point_photon_image
 from optics.support import window_lenslets
 
 __all__ = ["Protocol", "MIN_OFF_GRID", "repeat_rng", "off_grid", "draw_pair", "simulation_microscope",
@@ -67,7 +77,10 @@ class Protocol:
                 f"{self.sim_oversampling_extra} more field samples per pixel than the reconstruction's kernels and "
                 f"a window {self.sim_window_extra_lenslets} lenslets wider per side (capped at the measured crop "
                 "plus one guard lenslet); the reconstruction uses its own kernels on its voxel phases and depth "
-                "planes; wide-field: exact pattern at the continuous position, finer pixel integration, raw image")
+                "planes; wide-field: exact pattern at the continuous position, finer pixel integration, raw image; "
+                "scanning LFM (K x K): the same photons per bead and background per pixel per volume, split evenly "
+                "over its K^2 frames (1/K^2 each), each frame the exact pattern of the bead at its scan-shifted "
+                "position (optics.simulation.point_photon_image), same finer model and window, own noise")
 
 
 def repeat_rng(seed: int, *keys: int) -> np.random.Generator:
@@ -127,32 +140,65 @@ def _window(m_sim, z: float, x: float, y: float, protocol: Protocol) -> int | No
 
 
 def bead_patterns(m_sim, points, protocol: Protocol) -> list[np.ndarray]:
-    """Exact sensor pattern (fractions of the native-image-plane power, float64) of each (x, y, z)."""
+    """Exact sensor pattern (fractions of the native-image-plane power, float64) of each (x, y, z).
+
+    Scanning LFM: the (K^2, Y, X) stack of each point's patterns at its scan-shifted positions, in
+    acquisition order (``optics.simulation.point_photon_image``); each frame holds the fractions of
+    one full exposure (the split of the photons over the frames is ``mean_photons``'s).
+    """
     out = []
     for x, y, z in points:
+        if m_sim.kind == "slfm":  # the window of the farthest scan-shifted position serves every frame
+            w = max(_window(m_sim, z, x + dx, y + dy, protocol) for dy, dx in scan_shifts_um(m_sim))
+            out.append(point_photon_image(m_sim, [(x, y, z)], photons_per_point=1.0, window_lenslets=w))
+            continue
         w = _window(m_sim, z, x, y, protocol)
         out.append(sensor_pattern(m_sim, (x, y, z), window_lenslets=w))
     return out
 
 
-def mean_photons(camera, beads: list[np.ndarray], protocol: Protocol) -> np.ndarray:
+def _check_frames_per_volume(frames_per_volume) -> int:
+    f = frames_per_volume
+    if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 1:
+        raise ValueError(f"frames_per_volume = {f!r} is invalid: expected camera frames per volume, an integer >= 1 "
+                         "(K^2 for a K x K scanning LFM, else 1)")
+    return int(f)
+
+
+def mean_photons(camera, beads: list[np.ndarray], protocol: Protocol, frames_per_volume: int = 1) -> np.ndarray:
     """Mean photons arriving per pixel: photons_per_bead / QE per bead pattern, plus the background / QE.
 
     A pattern holds fractions of the power reaching the native image plane, all of which reaches an
     unbounded sensor; so each bead yields ``photons_per_bead`` detected photons (QE applied by the
     camera) whatever the design or depth, less what falls outside the measured crop.
+
+    ``frames_per_volume`` = K^2 (scanning LFM, patterns (K^2, Y, X)): the volume's budget is split
+    evenly over its frames, ``photons_per_bead / K^2`` per bead and ``background / K^2`` per pixel in
+    each frame (each frame is exposed for 1/K^2 of the volume), so the bead's photons summed over the
+    K^2 frames are ``photons_per_bead``, as for a one-frame design.
     """
+    f = _check_frames_per_volume(frames_per_volume)
+    total = np.sum(beads, axis=0)
+    if f > 1 and (total.ndim != 3 or total.shape[0] != f):
+        raise ValueError(f"bead patterns have shape {total.shape}; expected ({f}, Y, X): one pattern per scan frame "
+                         f"for frames_per_volume = {f}")
     qe = camera.quantum_efficiency
-    return (protocol.photons_per_bead / qe) * np.sum(beads, axis=0) + protocol.background_photons_per_pixel / qe
+    return (protocol.photons_per_bead / (qe * f)) * total + protocol.background_photons_per_pixel / (qe * f)
 
 
-def noisy_frames(camera, bead_sets: list[list[np.ndarray]], protocol: Protocol, rng: np.random.Generator) -> np.ndarray:
-    """Noisy frames in photo-electrons, background subtracted: one per list of bead patterns."""
+def noisy_frames(camera, bead_sets: list[list[np.ndarray]], protocol: Protocol, rng: np.random.Generator,
+                 frames_per_volume: int = 1) -> np.ndarray:
+    """Noisy frames in photo-electrons, background subtracted: one per list of bead patterns.
+
+    ``frames_per_volume`` > 1 (scanning LFM): each list gives a (K^2, Y, X) volume of frames, with
+    the per-frame budget of ``mean_photons``; the result is (len(bead_sets), K^2, Y, X).
+    """
+    f = _check_frames_per_volume(frames_per_volume)
     frames = []
     for beads in bead_sets:
-        photons = mean_photons(camera, beads, protocol)
+        photons = mean_photons(camera, beads, protocol, f)
         frames.append(to_electrons(apply_camera(photons, camera, rng=rng), camera)
-                      - np.float32(protocol.background_photons_per_pixel))
+                      - np.float32(protocol.background_photons_per_pixel / f))
     return np.maximum(np.stack(frames), 0.0).astype(np.float32)
 
 

@@ -43,6 +43,11 @@ def reductions(size: D.Size) -> list[str]:
         out.append(f"{len(size.family_depth_fractions)} depths for the other families (full: as the LFMs)")
     if not size.families:
         out.append("no other families (LFM 2.0, Fourier LFM, XLFM)")
+    if size.slfm_scans != full.slfm_scans:
+        out.append(f"scanning LFMs {[f'{k}x{k}' for k in size.slfm_scans]} "
+                   f"(full: {[f'{k}x{k}' for k in full.slfm_scans]})")
+    if size.slfm_scans and size.slfm_depth_fractions is not None:
+        out.append(f"{len(size.slfm_depth_fractions)} depths for the scanning LFMs (full: as the LFMs)")
     if size.objectives != full.objectives:
         out.insert(0, f"objectives {list(size.objectives)} only")
     return out
@@ -135,8 +140,9 @@ def published_comparison(entries: list[dict], convergence: list[dict], size: D.S
 def notes(res: dict, size: D.Size) -> list[str]:
     p = res["protocol"]
     return [
-        f"Protocol: {p['photons_per_bead']:g} detected photons per bead on the sensor for every design and depth, "
-        f"background {p['background_photons_per_pixel']:g} photons/pixel (subtracted before reconstruction), camera "
+        f"Protocol: {p['photons_per_bead']:g} detected photons per bead per volume on the sensor for every design and "
+        f"depth, background {p['background_photons_per_pixel']:g} photons/pixel per volume (subtracted before "
+        "reconstruction), camera "
         f"read noise {p['camera_read_noise_e']} e-, Poisson shot noise; {p['repeats']} seeded repeats per point "
         "(positions and noise); both signs of z measured (no mirroring).",
         "Simulation model: " + p["simulation_model"] + ".",
@@ -151,9 +157,20 @@ def notes(res: dict, size: D.Size) -> list[str]:
         f"Wide-field: raw camera image (no reconstruction), {D.WIDEFIELD_PIXEL_UM:g} um camera pixel; axial FWHM from "
         "through-focus stacks of noisy frames.",
         "FOV and resolvable voxels are for the full camera (min(sensor, 22 mm field number) / M); the measurement uses a "
-        "central crop. Seconds per frame: 'crop' timed on the measured crop, 'full camera' per benchmarks.timing "
-        "(method in results.json).",
-    ] + ([f"Reduced size ({size.name}): " + "; ".join(reductions(size)) + "."] if size.name != "full" else [])
+        "central crop. Seconds per volume (one reconstruction; RL iterations of the size): 'crop' timed on the measured "
+        "crop, 'full camera' per benchmarks.timing (method in results.json); a volume is one camera frame for the LFM, "
+        "LFM 2.0 and Fourier LFM and the K^2 scan frames of a K x K scanning LFM, reconstructed jointly.",
+        f"Volume rate at {res['settings'].get('camera_fps', 100.0):g} camera frames/s (--camera-fps): F volumes/s for "
+        "the one-frame light-field designs, F / K^2 for a K x K scanning LFM; wide-field records one plane per frame "
+        "(F planes/s, F / n volumes/s for n planes), shown as '(1 plane)'.",
+    ] + ([
+        "Scanning LFM (sLFM, K x K ring scan of the N = 15 LFM's optics, steps d / K): the same photons per bead and "
+        "background per pixel per volume, split evenly over its K^2 frames (1/K^2 each, each frame with its own shot and "
+        "read noise); each frame the bead's exact pattern at its scan-shifted position; joint RL of all frames through "
+        "the phase-space operator (reconstruction.scanned); voxels an odd multiple of K (benchmarks.designs."
+        "voxels_per_lenslet: within the size's voxel budget, so a 5 x 5 scan may get coarser voxels than the LFM); the "
+        "usable-depth rule spans the artifact band of the scan step, n d/(2 K M NA); theory: the LFM's model with the "
+        "band of d / K (an approximation, optics.theory)."] if any(e["kind"] == "slfm" for e in res["designs"]) else []) + ([f"Reduced size ({size.name}): " + "; ".join(reductions(size)) + "."] if size.name != "full" else [])
 
 
 def _fmt(v, nd=3):
@@ -170,18 +187,31 @@ def _range(r) -> str:
     return f" [{_fmt(r[0])}, {_fmt(r[1])}]"
 
 
+def _fps(res: dict) -> float:
+    return float(res.get("settings", {}).get("camera_fps", 100.0))
+
+
+def _rate(e: dict) -> str:
+    """Volumes per second of a design; wide-field: planes per second, marked '(1 plane)'."""
+    v = e.get("volumes_per_second")
+    if v is None:
+        return "-"
+    return f"{v:.3g} (1 plane)" if e["kind"] == "widefield" else f"{v:.3g}"
+
+
 def render_markdown(res: dict) -> str:
     p = res["protocol"]
     lines = [f"# Trade-off benchmark ({res['size']})", "",
              f"Device: {res['device']} ({res['device_name']}). Started {res['started']}, wall time "
              f"{res['wall_seconds']:.0f} s. Settings: {res['settings']['description']}.", "",
-             f"Protocol: {p['photons_per_bead']:g} detected photons per bead, background "
-             f"{p['background_photons_per_pixel']:g} photons/pixel, {p['repeats']} repeats, both signs of z, "
+             f"Protocol: {p['photons_per_bead']:g} detected photons per bead per volume, background "
+             f"{p['background_photons_per_pixel']:g} photons/pixel per volume, {p['repeats']} repeats, both signs of z, "
              f"usable depth = contiguous depths with median lateral resolution <= {res['threshold_um']:g} um.", "",
              "## Summary", "",
              "| design | kind | objective | N | FOV (um) | best lateral (um) | usable depth (um) [below, above] "
-             "| theory depth (um) | resolvable voxels | s / frame (crop) | s / frame (full camera) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| theory depth (um) | resolvable voxels | s / volume (crop) | s / volume (full camera) "
+             f"| volumes / s at {_fps(res):g} fps |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in res["designs"]:
         ps = e["usable_depth_range_per_side_um"]
         full = (e.get("timing") or {}).get("full_camera") or {}
@@ -190,8 +220,8 @@ def render_markdown(res: dict) -> str:
                      f"{e['fov_um'][0]:.0f} x {e['fov_um'][1]:.0f} | {_fmt(e['best_lateral_resolution_um'])} | "
                      f"{e['usable_depth_range_um']:.3g}{'+' if e['usable_depth_open_ended'] else ''} "
                      f"[{ps[0]:.3g}, {ps[1]:.3g}] | {e['theory_usable_depth_range_um']:.3g} | "
-                     f"{e['resolvable_voxels']:.3g} | {_fmt(e['seconds_per_frame'])} | "
-                     f"{_fmt(e['seconds_per_frame_full_camera'])}{tag} |")
+                     f"{e['resolvable_voxels']:.3g} | {_fmt(e['seconds_per_volume'])} | "
+                     f"{_fmt(e['seconds_per_volume_full_camera'])}{tag} | {_rate(e)} |")
     reduced = [e for e in res["designs"] if e.get("measured_as") and e["measured_as"] != e["name"]]
     if reduced:
         lines += ["", "Measured on a reduced copy (same M_T, views and f-numbers; the FOV is the full design's; "
@@ -228,13 +258,13 @@ def summary(res: dict) -> str:
     out = [f"tradeoff ({res['size']}) on {res['device']} ({res['device_name']}): {len(res['designs'])} designs "
            f"in {res['wall_seconds']:.0f} s -> {res['out']}"]
     out.append(f"{'design':24s} {'FOV um':>8s} {'best lat':>9s} {'depth um':>9s} {'[below, above]':>15s} "
-               f"{'voxels':>9s} {'s/frame':>8s} {'full cam':>9s}")
+               f"{'voxels':>9s} {'s/volume':>8s} {'full cam':>9s} {f'vol/s@{_fps(res):g}':>16s}")
     for e in res["designs"]:
         ps = e["usable_depth_range_per_side_um"]
         out.append(f"{e['name']:24s} {e['fov_um'][0]:8.0f} {_fmt(e['best_lateral_resolution_um']):>9s} "
                    f"{e['usable_depth_range_um']:9.3g} {f'[{ps[0]:.3g}, {ps[1]:.3g}]':>15s} "
-                   f"{e['resolvable_voxels']:9.3g} {_fmt(e['seconds_per_frame']):>8s} "
-                   f"{_fmt(e['seconds_per_frame_full_camera']):>9s}")
+                   f"{e['resolvable_voxels']:9.3g} {_fmt(e['seconds_per_volume']):>8s} "
+                   f"{_fmt(e['seconds_per_volume_full_camera']):>9s} {_rate(e):>16s}")
     for c in res["convergence"]:
         out.append(f"  convergence {c['design']} z = {c['z_um']:g}: {c['variable']} {c['value']:g} -> "
                    f"{_fmt(c['lateral_resolution_um'])}{_range(c['lateral_resolution_range_um'])} um")

@@ -15,8 +15,13 @@ objectives and several lenslet pitches on one camera) and each depth z, on both 
   and the same usable-depth rule (``reconstruction.metrics.usable_depth_range``, the light-field
   artifact band ``theory.artifact_band_um`` spanned, once, for theory and measurement alike);
 * **usable depth range** per side and in total, field of view of the full camera, resolvable voxels,
-  and reconstruction time per frame on the full camera of the named device (``benchmarks.timing``:
-  operator build and per-iteration time apart);
+  and reconstruction time per volume on the full camera of the named device (``benchmarks.timing``:
+  operator build and per-iteration time apart); the acquisition **volume rate** at ``--camera-fps``
+  camera frames per second (``volume_rate``);
+* **scanning LFMs** (``benchmarks.designs``: 3 x 3 and 5 x 5 scans of the N = 15 LFM's optics): the
+  same photons per bead per volume split over the K^2 scan frames (``benchmarks.protocol``), all
+  frames reconstructed jointly (``reconstruction.scanned.make_operator``), the artifact band of the
+  scan step d / K;
 * a **convergence study** (resolution vs RL iterations and vs photons) for one LFM and the
   wide-field design of the same objective, so each number can be read as limited by physics, noise
   or the solver, and the published figures (Prevedel 2014; Broxton 2013's band limit) beside ours.
@@ -48,12 +53,14 @@ from optics import theory
 from optics.io import atomic_write, atomic_write_bytes
 from optics.lfpsf import compute_psf
 from reconstruction import backend, metrics
-from reconstruction.operator import LightFieldOperator
+from reconstruction.scanned import make_operator
 
 log = logging.getLogger("benchmarks.tradeoff")
 
 #: Default usable-depth threshold on the lateral (two-point) resolution, µm.
 DEFAULT_THRESHOLD_UM = 4.0
+#: Default camera frame rate of the volume-rate column (frames per second).
+DEFAULT_CAMERA_FPS = 100.0
 MIN_DIP = twopoint.MIN_DIP
 
 
@@ -78,7 +85,41 @@ def convergence_role(design: D.Design, size: D.Size) -> bool:
     """Whether ``design`` is one of the two designs of the convergence study."""
     if design.label != D.OBJECTIVES.get(size.convergence_objective):
         return False
-    return design.kind == "widefield" or design.microscope.pixels_per_lenslet == size.convergence_nnum
+    # the LFM of pitch convergence_nnum (not a scanning LFM of its optics) and the wide-field design
+    return design.kind == "widefield" or (design.kind == "lfm"
+                                          and design.microscope.pixels_per_lenslet == size.convergence_nnum)
+
+
+def volume_rate(m, camera_fps: float) -> dict:
+    """Acquisition volume rate of ``m`` at ``camera_fps`` camera frames per second.
+
+    A light-field design (LFM, LFM 2.0, Fourier LFM) records a volume in one frame: F volumes / s; a
+    K x K scanning LFM needs K^2 frames: F / K^2.  A wide-field microscope records one plane per
+    frame: F planes / s, i.e. F / n volumes / s for a volume of n planes (its "volume" here is the
+    single plane it images; ``volume_rate_note`` says so).
+    """
+    f = float(camera_fps)
+    if not (math.isfinite(f) and f > 0):
+        raise ValueError(f"--camera-fps = {camera_fps!r} is invalid: expected camera frames per second, a number > 0")
+    k2 = m.scan_steps ** 2
+    if m.kind == "widefield":
+        note = "one plane per camera frame (a volume of n planes takes n frames: F / n volumes / s)"
+    elif k2 > 1:
+        note = f"{k2} camera frames per volume ({m.scan_steps} x {m.scan_steps} scan)"
+    else:
+        note = "one camera frame per volume"
+    return {"camera_fps": f, "frames_per_volume": int(k2), "volumes_per_second": f / k2, "volume_rate_note": note}
+
+
+def artifact_band(m) -> float:
+    """Half-width of the light-field artifact band about the native focal plane that the usable-depth
+    rule spans (``theory.artifact_band_um``): the lenslet pitch d for the LFM 1.0, the scan step d / K
+    for a K x K scanning LFM (it samples each view every d / K, as ``theory.lateral_resolution_m``
+    assumes); 0 for LFM 2.0 and Fourier LFM (none excluded) and wide-field."""
+    if m.kind not in ("lfm", "slfm"):
+        return 0.0
+    o = m.objective
+    return float(theory.artifact_band_um(o.na, o.immersion_index, m.mla.pitch_um / m.scan_steps, o.magnification))
 
 
 # ------------------------------------------------------------------------------------------ LFM
@@ -89,7 +130,7 @@ def measure_lfm(design: D.Design, size: D.Size, prot: P.Protocol, device: str, s
     psf = compute_psf(m_rec, progress=False)
     t_psf = time.perf_counter() - t0
     t0 = time.perf_counter()
-    op = LightFieldOperator(psf, device=device)
+    op = make_operator(psf, device=device)  # a ScannedOperator (all K^2 frames) for a scanning LFM
     t_op = time.perf_counter() - t0
     xc, yc = twopoint.voxel_centres(m_rec)
     ctx = twopoint.Context(m_rec, P.simulation_microscope(m_rec, prot), op, xc, yc, m_rec.z_um,
@@ -117,16 +158,13 @@ def measure_lfm(design: D.Design, size: D.Size, prot: P.Protocol, device: str, s
                     "axial_resolution_um": ax, "axial_sampling_limited": ax_lim})
         rows.append(row)
         tick()
-    per_it = timing.crop_iteration_seconds(op, frame)
+    per_it = timing.crop_iteration_seconds(op, frame)  # one volume: all K^2 frames of a scanning LFM
     full = timing.full_camera_seconds(psf, design.microscope.replace(volume=_volume_dict(m_rec)), per_it,
-                                      size.iterations, device, full_timing)
-    band = 0.0  # the LFM 1.0 artifact band about the native focal plane; LFM 2.0 / FLFM: none excluded
-    if m_rec.kind == "lfm":
-        band = theory.artifact_band_um(m_rec.objective.na, m_rec.objective.immersion_index,
-                                       m_rec.mla.pitch_um, m_rec.objective.magnification)
+                                      size.iterations, device, full_timing, op=op)
+    band = artifact_band(m_rec)
     return {"rows": rows, "convergence": conv, "reconstruction_shape": list(m_rec.volume_shape),
             "voxel_um": [float(m_rec.volume.z_step_um), vox, vox], "crop_px": list(m_rec.image_shape),
-            "seconds_per_frame": per_it * size.iterations,
+            "seconds_per_volume": per_it * size.iterations,
             "timing": {"psf_build_s": t_psf, "operator_build_s": t_op, "seconds_per_iteration_crop": per_it,
                        "full_camera": full},
             "band_um": band, "measured_as": m_rec.name}
@@ -175,7 +213,7 @@ def measure_widefield(design: D.Design, size: D.Size, prot: P.Protocol, seed: in
         r.update({"axial_resolution_um": ax, "axial_resolution_range_um": axial["axial_resolution_range_um"],
                   "axial_sampling_limited": ax_lim})
     return {"rows": rows, "convergence": conv, "reconstruction_shape": None, "voxel_um": [axial["axial_step_um"], px, px],
-            "crop_px": list(m.image_shape), "seconds_per_frame": None, "timing": None, "band_um": 0.0}
+            "crop_px": list(m.image_shape), "seconds_per_volume": None, "timing": None, "band_um": 0.0}
 
 
 # ------------------------------------------------------------------------------------------ per design
@@ -196,9 +234,15 @@ def _depth_range(z, values, threshold_um: float, band: float) -> metrics.DepthRa
 
 def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 0,
             threshold_um: float = DEFAULT_THRESHOLD_UM, tick=lambda: None, protocol: P.Protocol | None = None,
-            design_index: int = 0, convergence: bool | None = None, full_camera_timing: str = "auto") -> dict:
-    """Measure one design; returns its ``results.json`` entry (convergence rows under ``convergence``)."""
+            design_index: int = 0, convergence: bool | None = None, full_camera_timing: str = "auto",
+            camera_fps: float = DEFAULT_CAMERA_FPS) -> dict:
+    """Measure one design; returns its ``results.json`` entry (convergence rows under ``convergence``).
+
+    Times are per volume (``seconds_per_volume``: one camera frame, or the K^2 frames of a scanning
+    LFM); ``volumes_per_second`` is the acquisition rate at ``camera_fps`` (``volume_rate``).
+    """
     prot = protocol or P.Protocol()
+    rate = volume_rate(design.microscope, camera_fps)
     conv = convergence_role(design, size) if convergence is None else convergence
     m = design.microscope
     o = m.objective
@@ -234,6 +278,7 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
         "name": design.name, "kind": m.kind, "objective": design.label,
         "magnification": o.magnification, "na": o.na, "immersion_index": o.immersion_index,
         "wavelength_um": m.wavelength_um, "pixels_per_lenslet": m.pixels_per_lenslet,
+        "scan_steps": m.scan_steps, "scan_order": m.scan.order if m.kind == "slfm" else None,
         "measured_as": meas.get("measured_as", m.name),
         "pitch_um": m.mla.pitch_um if m.mla is not None else None,
         "mla_focal_um": m.mla.focal_um if m.mla is not None else None,
@@ -257,8 +302,9 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
         "theory_usable_depth_range_per_side_um": [float(v) for v in th.per_side_um()],
         "depths_mirrored": False,
         "resolvable_voxels": float(sbp),
-        "seconds_per_frame": meas["seconds_per_frame"],
-        "seconds_per_frame_full_camera": full.get("seconds_per_frame"),
+        "seconds_per_volume": meas["seconds_per_volume"],
+        "seconds_per_volume_full_camera": full.get("seconds_per_volume"),
+        **rate,
         "timing": meas["timing"],
         "measured_crop_px": meas["crop_px"], "reconstruction_shape": meas["reconstruction_shape"],
         "voxel_um": meas["voxel_um"],
@@ -291,7 +337,8 @@ def _new_out_dir(out: str | None) -> Path:
 
 def run(size: D.Size, design_list: list[D.Design], out_dir: Path, *, device: str = "auto", seed: int = 0,
         threshold_um: float = DEFAULT_THRESHOLD_UM, progress: bool = True, plots: bool = True,
-        protocol: P.Protocol | None = None, full_camera_timing: str = "auto") -> dict:
+        protocol: P.Protocol | None = None, full_camera_timing: str = "auto",
+        camera_fps: float = DEFAULT_CAMERA_FPS) -> dict:
     """Measure ``design_list`` and write the outputs into ``out_dir`` (which must exist and be empty)."""
     from tqdm.auto import tqdm
 
@@ -307,7 +354,7 @@ def run(size: D.Size, design_list: list[D.Design], out_dir: Path, *, device: str
             bar.set_postfix_str(d.name)
             entries.append(measure(d, size, device=dev, seed=seed, threshold_um=threshold_um,
                                    tick=lambda: bar.update(1), protocol=prot, design_index=i,
-                                   full_camera_timing=full_camera_timing))
+                                   full_camera_timing=full_camera_timing, camera_fps=camera_fps))
     finally:
         bar.close()
     convergence = [c for e in entries for c in e.pop("convergence")]
@@ -320,7 +367,8 @@ def run(size: D.Size, design_list: list[D.Design], out_dir: Path, *, device: str
         "settings": {"description": size.describe(), "crop_lenslets": size.crop_lenslets,
                      "max_voxels_per_lenslet": size.max_voxels_per_lenslet, "iterations": size.iterations,
                      "separation_factors": list(size.separations), "min_dip": MIN_DIP,
-                     "widefield_pixel_um": D.WIDEFIELD_PIXEL_UM, "reduced": report.reductions(size)},
+                     "widefield_pixel_um": D.WIDEFIELD_PIXEL_UM, "reduced": report.reductions(size),
+                     "camera_fps": float(camera_fps), "slfm_scans": list(size.slfm_scans)},
         "designs": entries,
         "convergence": convergence,
     }
@@ -364,14 +412,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"),
                    help="reconstruction device: auto uses a CUDA GPU when present (default auto)")
     p.add_argument("--photons", type=float, default=P.DEFAULT_PHOTONS,
-                   help=f"detected photons per bead, the same for every design and depth (default {P.DEFAULT_PHOTONS:g})")
+                   help=f"detected photons per bead per volume, the same for every design and depth (a scanning LFM "
+                        f"splits them over its K^2 frames; default {P.DEFAULT_PHOTONS:g})")
     p.add_argument("--background", type=float, default=0.0,
-                   help="uniform background, detected photons per pixel (default 0)")
+                   help="uniform background, detected photons per pixel per volume (split over a scanning LFM's "
+                        "K^2 frames like the beads' photons; default 0)")
     p.add_argument("--repeats", type=int, default=3,
                    help="independent realisations (positions and noise) per design and depth, >= 3 (default 3)")
     p.add_argument("--full-camera-timing", default="auto", choices=timing.MODES,
-                   help="seconds per frame on the full camera: measure (build the full-camera operator), "
+                   help="seconds per volume on the full camera: measure (build the full-camera operator), "
                         "extrapolate (crop time x FLOP ratio) or auto (measure on a GPU, else extrapolate)")
+    p.add_argument("--camera-fps", type=float, default=DEFAULT_CAMERA_FPS,
+                   help="camera frame rate of the volume-rate column: F volumes/s for one-frame light-field designs, "
+                        f"F / K^2 for a K x K scanning LFM, F planes/s for wide-field (default {DEFAULT_CAMERA_FPS:g})")
     p.add_argument("--threshold-um", type=float, default=DEFAULT_THRESHOLD_UM,
                    help=f"lateral resolution threshold of the usable depth range (default {DEFAULT_THRESHOLD_UM} um)")
     p.add_argument("--seed", type=int, default=0,
@@ -390,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (math.isfinite(args.threshold_um) and args.threshold_um > 0):
         print(f"error: --threshold-um = {args.threshold_um} is invalid: expected a number > 0", file=sys.stderr)
         return 2
+    if not (math.isfinite(args.camera_fps) and args.camera_fps > 0):
+        print(f"error: --camera-fps = {args.camera_fps} is invalid: expected camera frames per second, a number > 0",
+              file=sys.stderr)
+        return 2
     try:
         prot = P.Protocol(photons_per_bead=args.photons, background_photons_per_pixel=args.background,
                           repeats=args.repeats)
@@ -403,13 +460,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"tradeoff: {size.describe()}; {len(design_list)} designs; device {dev}; output {out_dir}", flush=True)
-    print(f"tradeoff: protocol {prot.photons_per_bead:g} detected photons per bead, background "
-          f"{prot.background_photons_per_pixel:g} photons/pixel, {prot.repeats} repeats, both signs of z", flush=True)
+    print(f"tradeoff: protocol {prot.photons_per_bead:g} detected photons per bead per volume, background "
+          f"{prot.background_photons_per_pixel:g} photons/pixel per volume (a scanning LFM splits both over its "
+          f"K^2 frames), {prot.repeats} repeats, both signs of z", flush=True)
     if size.name != "full":
         print(f"tradeoff: reduced settings ({size.name}): {'; '.join(report.reductions(size))}", flush=True)
     res = run(size, design_list, out_dir, device=dev, seed=args.seed, threshold_um=args.threshold_um,
               progress=not args.no_progress, plots=not args.no_plots, protocol=prot,
-              full_camera_timing=args.full_camera_timing)
+              full_camera_timing=args.full_camera_timing, camera_fps=args.camera_fps)
     print(report.summary(res))
     return 0
 

@@ -4,7 +4,9 @@ One *point* is a (design, nominal depth z).  For each repeat (``benchmarks.proto
 and, for every separation s of the sweep, a partner at +s in x, all at one off-grid depth near z,
 imaged from their exact positions; one frame per pair plus one of the left bead alone, with the
 protocol's photons and noise.  LFM frames are reconstructed by Richardson-Lucy (all repeats in one
-batch), wide-field frames are measured raw.  The two-point test (``reconstruction.metrics.
+batch), wide-field frames are measured raw.  A scanning LFM's "frame" is its volume of K^2 scan
+frames (the protocol's photons per volume split over them), reconstructed jointly by RL through
+``ctx.op`` (``reconstruction.scanned.ScannedOperator``).  The two-point test (``reconstruction.metrics.
 sparrow_resolved`` with contrast ``MIN_DIP``) runs on the x profile through the pair; a separation is
 resolved when at least 2/3 of the repeats resolve it; each repeat's resolution is the smallest
 separation from which on it resolves all (``metrics.two_point_resolution``), reported as median and
@@ -38,7 +40,7 @@ class Context:
 
     m_rec: object            # reconstruction (measured crop) microscope
     m_sim: object            # simulation model (finer)
-    op: object | None        # LightFieldOperator (None: wide-field, raw image)
+    op: object | None        # LightFieldOperator or ScannedOperator (None: wide-field, raw image)
     xc: np.ndarray           # voxel (pixel) centres, object space (µm)
     yc: np.ndarray
     zs: np.ndarray           # reconstruction planes (LFM) or None
@@ -155,12 +157,13 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
         for r, rep in enumerate(repeats):
             rng = rep["rng"] if tag == 0 else P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 1000 + tag)
             sets = [[rep["pats"][0], p] for p in rep["pats"][1:]] + [[rep["pats"][0]]]
-            out.append(P.noisy_frames(ctx.m_rec.camera, sets, pr, rng))
+            out.append(P.noisy_frames(ctx.m_rec.camera, sets, pr, rng, frames_per_volume=k2))
         return np.concatenate(out)
 
     n = len(seps) + 1
     cam_crop = ctx.m_rec.image_shape
-    in_crop = [float(np.sum(rep["pats"][0])) for rep in repeats]
+    k2 = ctx.m_rec.scan_steps ** 2 if lfm else 1  # camera frames per volume (K^2 for a scanning LFM)
+    in_crop = [float(np.sum(rep["pats"][0])) / k2 for rep in repeats]  # mean over the volume's frames
     row = {"z_um": float(z_nominal), "separations_um": [float(s) for s in seps],
            "bead_positions_um": [{k: v for k, v in rep["pos"].items()} for rep in repeats],
            "bead_fraction_on_crop": in_crop, "crop_px": list(cam_crop)}

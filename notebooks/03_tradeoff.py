@@ -66,7 +66,9 @@ for r in rows:
 # %% [markdown]
 # ## Measure: pick designs and depths
 #
-# Change `nnums`, `objectives` or `depths` and re-run.
+# Change `nnums`, `objectives` or `depths` and re-run.  At the quick size, N = 15 on 20x/0.5W also
+# brings the 3x3 scanning LFM of the same optics (9 camera frames per volume, the same photons per
+# volume; slower to measure): drop it with `chosen = [d for d in chosen if d.kind != "slfm"]`.
 
 # %%
 nnums = (7, 15)
@@ -83,5 +85,5 @@ for e in results:
 # %%
 fig = plots.resolution_vs_depth_figure(results, tradeoff.DEFAULT_THRESHOLD_UM, fig=plt.figure(figsize=(11, 3.2)))
 plt.show()
-fig = plots.tradeoff_figure(results, tradeoff.DEFAULT_THRESHOLD_UM, fig=plt.figure(figsize=(11, 4)))
+fig = plots.tradeoff_figure(results, tradeoff.DEFAULT_THRESHOLD_UM, fig=plt.figure(figsize=(15, 4)))
 plt.show()

@@ -48,8 +48,9 @@ def test_results_structure_and_sanity(smallest_run):
         for key in ("name", "kind", "magnification", "na", "wavelength_um", "pixels_per_lenslet", "fov_um",
                     "depths_um", "lateral_resolution_um", "lateral_fwhm_um", "axial_resolution_um",
                     "theory_lateral_resolution_um", "usable_depth_range_um", "resolvable_voxels",
-                    "seconds_per_frame", "lateral_resolution_range_um", "usable_depth_range_per_side_um",
-                    "seconds_per_frame_full_camera", "theory_usable_depth_range_um"):
+                    "seconds_per_volume", "lateral_resolution_range_um", "usable_depth_range_per_side_um",
+                    "seconds_per_volume_full_camera", "theory_usable_depth_range_um",
+                    "camera_fps", "frames_per_volume", "volumes_per_second"):
             assert key in e, (e["name"], key)
         n = len(e["depths_um"])
         assert n >= 2
@@ -58,6 +59,7 @@ def test_results_structure_and_sanity(smallest_run):
             assert all(v is None or (math.isfinite(v) and v > 0) for v in e[key]), (e["name"], key, e[key])
         assert any(v is not None for v in e["lateral_resolution_um"]), e["name"]
         assert all(v > 0 for v in e["fov_um"])
+        assert e["frames_per_volume"] == 1 and e["volumes_per_second"] == e["camera_fps"] == 100.0
         assert e["usable_depth_range_um"] >= 0 and e["resolvable_voxels"] >= 0
         best = e["best_lateral_resolution_um"]
         # the best within the usable depth range: one of the measured values, never below the overall minimum
@@ -69,7 +71,7 @@ def test_results_structure_and_sanity(smallest_run):
             if v is not None:
                 assert r[0] <= v <= r[1]
         if e["kind"] == "lfm":
-            assert e["seconds_per_frame"] > 0 and e["seconds_per_frame_full_camera"] > e["seconds_per_frame"]
+            assert e["seconds_per_volume"] > 0 and e["seconds_per_volume_full_camera"] > e["seconds_per_volume"]
             t = e["timing"]
             assert t["operator_build_s"] >= 0 and t["seconds_per_iteration_crop"] > 0
             assert t["full_camera"]["method"] and t["full_camera"]["camera_shape"] == e["camera_shape"]
@@ -191,7 +193,9 @@ def test_bad_arguments(tmp_path, capsys):
     assert "--repeats" in capsys.readouterr().err
     assert tradeoff.main(["--smallest", "--background", "-1", "--out", str(tmp_path / "e")]) == 2
     assert "--background" in capsys.readouterr().err
-    assert not any((tmp_path / k).exists() for k in "abcde")
+    assert tradeoff.main(["--smallest", "--camera-fps", "0", "--out", str(tmp_path / "f")]) == 2
+    assert "--camera-fps" in capsys.readouterr().err
+    assert not any((tmp_path / k).exists() for k in "abcdef")
 
 
 def test_every_option_has_help():
