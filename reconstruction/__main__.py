@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--psf", metavar="OP.npz",
                    help="operator kernels written by 'python -m optics psf CONFIG --operator-out OP.npz' "
                    "(must belong to CONFIG: same config hash); default: compute them or read the cache")
+    p.add_argument("--method", choices=("joint", "phase-space"), default=None,
+                   help="scanning LFM (kind 'slfm'): joint RL over all scan frames with the exact operator "
+                   "(default), or the published view-by-view phase-space RL (--iterations passes over the views)")
+    p.add_argument("--dao", nargs="?", type=int, const=-1, default=None, metavar="ROUNDS",
+                   help="scanning LFM: digital adaptive optics (implies --method phase-space): estimate the pupil "
+                   "aberration from the views and correct it, in ROUNDS rounds (default 3); writes "
+                   "VOLUME.aberration.json beside --out (Zernike waves rms, Noll, as a config's [aberrations])")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", metavar="CK.npz", help="resumable checkpoint (.npz) written during the run")
     p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
@@ -164,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         if out.suffix.lower() not in (".tif", ".tiff"):
             raise ValueError(f"--out = {args.out!r} is invalid: expected a .tif or .tiff file name")
         check_writable(out, overwrite=args.overwrite)
+        ab_path = out.with_name(out.stem + ".aberration.json") if args.dao is not None else None
+        if args.dao is not None and args.dao != -1 and args.dao < 1:
+            raise ValueError(f"--dao = {args.dao} is invalid: expected a number of rounds >= 1")
+        if ab_path is not None:
+            check_writable(ab_path, overwrite=args.overwrite)
         if args.checkpoint and Path(args.checkpoint).resolve() == out.resolve():
             raise ValueError("--checkpoint must differ from --out")
         m = load_microscope(args.config)
@@ -175,13 +187,20 @@ def main(argv: list[str] | None = None) -> int:
         del frame
         get_device(args.device)
         psf = load_operator(args.psf, m) if args.psf is not None else None
+        dao = False if args.dao is None else (True if args.dao == -1 else args.dao)
         volume = reconstruct(m, image, iterations=args.iterations, device=args.device, filter=args.filter,
                              progress=not args.no_progress, raw=False, checkpoint=args.checkpoint,
-                             checkpoint_every=args.checkpoint_every, psf=psf)
+                             checkpoint_every=args.checkpoint_every, psf=psf, method=args.method, dao=dao)
+        if dao:
+            from .dao import write_aberration
+
+            volume, aberration = volume
+            write_aberration(ab_path, aberration, overwrite=args.overwrite)
         vz, vy, vx = m.volume.z_step_um, m.voxel_um, m.voxel_um
         axes, sizes = ("TZYX", (None, vz, vy, vx)) if is_stack else ("ZYX", (vz, vy, vx))
         write_tiff(out, volume, axes=axes, voxel_um=sizes, overwrite=args.overwrite,
-                   metadata={"iterations": args.iterations, "filter": args.filter})
+                   metadata={"iterations": args.iterations, "filter": args.filter,
+                             "method": args.method or "joint", "dao": bool(dao)})
     except (ValueError, ConfigError, FileNotFoundError, FileExistsError, DeviceError, CheckpointError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
@@ -192,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
               "frames at a time", file=sys.stderr)
         return 2
     print(f"wrote {out} ({axes}, shape {tuple(volume.shape)}, voxel {vy:.4g} x {vx:.4g} um, z step {vz:g} um)")
+    if ab_path is not None:
+        big = {j: round(c, 3) for j, c in sorted(aberration.zernike_waves.items()) if abs(c) >= 0.01}
+        print(f"wrote {ab_path} (estimated aberration, waves rms by Noll index: {big or 'all below 0.01'})")
     return 0
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from .checks import clip_roundoff_negatives
 from .deconvolution import richardson_lucy
 from .scanned import make_operator
 
-__all__ = ["reconstruct", "load_microscope", "validate_image"]
+__all__ = ["reconstruct", "load_microscope", "validate_image", "DAOResult"]
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,9 @@ def reconstruct(
     checkpoint_every: int = 10,
     callback=None,
     frames_per_batch: int | None = None,
-) -> np.ndarray:
+    method: str | None = None,
+    dao: bool = False,
+):
     """Deconvolve a light-field frame (or a time series) of the microscope described by ``config``.
 
     Parameters
@@ -169,10 +172,20 @@ def reconstruct(
     frames_per_batch : int, optional
         Frames of a time series deconvolved together (batched through the operator).  Default:
         as many as keep the RL working set (about 6 volumes per frame) under 4 GiB.
+    method : {None, "joint", "phase-space"}
+        Scanning LFM only: "joint" (default) is RL over all scan frames with the exact operator
+        (``reconstruction.scanned``); "phase-space" the published view-by-view ordered-subset RL
+        (``reconstruction.phasespace``; ``iterations`` passes over the views, each worth many
+        joint iterations).  Other kinds take None or "joint".
+    dao : bool or int
+        Scanning LFM: digital adaptive optics (``reconstruction.dao.run_dao``; implies
+        "phase-space"): estimate the pupil aberration from the views and correct it, in
+        ``reconstruction.dao.DEFAULT_ROUNDS`` rounds (True) or that many (an int).
 
     Returns
     -------
-    ndarray of float32, (nz, Y', X') = ``m.volume_shape``, or (t, nz, Y', X') for a time series
+    ndarray of float32, (nz, Y', X') = ``m.volume_shape``, or (t, nz, Y', X') for a time series.
+    With ``dao=True``: ``DAOResult(volume, aberration)`` (``reconstruction.dao.Aberration``).
     """
     m = load_microscope(config)
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
@@ -182,6 +195,7 @@ def reconstruct(
     if filter == "lanczos" and m.kind != "lfm":
         raise ValueError(f"filter = 'lanczos' is invalid for microscope.kind = {m.kind!r}: it is derived for "
                          "'lfm' (Stefanoiu 2019, MLA at the native image plane); expected None or 'none'")
+    method = _check_method(m, method, dao, checkpoint, filter)
     y, is_stack = validate_image(m, image, raw=raw, expect=expect)
     if frames_per_batch is not None and (isinstance(frames_per_batch, bool)
                                          or not isinstance(frames_per_batch, (int, np.integer)) or frames_per_batch < 1):
@@ -193,6 +207,8 @@ def reconstruct(
         psf = compute_psf(m, progress=progress)
     elif psf.microscope.hash != m.hash:
         raise ValueError(f"psf belongs to another microscope (hash {psf.microscope.hash}, expected {m.hash})")
+    if method == "phase-space":
+        return _phase_space(y, psf, dev, iterations, dao, progress, callback)
     op = make_operator(psf, dev, np.float32, progress=progress)
     del psf
     if filter in (None, "none"):  # a Fourier LFM's field stop: the volume outside it stays empty
@@ -219,3 +235,52 @@ def reconstruct(
         log.info("reconstruct: frames %d..%d of %d", t0, t1 - 1, t)
         out[t0:t1] = richardson_lucy(y[t0:t1], op, iterations, checkpoint=ck, **kwargs)
     return out
+
+
+class DAOResult(NamedTuple):
+    """``reconstruct(..., dao=True)``: the volume and the aberration DAO estimated and corrected."""
+
+    volume: np.ndarray
+    aberration: object  # reconstruction.dao.Aberration
+
+
+def _check_method(m, method, dao: bool, checkpoint, filter) -> str:
+    """The reconstruction method, validated for the kind before any heavy work."""
+    if method not in (None, "joint", "phase-space"):
+        raise ValueError(f"method = {method!r} is invalid: expected None, 'joint' or 'phase-space'")
+    if not (isinstance(dao, bool) or (isinstance(dao, (int, np.integer)) and dao >= 1)):
+        raise ValueError(f"dao = {dao!r} is invalid: expected True, False or a number of rounds >= 1")
+    if m.kind != "slfm" and (method == "phase-space" or dao):
+        what = "dao = True" if dao else "method = 'phase-space'"
+        raise ValueError(f"{what} is invalid for microscope.kind = {m.kind!r}: the view-by-view reconstruction and "
+                         "digital adaptive optics are for the scanning LFM ('slfm'), whose views are sampled "
+                         "K times per lenslet")
+    if dao and method == "joint":
+        raise ValueError("dao = True needs method = 'phase-space' (DAO corrects the views one by one); "
+                         "leave method unset or pass 'phase-space'")
+    method = "phase-space" if dao else (method or "joint")
+    if method == "phase-space" and checkpoint is not None:
+        raise ValueError("checkpoint is invalid with method = 'phase-space' (a few passes over the views; "
+                         "checkpoints are written by the joint RL): drop checkpoint or use method = 'joint'")
+    if method == "phase-space" and filter not in (None, "none"):
+        raise ValueError(f"filter = {filter!r} is invalid with method = 'phase-space': expected None or 'none'")
+    return method
+
+
+def _phase_space(y, psf, dev, iterations: int, dao, progress: bool, callback):
+    from .dao import run_dao
+    from .phasespace import PhaseSpaceViews, phase_space_rl
+
+    if dao:
+        return DAOResult(*run_dao(y, psf, dev, iterations, rounds=dao_rounds_of(dao), progress=progress,
+                                  callback=callback))
+    views = PhaseSpaceViews(psf, dev, np.float32, progress=progress)
+    del psf
+    return phase_space_rl(y, views, iterations, progress=progress, callback=callback)
+
+
+def dao_rounds_of(dao) -> int:
+    """``dao=True`` -> the default rounds of ``reconstruction.dao.run_dao``; an int -> that many."""
+    from .dao import DEFAULT_ROUNDS
+
+    return DEFAULT_ROUNDS if dao is True else int(dao)

@@ -140,3 +140,26 @@ def test_scanning_lfm_simulate_then_reconstruct(tmp_path, monkeypatch, capsys):
     assert read_tiff(frames).shape == (9, 45, 45)
     assert main([str(cfg), str(frames), "--out", str(vol), "--iterations", "2", "--no-progress"]) == 0
     assert read_tiff(vol).shape == m.volume_shape
+
+
+def test_scanning_lfm_dao_writes_the_aberration_beside_the_volume(tmp_path, monkeypatch, capsys):
+    import json
+
+    from optics.__main__ import main as optics_main
+
+    monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    m = optics.presets.get("lfm-20x-0.5w", kind="slfm", scan={"steps": 3}, **SMALL)
+    cfg = tmp_path / "s.toml"
+    optics.save_config(m, cfg)
+    frames, vol = tmp_path / "frames.tif", tmp_path / "vol.tif"
+    assert optics_main(["simulate", str(cfg), "--phantom", "beads", "--count", "4", "--photons", "20000",
+                        "--upsample", "1", "--seed", "2", "--out", str(frames), "--no-progress"]) == 0
+    assert main([str(cfg), str(frames), "--out", str(vol), "--iterations", "2", "--dao", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "vol.aberration.json" in out
+    data = json.loads((tmp_path / "vol.aberration.json").read_text())
+    assert set(data["zernike_waves"]) == {str(j) for j in range(5, 22)}
+    assert read_tiff(vol).shape == m.volume_shape
+    # a number of rounds below 1 is refused before any work
+    assert main([str(cfg), str(frames), "--out", str(tmp_path / "v2.tif"), "--dao", "0", "--no-progress"]) == 2
+    assert "--dao = 0 is invalid" in capsys.readouterr().err

@@ -1,0 +1,330 @@
+"""Digital adaptive optics (DAO) of the scanning LFM: a digital Shack-Hartmann on the views.
+
+Wu et al., Cell 184:3318 (2021) (../shared/FAMILIES.md section 3.5).  Each view (u, v) sees the
+sample through one sub-aperture of the pupil, at normalised pupil position rho_uv
+(``view_pupil_coordinates``).  A pupil aberration W(rho) (waves) displaces that view's image by the
+transverse ray aberration
+
+    eps(rho) = (lambda0 / NA) grad W(rho)          (object space, µm),
+
+the sign and scale of which are pinned by the package's conventions: a Zernike tilt 2 c rho cos(phi)
+moves the image by +2 c lambda0 / NA in x (tests/optics/test_aberrations.py), a Zernike defocus is
+a source at z = -4 sqrt(3) c lambda0 n / NA^2, so a source at depth z displaces view rho by
+-z NA rho / n.  The pixel behind a lenslet at +x sees the pupil at -x (``view_pupil_coordinates``:
+checked on the model's defocus parallax in tests/reconstruction/test_dao.py).
+
+From the second pass of phase-space RL (``reconstruction.phasespace``) on, every view of the
+current estimate is forward-projected through the ideal (unaberrated) model and cross-correlated
+with the measured view; the correlation peak (sub-sample by a parabola through the peak and its
+neighbours) is the view's shift.  A uniform shift (tilt: the sample's position) and the component
+proportional to rho (defocus: it masquerades as depth) are removed by weighted least squares; the
+measured views are moved back by what remains (Fourier shift), and RL goes on with them.  The
+aberration is the least-squares fit of the gradients of Zernike terms (Noll ``indices``, default
+5..21), passed through the same tilt/defocus removal, to the shifts: a modal, deterministic
+integration (the published code integrates along random lattice paths).
+
+Warping the views corrects what the aberration does to the views' positions, not to their shapes:
+on our wave-optics model of a 20x/0.5W sLFM with 0.15 waves rms of spherical aberration, the warp
+alone estimated 0.091 waves and left the beads blurrier (light within one voxel of them 0.59,
+against 0.74 uncorrected).  ``run_dao`` therefore also puts the estimate into the model: each round
+recomputes the kernels with the terms estimated so far (the terms the kind's kernels take:
+radially symmetric ones for the LFM and sLFM, ``optics.pupil``) and estimates what remains against
+them (the Protocol's calibration loop, FAMILIES.md section 3.6, with the data's own views in place
+of a bead stack); terms the kernels cannot take stay corrected by the warp.  Measured on that
+example (tests/reconstruction/test_dao.py): 0.091, 0.123, 0.139 waves after rounds 1-3, light near
+the beads 0.59, 0.90, 0.95 (0.98 from unaberrated data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from optics.pupil import zernike
+
+from . import backend
+
+__all__ = ["view_pupil_coordinates", "shift_of", "remove_tilt_defocus", "zernike_shift_basis", "fit_zernike",
+           "shift_images", "DigitalAO", "Aberration", "DEFAULT_INDICES", "DEFAULT_ROUNDS", "write_aberration",
+           "run_dao"]
+
+log = logging.getLogger(__name__)
+
+#: Rounds of estimate -> kernels with the estimate -> estimate of the residual (``run_dao``).
+DEFAULT_ROUNDS = 3
+#: Noll indices fitted by default: astigmatism (5, 6) to the fifth radial order (21); 1-4 (piston,
+#: tilt, defocus) cannot be told from the sample's position and depth.
+DEFAULT_INDICES = tuple(range(5, 22))
+
+
+def view_pupil_coordinates(m) -> np.ndarray:
+    """(N, N, 2) normalised pupil coordinates (rho_y, rho_x) of the views (u, v) of an LFM / sLFM.
+
+    Behind each lenslet the pupil is imaged with radius r = f_ml NA / M (sensor µm); pixel (u, v),
+    (u - c, v - c) p from the lenslet's centre (c = (N - 1) / 2), sees the pupil at
+    rho = -(u - c, v - c) p / r: the lenslet inverts it.
+    """
+    if m.mla is None or m.shift_invariant:
+        raise ValueError(f"microscope.kind = {m.kind!r} has no views behind lenslets: expected 'lfm' or 'slfm'")
+    n = m.pixels_per_lenslet
+    c = (n - 1) / 2
+    r = m.pupil_radius_um / m.camera.pixel_um  # pupil radius in pixels
+    u = -(np.arange(n) - c) / r
+    return np.stack(np.meshgrid(u, u, indexing="ij"), axis=-1)
+
+
+def shift_of(model, measured, max_shift: float, xp=np, refine: int = 3) -> tuple[float, float]:
+    """(dy, dx) such that measured(p) ~ model(p - d): the cross-correlation peak within |d| <= max_shift.
+
+    ``model``/``measured``: (..., H, W) images (leading axes summed into one correlation).  Sub-sample
+    by a parabola through the peak and its two neighbours per axis, then ``refine`` times: the
+    measured image moved back by the estimate (``shift_images``) and the residual added.  A parabola
+    is biased toward whole samples where the peak is sharp (views sampled at d / K are); at zero
+    shift it is unbiased, so the refinement converges on the shift (measured: a 0.2-sample shift of a
+    Gaussian spot 1.6 samples wide (FWHM) is read as 0.15 by the parabola alone, 0.19 after refining).
+    """
+    dy, dx = _peak_shift(model, measured, max_shift, xp)
+    for _ in range(int(refine)):
+        ry, rx = _peak_shift(model, shift_images(measured, -dy, -dx, xp), 1.0, xp)
+        dy, dx = dy + ry, dx + rx
+    return dy, dx
+
+
+def _peak_shift(model, measured, max_shift: float, xp=np) -> tuple[float, float]:
+    """The cross-correlation peak of ``shift_of``, without refinement."""
+    fft = np.fft if xp is np else xp.fft
+    h, w = model.shape[-2:]
+    a = model.reshape(-1, h, w)
+    b = measured.reshape(-1, h, w)
+    a = a - a.mean(axis=(-2, -1), keepdims=True)
+    b = b - b.mean(axis=(-2, -1), keepdims=True)
+    # zero-padded to 2H x 2W: a linear (not circular) correlation
+    fa = fft.rfft2(a, s=(2 * h, 2 * w))
+    fb = fft.rfft2(b, s=(2 * h, 2 * w))
+    corr = fft.irfft2((xp.conj(fa) * fb).sum(axis=0), s=(2 * h, 2 * w))
+    corr = backend.to_host(corr) if xp is not np else corr
+    corr = np.fft.fftshift(corr)
+    cy, cx = h, w  # zero lag after the shift
+    r = int(math.ceil(max_shift))
+    win = corr[cy - r: cy + r + 1, cx - r: cx + r + 1]
+    iy, ix = np.unravel_index(int(np.argmax(win)), win.shape)
+    out = []
+    for i, line in ((iy, win[:, ix]), (ix, win[iy, :])):
+        d = float(i - r)
+        if 0 < i < len(line) - 1:
+            lo, mid, hi = line[i - 1], line[i], line[i + 1]
+            den = lo - 2 * mid + hi
+            if den < 0:
+                d += 0.5 * (lo - hi) / den
+        out.append(d)
+    return out[0], out[1]
+
+
+def remove_tilt_defocus(shifts: np.ndarray, rho: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``shifts`` (N, N, 2) less their weighted mean (tilt) and their weighted least-squares component
+    k rho (defocus), k = sum w (rho . d') / sum w |rho|^2 with d' the mean-free shifts."""
+    w = weights[..., None]
+    tot = float(weights.sum())
+    if tot <= 0:
+        return np.zeros_like(shifts)
+    rho_c = rho - (w * rho).sum(axis=(0, 1)) / tot
+    d = shifts - (w * shifts).sum(axis=(0, 1)) / tot
+    den = float((w * rho_c**2).sum())
+    k = float((w * rho_c * d).sum()) / den if den > 0 else 0.0
+    return (d - k * rho_c) * (weights[..., None] > 0)
+
+
+def _zernike_gradient(j: int, rho: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """grad Z_j at rho (..., 2) = (rho_y, rho_x), by central differences of ``optics.pupil.zernike``."""
+    def z(ry, rx):
+        return zernike(j, np.hypot(ry, rx), np.arctan2(ry, rx))
+
+    ry, rx = rho[..., 0], rho[..., 1]
+    gy = (z(ry + h, rx) - z(ry - h, rx)) / (2 * h)
+    gx = (z(ry, rx + h) - z(ry, rx - h)) / (2 * h)
+    return np.stack([gy, gx], axis=-1)
+
+
+def zernike_shift_basis(m, rho: np.ndarray, weights: np.ndarray, indices=DEFAULT_INDICES) -> np.ndarray:
+    """(n_terms, N, N, 2): the view shifts (µm, object space) of one wave rms of each Zernike term,
+    (lambda0 / NA) grad Z_j(rho), with tilt and defocus removed as from the measured shifts."""
+    scale = m.wavelength_um / m.objective.na
+    return np.stack([remove_tilt_defocus(scale * _zernike_gradient(int(j), rho), rho, weights) for j in indices])
+
+
+def fit_zernike(m, shifts_um: np.ndarray, rho: np.ndarray, weights: np.ndarray,
+                indices=DEFAULT_INDICES) -> tuple[dict[int, float], float]:
+    """Weighted least-squares Zernike coefficients (waves rms) of tilt/defocus-free view shifts (µm),
+    and the rms residual (µm)."""
+    basis = zernike_shift_basis(m, rho, weights, indices)
+    sw = np.sqrt(weights)[..., None]
+    a = (basis * sw).reshape(len(indices), -1).T
+    b = (shifts_um * sw).ravel()
+    coef, *_ = np.linalg.lstsq(a, b, rcond=None)
+    resid = b - a @ coef  # sqrt(w) r: sum(resid^2) = sum w |r|^2
+    rms = float(np.sqrt((resid**2).sum() / max(2 * float(weights.sum()), 1e-30)))
+    return {int(j): float(c) for j, c in zip(indices, coef)}, rms
+
+
+def shift_images(images, dy, dx, xp=np):
+    """``images`` (..., H, W) moved by (dy, dx) samples (out(p) = in(p - d)), by the Fourier shift
+    theorem on a zero-padded grid (no wrap-around for |d| below the padding)."""
+    fft = np.fft if xp is np else xp.fft
+    h, w = images.shape[-2:]
+    pad = int(math.ceil(max(abs(dy), abs(dx)))) + 2
+    hh, ww = h + 2 * pad, w + 2 * pad
+    spec = fft.rfft2(images, s=(hh, ww))  # zero-padded at the far edge: roll the content to the middle
+    fy = xp.fft.fftfreq(hh)[:, None]
+    fx = xp.fft.rfftfreq(ww)[None, :]
+    # shift by d + pad, so the content sits inside the padded grid, then crop at pad
+    ramp = xp.exp(-2j * np.pi * (fy * (dy + pad) + fx * (dx + pad)))
+    out = fft.irfft2(spec * ramp, s=(hh, ww))
+    return out[..., pad: pad + h, pad: pad + w].astype(images.dtype, copy=False)
+
+
+@dataclass
+class Aberration:
+    """What DAO estimated: Zernike coefficients (waves rms, Noll, ``[aberrations]`` convention) and
+    the view shifts behind them."""
+
+    zernike_waves: dict[int, float]
+    view_shifts_um: np.ndarray           # (N, N, 2) tilt/defocus-free shifts the correction used
+    weights: np.ndarray                  # (N, N) the views' RL weights (0: not used)
+    fit_rms_um: float
+    history: list = field(default_factory=list)  # per pass: {"pass", "rms_shift_um"}
+
+    def as_dict(self) -> dict:
+        return {"zernike_waves": {str(j): round(c, 6) for j, c in sorted(self.zernike_waves.items())},
+                "convention": "Noll indices, waves rms over the objective's pupil, as in a config's "
+                              "[aberrations] zernike_waves; tilt and defocus (Noll 1-4) are not estimable",
+                "fit_rms_um": self.fit_rms_um,
+                "view_shifts_um": np.round(self.view_shifts_um, 5).tolist(),
+                "history": self.history}
+
+
+def write_aberration(path, aberration: Aberration, *, overwrite: bool = False) -> Path:
+    """Write ``aberration.as_dict()`` as JSON, atomically."""
+    from optics.io import atomic_write_bytes
+
+    return atomic_write_bytes(Path(path), json.dumps(aberration.as_dict(), indent=1).encode(), overwrite=overwrite)
+
+
+class DigitalAO:
+    """The ``correction`` hook of ``phase_space_rl``: estimate, remove and report the aberration.
+
+    Parameters
+    ----------
+    views : reconstruction.phasespace.PhaseSpaceViews
+    start : int
+        First pass (0-based) that corrects: the estimate needs a first reconstruction (default 1).
+    max_shift : float
+        Largest view shift searched (phase-space samples of d / (K M)); default 5% of the view side,
+        at least 3 (the published code searches 4%).
+    indices : Noll indices of the fit.
+    initial : ndarray (N, N, 2), optional
+        View shifts (samples) corrected from the first pass, before the first estimate (the previous
+        round's estimate in ``run_dao``: the estimate is biased toward what the first reconstruction
+        absorbs, and a reconstruction started from corrected views absorbs less).
+    """
+
+    def __init__(self, views, *, start: int = 1, max_shift: float | None = None, indices=DEFAULT_INDICES,
+                 initial=None):
+        m = views.microscope
+        self.views, self.m, self.start = views, m, int(start)
+        self.rho = view_pupil_coordinates(m)
+        self.weights = np.array(views.weights, dtype=np.float64)
+        hv, wv = views.view_shape
+        self.max_shift = float(max_shift) if max_shift is not None else max(3.0, 0.05 * min(hv, wv))
+        self.sample_um = m.lenslet_pitch_object_um / m.scan.steps
+        self.indices = tuple(int(j) for j in indices)
+        self.shifts = np.zeros((*self.weights.shape, 2)) if initial is None else np.array(initial, dtype=np.float64)
+        if self.shifts.shape != (*self.weights.shape, 2):
+            raise ValueError(f"initial has shape {self.shifts.shape}; expected {(*self.weights.shape, 2)}")
+        self.history: list = []
+
+    def __call__(self, k: int, measured, x):
+        xp = self.views.xp
+        if k >= self.start:
+            raw = np.zeros_like(self.shifts)
+            for uv in self.views.order:
+                model = self.views.ops[uv].forward(x)  # (t, H, W), the ideal model of the current estimate
+                raw[uv] = shift_of(model, measured[:, uv[0], uv[1]], self.max_shift, xp)
+            self.shifts = remove_tilt_defocus(raw, self.rho, self.weights)
+            rms = float(np.sqrt((self.weights[..., None] * self.shifts**2).sum() / max(self.weights.sum(), 1e-30)))
+            self.history.append({"pass": k + 1, "rms_shift_um": rms * self.sample_um})
+            log.info("DAO pass %d: rms view shift %.3g um", k + 1, rms * self.sample_um)
+        if not self.shifts.any():
+            return measured
+        out = measured.copy()
+        for uv in self.views.order:
+            dy, dx = self.shifts[uv]
+            if dy or dx:
+                out[:, uv[0], uv[1]] = shift_images(measured[:, uv[0], uv[1]], -dy, -dx, xp)
+        return out
+
+    def result(self) -> Aberration:
+        um = self.shifts * self.sample_um
+        coef, rms = fit_zernike(self.m, um, self.rho, self.weights, self.indices)
+        return Aberration(coef, um, self.weights, rms, list(self.history))
+
+
+def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_ROUNDS, progress: bool = True,
+            callback=None, indices=DEFAULT_INDICES, min_change: float = 0.005):
+    """Phase-space RL with digital adaptive optics over ``rounds`` rounds (module docstring).
+
+    Each round reconstructs ``frames`` from a fresh start by ``phase_space_rl`` with the view warp
+    (``DigitalAO``) on kernels that carry the radially symmetric terms estimated so far (what the
+    LFM's kernels take) and the other terms' view shifts corrected from the first pass; the radial
+    terms it estimates are residuals (added), the others the whole field (replaced).  Stops early
+    when no term changes by ``min_change`` waves.  Returns (volume, Aberration).
+    """
+    from optics import compute_psf
+    from optics.pupil import is_radial
+
+    from .phasespace import PhaseSpaceViews, phase_space_rl
+
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
+        raise ValueError(f"rounds = {rounds!r} is invalid: expected an integer >= 1")
+    m = psf.microscope
+    modelled: dict[int, float] = {}  # in the kernels (radially symmetric terms)
+    warped: dict[int, float] = {}    # corrected by the warp only (the others)
+    hist: list = []
+    vol = ab = None
+    rho = view_pupil_coordinates(m)
+    for r in range(int(rounds)):
+        if modelled:
+            m_r = m.replace(aberrations={"zernike_waves": {str(j): c for j, c in modelled.items()}})
+            log.info("DAO round %d: kernels with %s", r + 1, modelled)
+            p_r = compute_psf(m_r, progress=progress, cache=False)
+        else:
+            p_r = psf
+        views = PhaseSpaceViews(p_r, device, np.float32, progress=progress)
+        del p_r
+        initial = None
+        if warped:  # the previous round's field of the warped terms, corrected from the first pass
+            basis = zernike_shift_basis(m, rho, views.weights, tuple(warped))
+            initial = sum(c * b for c, b in zip(warped.values(), basis)) / (m.lenslet_pitch_object_um / m.scan.steps)
+        hook = DigitalAO(views, indices=indices, initial=initial)
+        vol = phase_space_rl(frames, views, iterations, progress=progress, callback=callback, correction=hook)
+        ab = hook.result()
+        # radially symmetric terms: a residual against kernels that carry the estimate so far;
+        # the others: the whole field (measured against unaberrated kernels, warped)
+        step = {j: c for j, c in ab.zernike_waves.items() if is_radial(j)}
+        moved = {j: c - warped.get(j, 0.0) for j, c in ab.zernike_waves.items() if not is_radial(j)}
+        hist.append({"round": r + 1, "modelled": dict(modelled), "estimate": ab.zernike_waves,
+                     "passes": ab.history})
+        for j, c in step.items():
+            modelled[j] = modelled.get(j, 0.0) + c
+        warped = {j: c for j, c in ab.zernike_waves.items() if not is_radial(j)}
+        del views
+        change = max((abs(c) for c in (*step.values(), *moved.values())), default=0.0)
+        if r + 1 < rounds and change < min_change:
+            break
+    total = dict(warped)
+    total.update(modelled)
+    return vol, Aberration(total, ab.view_shifts_um, ab.weights, ab.fit_rms_um, hist)
