@@ -403,7 +403,7 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true",
                    help="reduced size for a laptop, same protocol: N = 7 and 15 only, a 7-lenslet crop, coarser "
-                        "voxels, 6 LFM depths, 6 separations, 20 RL iterations, a small convergence study "
+                        "voxels, 6 LFM depths, 6 separations, 20 RL iterations, a small convergence study, "
                         "the other families and a 3x3 scanning LFM at 4 depths (measured 10.3 min on 2 shared cores "
                         "with a cold PSF cache, 10 designs, 4.0 min of it the scanning LFM; 4.2 min before it)")
     g.add_argument("--smallest", action="store_true", help="the test-suite size (one objective, about 1 min)")
