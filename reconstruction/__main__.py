@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="scanning LFM: digital adaptive optics (implies --method phase-space): estimate the pupil "
                    "aberration from the views and correct it, in ROUNDS rounds (default 3); writes "
                    "VOLUME.aberration.json beside --out (Zernike waves rms, Noll, as a config's [aberrations])")
+    p.add_argument("--rolling", nargs="?", type=float, const=0.9, default=None, metavar="BASE",
+                   help="scanning LFM: FRAME is a rolling scan, a (T, Y, X) series whose frame i was taken at scan "
+                   "position i mod K^2; writes one volume per frame from the K^2 frames around it, weighted "
+                   "BASE^|i - t| (default 0.9, the published weighting)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", metavar="CK.npz", help="resumable checkpoint (.npz) written during the run")
     p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
@@ -183,14 +187,16 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--filter lanczos is invalid for microscope.kind = {m.kind!r}: it is derived for "
                              "'lfm' (Stefanoiu 2019); expected none")
         frame = read_tiff(args.frame)
-        image, is_stack = validate_image(m, frame, raw=args.raw, expect=args.expect)
+        image, is_stack = validate_image(m, frame, raw=args.raw, expect="stack" if args.rolling else args.expect,
+                                         scan_stacks=args.rolling is None)
         del frame
         get_device(args.device)
         psf = load_operator(args.psf, m) if args.psf is not None else None
         dao = False if args.dao is None else (True if args.dao == -1 else args.dao)
         volume = reconstruct(m, image, iterations=args.iterations, device=args.device, filter=args.filter,
                              progress=not args.no_progress, raw=False, checkpoint=args.checkpoint,
-                             checkpoint_every=args.checkpoint_every, psf=psf, method=args.method, dao=dao)
+                             checkpoint_every=args.checkpoint_every, psf=psf, method=args.method, dao=dao,
+                             rolling=args.rolling)
         if dao:
             from .dao import write_aberration
 

@@ -63,7 +63,8 @@ def load_microscope(config):
     raise ConfigError(f"config = {config!r} is invalid: expected a Microscope, a .toml/.json path or a preset name")
 
 
-def validate_image(m, image, *, raw: bool | None = None, expect: str = "any") -> tuple[np.ndarray, bool]:
+def validate_image(m, image, *, raw: bool | None = None, expect: str = "any",
+                   scan_stacks: bool = True) -> tuple[np.ndarray, bool]:
     """Check and convert a frame or time series for microscope ``m`` (see the module conventions).
 
     Parameters
@@ -76,6 +77,9 @@ def validate_image(m, image, *, raw: bool | None = None, expect: str = "any") ->
         Camera ADU (True), linear values (False), or decide by dtype (None: integers are raw).
     expect : {"any", "frame", "stack"}
         Refuse a stack where a frame is expected, and vice versa.
+    scan_stacks : bool
+        "slfm": a frame is the (K^2, Y, X) scan stack (True) or one camera frame (False: a rolling
+        scan's (T, Y, X) series).
 
     Returns
     -------
@@ -90,7 +94,7 @@ def validate_image(m, image, *, raw: bool | None = None, expect: str = "any") ->
     want = tuple(m.image_shape)
     sensor = tuple(m.camera.shape)
     k2 = m.scan_steps ** 2
-    scan = (k2,) if m.kind == "slfm" else ()  # a scanning LFM's frame is its K^2 scan frames
+    scan = (k2,) if m.kind == "slfm" and scan_stacks else ()  # a scanning LFM's frame is its K^2 scan frames
     what = f"({k2}, Y, X) scan frames of" if scan else "a frame of"
     accepted = (f"{what} {want} (the image of whole lenslets) or {sensor} (the full sensor, centre-cropped), "
                 f"or (t, ...) of either")
@@ -145,6 +149,7 @@ def reconstruct(
     frames_per_batch: int | None = None,
     method: str | None = None,
     dao: bool = False,
+    rolling: float | None = None,
 ):
     """Deconvolve a light-field frame (or a time series) of the microscope described by ``config``.
 
@@ -182,6 +187,12 @@ def reconstruct(
         "phase-space"): estimate the pupil aberration from the views and correct it, in
         ``reconstruction.dao.DEFAULT_ROUNDS`` rounds (True) or that many (an int).
 
+    rolling : float, optional
+        Scanning LFM: ``image`` is a rolling scan, a (T, Y, X) series whose frame i was taken at scan
+        position i mod K^2; every frame t gives a volume from the K^2 frames around it, weighted
+        ``rolling``^|i - t| (``reconstruction.scanned.rolling_windows``; the published 0.9 is
+        ``ROLLING_BASE``), by the weighted joint RL.
+
     Returns
     -------
     ndarray of float32, (nz, Y', X') = ``m.volume_shape``, or (t, nz, Y', X') for a time series.
@@ -196,7 +207,18 @@ def reconstruct(
         raise ValueError(f"filter = 'lanczos' is invalid for microscope.kind = {m.kind!r}: it is derived for "
                          "'lfm' (Stefanoiu 2019, MLA at the native image plane); expected None or 'none'")
     method = _check_method(m, method, dao, checkpoint, filter)
-    y, is_stack = validate_image(m, image, raw=raw, expect=expect)
+    if rolling is not None:
+        if m.kind != "slfm" or method != "joint":
+            raise ValueError(f"rolling = {rolling!r} is invalid here: a rolling scan is reconstructed by the joint RL of "
+                             f"a scanning LFM (kind 'slfm', method 'joint'); got kind {m.kind!r}, method {method!r}")
+        if not (isinstance(rolling, (int, float)) and not isinstance(rolling, bool) and 0 < rolling <= 1):
+            raise ValueError(f"rolling = {rolling!r} is invalid: expected the weight base, a number in (0, 1]")
+        if expect == "frame":
+            raise ValueError("rolling needs a (T, Y, X) series, but expect = 'frame'")
+    y, is_stack = validate_image(m, image, raw=raw, expect="stack" if rolling is not None else expect,
+                                 scan_stacks=rolling is None)
+    if rolling is not None and y.shape[0] < m.scan_steps**2:
+        raise ValueError(f"image has {y.shape[0]} frames: a rolling scan needs at least K^2 = {m.scan_steps**2}")
     if frames_per_batch is not None and (isinstance(frames_per_batch, bool)
                                          or not isinstance(frames_per_batch, (int, np.integer)) or frames_per_batch < 1):
         raise ValueError(f"frames_per_batch = {frames_per_batch!r} is invalid: expected an integer >= 1")
@@ -219,6 +241,8 @@ def reconstruct(
     if not is_stack:
         return richardson_lucy(y, op, iterations, checkpoint=checkpoint, **kwargs)
     t = y.shape[0]
+    if rolling is not None:
+        return _rolling(y, op, m, iterations, rolling, frames_per_batch, kwargs)
     if frames_per_batch is None:
         # about 6 volumes per frame, and 2 per scan position for a scanning LFM's shifted copies
         per_frame = 6 + (2 * m.scan_steps**2 if m.kind == "slfm" else 0)
@@ -284,3 +308,18 @@ def dao_rounds_of(dao) -> int:
     from .dao import DEFAULT_ROUNDS
 
     return DEFAULT_ROUNDS if dao is True else int(dao)
+
+
+def _rolling(y, op, m, iterations: int, base: float, frames_per_batch, kwargs):
+    """Volumes of a rolling scan, a batch of output times at a time (each needs K^2 frames)."""
+    from .scanned import rolling_windows
+
+    t, k2 = y.shape[0], m.scan_steps**2
+    per = frames_per_batch or max(1, int(2 * 2**30 // ((6 + 2 * k2) * 4 * int(np.prod(m.volume_shape)))))
+    out = np.empty((t, *m.volume_shape), dtype=np.float32)
+    for t0 in range(0, t, per):
+        t1 = min(t, t0 + per)
+        stacks, weights = rolling_windows(y, m.scan_steps, t0, t1, base)
+        log.info("reconstruct: rolling scan, volumes %d..%d of %d", t0, t1 - 1, t)
+        out[t0:t1] = richardson_lucy(stacks, op, iterations, weights=weights, **kwargs)
+    return out

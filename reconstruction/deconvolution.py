@@ -92,6 +92,7 @@ def richardson_lucy(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 10,
     eps: float | None = None,
+    weights=None,
 ):
     """Deconvolve a light-field image (or a time series of them) by Richardson-Lucy.
 
@@ -124,6 +125,10 @@ def richardson_lucy(
     checkpoint_every : int
     eps : float, optional
         Pixels where H x_k <= eps get ratio 0 (guards y / 0).  Default 1e-12 max(y).
+    weights : array, optional
+        Non-negative weights broadcastable to ``image`` (e.g. (t, K^2, 1, 1) per scan frame): the
+        weighted-likelihood update x ⊙ Hᵀ(w ⊙ y ⊘ H x) ⊘ Hᵀw, in which a pixel of weight w counts
+        w times (``reconstruction.scanned.rolling_windows``: frames far in time count less).
 
     Returns
     -------
@@ -167,9 +172,20 @@ def richardson_lucy(
     img_axes = tuple(range(-nd, 0))
 
     flt = _resolve_filter(filter, op)
-    ht1 = op.ones_adjoint()
+    w = None
+    if weights is not None:
+        w = backend.to_device(weights, op.device, dtype=op.dtype) if not backend.is_gpu_array(weights) else weights
+        try:
+            w = xp.broadcast_to(w, y.shape)
+        except ValueError:
+            raise ValueError(f"weights have shape {tuple(weights.shape)}, not broadcastable to the image {shape}") from None
+        if not bool(xp.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError("weights must be finite and >= 0")
+        ht1 = op.adjoint(xp.ascontiguousarray(w))  # (t, ...) when batched: each frame its own Hᵀw
+    else:
+        ht1 = op.ones_adjoint()
     inv_ht1 = xp.where(ht1 > 0, 1 / xp.where(ht1 > 0, ht1, 1), 0).astype(op.dtype)
-    total = float(ht1.sum(dtype=xp.float64))
+    total = ht1.reshape((shape[0], -1) if batched and w is not None else (-1,)).sum(axis=-1, dtype=xp.float64)
     if eps is None:
         eps = 1e-12 * max(float(y.max()), np.finfo(op.dtype).tiny)
 
@@ -187,8 +203,8 @@ def richardson_lucy(
         if bool((x < 0).any()) or not bool(xp.isfinite(x).all()):
             raise ValueError("x0 must be finite and non-negative")
     else:
-        flux = y.sum(axis=img_axes, dtype=xp.float64)
-        level = (flux / total).astype(op.dtype) if total > 0 else xp.zeros_like(flux, dtype=op.dtype)
+        flux = (y if w is None else w * y).sum(axis=img_axes, dtype=xp.float64)
+        level = xp.where(total > 0, flux / xp.where(total > 0, total, 1), 0).astype(op.dtype)
         x = xp.ones(vol_shape, dtype=op.dtype) * level.reshape(level.shape + (1, 1, 1))
     if ckpt is not None and not ckpt.parent.exists():
         raise FileNotFoundError(f"checkpoint folder {str(ckpt.parent)!r} does not exist")
@@ -204,6 +220,8 @@ def richardson_lucy(
         for k in steps:
             hx = op.forward(x)
             ratio = xp.where(hx > eps, y / xp.where(hx > eps, hx, 1), 0).astype(op.dtype, copy=False)
+            if w is not None:
+                ratio *= w
             x = x * op.adjoint(ratio) * inv_ht1
             if flt is not None:
                 x = flt(x)

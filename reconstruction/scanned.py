@@ -31,7 +31,11 @@ from optics.scan import (
 
 from .operator import LightFieldOperator
 
-__all__ = ["ScannedOperator", "ShiftedScanOperator", "make_operator"]
+__all__ = ["ScannedOperator", "ShiftedScanOperator", "make_operator", "rolling_windows", "ROLLING_BASE"]
+
+#: Weight base of the rolling scan's sliding window: frame i counts ROLLING_BASE^|i - t| for time t
+#: (Wu et al. 2021, DAOSLIMIT ``time_weighted.m``: 0.9).
+ROLLING_BASE = 0.9
 
 
 def _split(arr, expected: tuple, name: str):
@@ -170,3 +174,31 @@ class ShiftedScanOperator:
         """Aᵀ1, RL's normaliser, shape ``volume_shape``."""
         return self.adjoint(self.xp.ones(self.image_shape, dtype=self.dtype))
 
+
+
+def rolling_windows(frames, steps: int, t0: int = 0, t1: int | None = None, base: float = ROLLING_BASE):
+    """Scan stacks and weights of a rolling scan: camera frame i (of ``frames``, (T, Y, X)) was taken at
+    scan position i mod K^2 (acquisition order), so any K^2 consecutive frames hold every position once.
+
+    For each output time t in t0..t1-1: the K^2 consecutive frames centred on t (shifted inward at the
+    ends of the series), placed at their scan positions, with weights base^|i - t| (the sliding-window
+    weighting of Wu et al. 2021: a moving sample is seen mostly as it was at t; base 1 weights the
+    window evenly, base -> 0 keeps frame t only, the others counting almost nothing).  Returns
+    (stacks (t1-t0, K^2, Y, X), weights (t1-t0, K^2, 1, 1)) for ``richardson_lucy(..., weights=...)``.
+    """
+    k2 = int(steps) ** 2
+    n = int(frames.shape[0])
+    if frames.ndim != 3 or n < k2:
+        raise ValueError(f"a rolling scan needs a (T, Y, X) series of T >= K^2 = {k2} frames; got shape {tuple(frames.shape)}")
+    if not (isinstance(base, (int, float)) and 0 < base <= 1):
+        raise ValueError(f"rolling weight base = {base!r} is invalid: expected a number in (0, 1]")
+    t1 = n if t1 is None else int(t1)
+    half = (k2 - 1) // 2
+    stacks = np.empty((t1 - t0, k2, *frames.shape[1:]), dtype=frames.dtype)
+    weights = np.empty((t1 - t0, k2, 1, 1), dtype=np.float32)
+    for j, t in enumerate(range(t0, t1)):
+        first = min(max(t - half, 0), n - k2)
+        for i in range(first, first + k2):
+            stacks[j, i % k2] = frames[i]
+            weights[j, i % k2] = float(base) ** abs(i - t)
+    return stacks, weights

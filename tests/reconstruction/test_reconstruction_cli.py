@@ -163,3 +163,15 @@ def test_scanning_lfm_dao_writes_the_aberration_beside_the_volume(tmp_path, monk
     # a number of rounds below 1 is refused before any work
     assert main([str(cfg), str(frames), "--out", str(tmp_path / "v2.tif"), "--dao", "0", "--no-progress"]) == 2
     assert "--dao = 0 is invalid" in capsys.readouterr().err
+
+
+def test_scanning_lfm_rolling_series_gives_one_volume_per_frame(tmp_path, monkeypatch):
+    monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    m = optics.presets.get("lfm-20x-0.5w", kind="slfm", scan={"steps": 3}, **SMALL)
+    cfg = tmp_path / "s.toml"
+    optics.save_config(m, cfg)
+    series, vol = tmp_path / "series.tif", tmp_path / "vol.tif"
+    rng = np.random.default_rng(3)
+    write_tiff(series, rng.random((11, *m.image_shape)).astype(np.float32), axes="TYX")
+    assert main([str(cfg), str(series), "--out", str(vol), "--iterations", "2", "--rolling", "--no-progress"]) == 0
+    assert read_tiff(vol).shape == (11, *m.volume_shape)
