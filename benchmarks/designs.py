@@ -129,9 +129,9 @@ SIZES = {
                   widefield_axial_planes=11,
                   convergence_iterations=(5, 10, 20, 40), convergence_depth_fractions=(0.0, 0.4),
                   flfm_pupil_px=64, family_depth_fractions=(-1.0, 0.0, 0.4, 1.0),
-                  # the 3x3 sLFM only, at the families' depths: the 5x5 measured ~95 s per depth here on 2
-                  # shared cores (25 exact patterns per bead), ~4x the 3x3, too slow for a laptop run
-                  slfm_scans=(3,), slfm_depth_fractions=(-1.0, 0.0, 0.4, 1.0)),
+                  # the 3x3 sLFM only, at 3 depths (both sides of focus): the 3x3 took ~60 s per depth and
+                  # the 5x5 ~95 s on 2 shared cores (9 and 25 exact patterns per bead), too slow for a laptop run
+                  slfm_scans=(3,), slfm_depth_fractions=(-0.4, 0.0, 0.4)),
     "smallest": Size("smallest", nnums=(7, 15), crop_lenslets=5, max_voxels_per_lenslet=3, voxel_target=2.0,
                      iterations=8,
                      depth_fractions=(-1.0, 0.0, 1.0), z_max_um={"lfm-20x-0.5w": 20.0},
