@@ -237,3 +237,20 @@ def test_rolling_is_refused_where_it_does_not_apply(ms):
         reconstruct(ms, np.ones((9, *ms.image_shape)), rolling=1.5)
     with pytest.raises(ValueError, match="a rolling scan needs at least K\\^2 = 9"):
         reconstruct(ms, np.ones((5, *ms.image_shape)), rolling=0.9)
+
+
+def test_weighted_rl_conserves_the_weighted_flux(ms, psf):
+    """x ⊙ Hᵀ(w ⊙ y ⊘ H x) ⊘ Hᵀw gives sum(w ⊙ H x_new) = sum(w ⊙ y) (the weighted form of check 14)."""
+    from reconstruction.deconvolution import richardson_lucy
+
+    op = ScannedOperator(psf, "cpu", np.float64)
+    rng = np.random.default_rng(9)
+    y = np.stack([op.forward(rng.random(op.volume_shape)) for _ in range(2)])
+    w = rng.uniform(0.2, 1.0, size=(2, 9, 1, 1))
+    seen = []
+    richardson_lucy(y, op, 2, weights=w, progress=False,
+                    callback=lambda k, x: seen.append((w * op.forward(x)).sum(axis=(1, 2, 3))))
+    for s in seen:
+        np.testing.assert_allclose(s, (w * y).sum(axis=(1, 2, 3)), rtol=1e-9)
+    with pytest.raises(ValueError, match="not broadcastable"):
+        richardson_lucy(y, op, 1, weights=np.ones((3, 1, 1, 1)), progress=False)
