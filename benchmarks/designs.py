@@ -92,6 +92,7 @@ class Size:
     slfm_scans: tuple[int, ...] = ()     # scanning LFMs: K of each K x K scan (odd), on the N = slfm_nnum LFM
     slfm_nnum: int = 15                  # ... of the objectives SLFM_OBJECTIVES
     slfm_depth_fractions: tuple[float, ...] | None = None  # their depths (None: the LFMs' depth_fractions)
+    slfm_passes: int = 3                 # their reconstruction: passes of the published phase-space RL
 
     def describe(self) -> str:
         return (f"size {self.name!r}: N = {list(self.nnums)} px/lenslet, camera crop {self.crop_lenslets} lenslets, "
@@ -131,7 +132,7 @@ SIZES = {
                   flfm_pupil_px=64, family_depth_fractions=(-1.0, 0.0, 0.4, 1.0),
                   # the 3x3 sLFM only, at 3 depths (both sides of focus): the 3x3 took ~60 s per depth and
                   # the 5x5 ~95 s on 2 shared cores (9 and 25 exact patterns per bead), too slow for a laptop run
-                  slfm_scans=(3,), slfm_depth_fractions=(-0.4, 0.0, 0.4)),
+                  slfm_scans=(3,), slfm_depth_fractions=(-0.4, 0.0, 0.4), slfm_passes=2),
     "smallest": Size("smallest", nnums=(7, 15), crop_lenslets=5, max_voxels_per_lenslet=3, voxel_target=2.0,
                      iterations=8,
                      depth_fractions=(-1.0, 0.0, 1.0), z_max_um={"lfm-20x-0.5w": 20.0},

@@ -43,6 +43,8 @@ def reductions(size: D.Size) -> list[str]:
         out.append(f"{len(size.family_depth_fractions)} depths for the other families (full: as the LFMs)")
     if not size.families:
         out.append("no other families (LFM 2.0, Fourier LFM, XLFM)")
+    if size.slfm_scans and size.slfm_passes != full.slfm_passes:
+        out.append(f"{size.slfm_passes} phase-space RL passes for the scanning LFMs (full: {full.slfm_passes})")
     if size.slfm_scans != full.slfm_scans:
         out.append(f"scanning LFMs {[f'{k}x{k}' for k in size.slfm_scans]} "
                    f"(full: {[f'{k}x{k}' for k in full.slfm_scans]})")
@@ -159,7 +161,10 @@ def notes(res: dict, size: D.Size) -> list[str]:
         "FOV and resolvable voxels are for the full camera (min(sensor, 22 mm field number) / M); the measurement uses a "
         "central crop. Seconds per volume (one reconstruction; RL iterations of the size): 'crop' timed on the measured "
         "crop, 'full camera' per benchmarks.timing (method in results.json); a volume is one camera frame for the LFM, "
-        "LFM 2.0 and Fourier LFM and the K^2 scan frames of a K x K scanning LFM, reconstructed jointly.",
+        "LFM 2.0 and Fourier LFM and the K^2 scan frames of a K x K scanning LFM.",
+        "Scanning LFM: reconstructed by its published phase-space RL (reconstruction.phasespace: one update per view "
+        "per pass, weights from each view's light), with the size's passes (Size.slfm_passes); the joint RL with "
+        "the LFMs' iterations left its off-focus beads unresolved (solver-limited).",
         f"Volume rate at {res['settings'].get('camera_fps', 100.0):g} camera frames/s (--camera-fps): F volumes/s for "
         "the one-frame light-field designs, F / K^2 for a K x K scanning LFM; wide-field records one plane per frame "
         "(F planes/s, F / n volumes/s for n planes), shown as '(1 plane)'.",

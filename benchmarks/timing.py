@@ -25,6 +25,7 @@ from optics.psfdata import LightFieldPSF
 from reconstruction import backend
 from reconstruction.cost import projection_cost
 from reconstruction.deconvolution import richardson_lucy
+from reconstruction.phasespace import PhaseSpaceViews, phase_space_rl
 from reconstruction.scanned import make_operator
 
 __all__ = ["MODES", "crop_iteration_seconds", "full_camera_seconds"]
@@ -34,24 +35,32 @@ log = logging.getLogger("benchmarks.timing")
 MODES = ("auto", "measure", "extrapolate")
 
 
-def _time_iterations(op, frame, iterations: int) -> float:
-    """Seconds per RL iteration on ``frame`` (device-resident; H^T 1 computed before the clock)."""
+def _time_iterations(op, frame, iterations: int, views=None) -> float:
+    """Seconds per RL iteration on ``frame`` (device-resident; H^T 1 computed before the clock), or per
+    pass of the phase-space RL over ``views`` (a scanning LFM)."""
     y = backend.to_device(np.asarray(frame, dtype=np.float32), op.device)
-    richardson_lucy(y, op, iterations=1, progress=False)  # warm-up: plans, H^T 1 cache if any
+
+    def run(k):
+        if views is not None:
+            return phase_space_rl(y, views, k, progress=False)
+        return richardson_lucy(y, op, iterations=k, progress=False)
+
+    run(1)  # warm-up: plans, H^T 1 cache if any
     backend.synchronize(op.device)
     t0 = time.perf_counter()
-    richardson_lucy(y, op, iterations=iterations + 1, progress=False)
+    run(iterations + 1)
     backend.synchronize(op.device)
     t_all = time.perf_counter() - t0
     t0 = time.perf_counter()
-    richardson_lucy(y, op, iterations=1, progress=False)
+    run(1)
     backend.synchronize(op.device)
     t_one = time.perf_counter() - t0
     return max(t_all - t_one, 1e-9) / iterations  # the difference removes the per-call set-up
 
 
-def crop_iteration_seconds(op, frame, iterations: int = 3) -> float:
-    return _time_iterations(op, frame, iterations)
+def crop_iteration_seconds(op, frame, iterations: int = 3, views=None) -> float:
+    """Seconds per RL iteration of ``op`` on ``frame``, or per phase-space pass over ``views``."""
+    return _time_iterations(op, frame, iterations if views is None else 1, views)
 
 
 def full_camera_seconds(psf, m_full, crop_per_iteration_s: float, iterations: int, device: str,
@@ -75,11 +84,12 @@ def full_camera_seconds(psf, m_full, crop_per_iteration_s: float, iterations: in
             full = LightFieldPSF(m_full, psf.z_um, psf.kernels, psf.discarded, dict(psf.meta))
             t0 = time.perf_counter()
             fop = make_operator(full, device=device)
+            fviews = PhaseSpaceViews(full, device) if m_full.kind == "slfm" else None  # its phase-space RL
             backend.synchronize(device)
             build = time.perf_counter() - t0
             frame = np.ones(fop.image_shape, dtype=np.float32)  # (K^2, Y, X) for a scanning LFM
-            per_it = _time_iterations(fop, frame, 2)
-            del fop
+            per_it = _time_iterations(fop, frame, 2 if fviews is None else 1, fviews)
+            del fop, fviews
             out.update({"method": "measured on the full camera", "operator_build_s": build,
                         "seconds_per_iteration": per_it, "seconds_per_volume": per_it * iterations})
             return out
@@ -111,7 +121,7 @@ def full_camera_seconds(psf, m_full, crop_per_iteration_s: float, iterations: in
     c_crop = projection_cost(nz, s, n, lens_crop, radii)
     c_full = projection_cost(nz, s, n, lens_full, radii_full)
     ratio = c_full.fourier_flops / c_crop.fourier_flops
-    out.update({"method": f"extrapolated: crop seconds per iteration x full/crop FLOP ratio (reconstruction.cost, "
+    out.update({"method": f"extrapolated: crop seconds per iteration (per pass of the phase-space RL) x full/crop FLOP ratio (reconstruction.cost, "
                           f"{grid})",
                 "flop_ratio": ratio, "operator_build_s": None,
                 "seconds_per_iteration": crop_per_iteration_s * ratio,

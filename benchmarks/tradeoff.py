@@ -53,6 +53,7 @@ from optics import theory
 from optics.io import atomic_write, atomic_write_bytes
 from optics.lfpsf import compute_psf
 from reconstruction import backend, metrics
+from reconstruction.phasespace import PhaseSpaceViews
 from reconstruction.scanned import make_operator
 
 log = logging.getLogger("benchmarks.tradeoff")
@@ -131,10 +132,13 @@ def measure_lfm(design: D.Design, size: D.Size, prot: P.Protocol, device: str, s
     t_psf = time.perf_counter() - t0
     t0 = time.perf_counter()
     op = make_operator(psf, device=device)  # a ScannedOperator (all K^2 frames) for a scanning LFM
+    # a scanning LFM is reconstructed by its published phase-space RL (size.slfm_passes passes)
+    views = PhaseSpaceViews(psf, device) if m_rec.kind == "slfm" else None
+    iterations = size.slfm_passes if views is not None else size.iterations
     t_op = time.perf_counter() - t0
     xc, yc = twopoint.voxel_centres(m_rec)
     ctx = twopoint.Context(m_rec, P.simulation_microscope(m_rec, prot), op, xc, yc, m_rec.z_um,
-                           float(m_rec.volume.z_step_um), prot, seed, index, size.iterations)
+                           float(m_rec.volume.z_step_um), prot, seed, index, iterations, views)
     vox = m_rec.voxel_um
     half_field = 0.5 * (xc[-1] - xc[0])
     zmax = max(abs(z) for z in design.depths_um)
@@ -158,15 +162,17 @@ def measure_lfm(design: D.Design, size: D.Size, prot: P.Protocol, device: str, s
                     "axial_resolution_um": ax, "axial_sampling_limited": ax_lim})
         rows.append(row)
         tick()
-    per_it = timing.crop_iteration_seconds(op, frame)  # one volume: all K^2 frames of a scanning LFM
+    per_it = timing.crop_iteration_seconds(op, frame, views=views)  # one volume: all K^2 frames
     full = timing.full_camera_seconds(psf, design.microscope.replace(volume=_volume_dict(m_rec)), per_it,
-                                      size.iterations, device, full_timing, op=op)
+                                      iterations, device, full_timing, op=op)
     band = artifact_band(m_rec)
     return {"rows": rows, "convergence": conv, "reconstruction_shape": list(m_rec.volume_shape),
             "voxel_um": [float(m_rec.volume.z_step_um), vox, vox], "crop_px": list(m_rec.image_shape),
-            "seconds_per_volume": per_it * size.iterations,
+            "seconds_per_volume": per_it * iterations,
             "timing": {"psf_build_s": t_psf, "operator_build_s": t_op, "seconds_per_iteration_crop": per_it,
-                       "full_camera": full},
+                       "full_camera": full,
+                       "solver": (f"phase-space RL, {iterations} passes" if views is not None else
+                                  f"joint RL, {iterations} iterations")},
             "band_um": band, "measured_as": m_rec.name}
 
 
