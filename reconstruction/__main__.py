@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="scanning LFM: digital adaptive optics (implies --method phase-space): estimate the pupil "
                    "aberration from the views and correct it, in ROUNDS rounds (default 3); writes "
                    "VOLUME.aberration.json beside --out (Zernike waves rms, Noll, as a config's [aberrations])")
+    p.add_argument("--dao-subfields", type=int, default=1, metavar="S",
+                   help="with --dao: estimate and correct the aberration in S x S sub-fields of the field of view "
+                   "(multi-site DAO, an aberration that varies across the field) (default 1)")
     p.add_argument("--rolling", nargs="?", type=float, const=0.9, default=None, metavar="BASE",
                    help="scanning LFM: FRAME is a rolling scan, a (T, Y, X) series whose frame i was taken at scan "
                    "position i mod K^2; writes one volume per frame from the K^2 frames around it, weighted "
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         volume = reconstruct(m, image, iterations=args.iterations, device=args.device, filter=args.filter,
                              progress=not args.no_progress, raw=False, checkpoint=args.checkpoint,
                              checkpoint_every=args.checkpoint_every, psf=psf, method=args.method, dao=dao,
-                             rolling=args.rolling)
+                             rolling=args.rolling, dao_subfields=args.dao_subfields)
         if dao:
             from .dao import write_aberration
 

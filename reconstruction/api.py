@@ -150,6 +150,7 @@ def reconstruct(
     method: str | None = None,
     dao: bool = False,
     rolling: float | None = None,
+    dao_subfields: int = 1,
 ):
     """Deconvolve a light-field frame (or a time series) of the microscope described by ``config``.
 
@@ -186,6 +187,9 @@ def reconstruct(
         Scanning LFM: digital adaptive optics (``reconstruction.dao.run_dao``; implies
         "phase-space"): estimate the pupil aberration from the views and correct it, in
         ``reconstruction.dao.DEFAULT_ROUNDS`` rounds (True) or that many (an int).
+    dao_subfields : int
+        DAO in S x S sub-fields of the field of view (multi-site: an aberration that varies across
+        the field); 1 (default): one.
 
     rolling : float, optional
         Scanning LFM: ``image`` is a rolling scan, a (T, Y, X) series whose frame i was taken at scan
@@ -207,6 +211,10 @@ def reconstruct(
         raise ValueError(f"filter = 'lanczos' is invalid for microscope.kind = {m.kind!r}: it is derived for "
                          "'lfm' (Stefanoiu 2019, MLA at the native image plane); expected None or 'none'")
     method = _check_method(m, method, dao, checkpoint, filter)
+    if isinstance(dao_subfields, bool) or not isinstance(dao_subfields, (int, np.integer)) or dao_subfields < 1:
+        raise ValueError(f"dao_subfields = {dao_subfields!r} is invalid: expected an integer >= 1")
+    if dao_subfields > 1 and not dao:
+        raise ValueError(f"dao_subfields = {dao_subfields} is invalid without dao: it sets DAO's sub-fields")
     if rolling is not None:
         if m.kind != "slfm" or method != "joint":
             raise ValueError(f"rolling = {rolling!r} is invalid here: a rolling scan is reconstructed by the joint RL of "
@@ -230,7 +238,7 @@ def reconstruct(
     elif psf.microscope.hash != m.hash:
         raise ValueError(f"psf belongs to another microscope (hash {psf.microscope.hash}, expected {m.hash})")
     if method == "phase-space":
-        return _phase_space(y, psf, dev, iterations, dao, progress, callback)
+        return _phase_space(y, psf, dev, iterations, dao, progress, callback, dao_subfields)
     op = make_operator(psf, dev, np.float32, progress=progress)
     del psf
     if filter in (None, "none"):  # a Fourier LFM's field stop: the volume outside it stays empty
@@ -291,13 +299,13 @@ def _check_method(m, method, dao: bool, checkpoint, filter) -> str:
     return method
 
 
-def _phase_space(y, psf, dev, iterations: int, dao, progress: bool, callback):
+def _phase_space(y, psf, dev, iterations: int, dao, progress: bool, callback, subfields: int = 1):
     from .dao import run_dao
     from .phasespace import PhaseSpaceViews, phase_space_rl
 
     if dao:
         return DAOResult(*run_dao(y, psf, dev, iterations, rounds=dao_rounds_of(dao), progress=progress,
-                                  callback=callback))
+                                  callback=callback, subfields=subfields))
     views = PhaseSpaceViews(psf, dev, np.float32, progress=progress)
     del psf
     return phase_space_rl(y, views, iterations, progress=progress, callback=callback)

@@ -51,7 +51,7 @@ from . import backend
 
 __all__ = ["view_pupil_coordinates", "shift_of", "remove_tilt_defocus", "zernike_shift_basis", "fit_zernike",
            "shift_images", "DigitalAO", "Aberration", "DEFAULT_INDICES", "DEFAULT_ROUNDS", "write_aberration",
-           "run_dao"]
+           "run_dao", "MIN_SUBFIELD"]
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +197,13 @@ class Aberration:
     weights: np.ndarray                  # (N, N) the views' RL weights (0: not used)
     fit_rms_um: float
     history: list = field(default_factory=list)  # per pass: {"pass", "rms_shift_um"}
+    subfields: list = field(default_factory=list)  # multi-site: per sub-field {"rows_um", "cols_um", "zernike_waves"}
 
     def as_dict(self) -> dict:
+        sub = [{**b, "zernike_waves": {str(j): round(c, 6) for j, c in sorted(b["zernike_waves"].items())}}
+               for b in self.subfields]
         return {"zernike_waves": {str(j): round(c, 6) for j, c in sorted(self.zernike_waves.items())},
+                **({"subfields": sub} if sub else {}),
                 "convention": "Noll indices, waves rms over the objective's pupil, as in a config's "
                               "[aberrations] zernike_waves; tilt and defocus (Noll 1-4) are not estimable",
                 "fit_rms_um": self.fit_rms_um,
@@ -226,62 +230,132 @@ class DigitalAO:
         Largest view shift searched (phase-space samples of d / (K M)); default 5% of the view side,
         at least 3 (the published code searches 4%).
     indices : Noll indices of the fit.
-    initial : ndarray (N, N, 2), optional
+    subfields : int
+        S: estimate the aberration in S x S sub-fields of the field of view ("multi-site" DAO; each at
+        least ``MIN_SUBFIELD`` samples per side) and warp each view by the shifts of the sub-fields,
+        blended linearly between their centres (a partition of unity).  1: one field.
+    initial : ndarray (N, N, 2) or (S, S, N, N, 2), optional
         View shifts (samples) corrected from the first pass, before the first estimate (the previous
         round's estimate in ``run_dao``: the estimate is biased toward what the first reconstruction
         absorbs, and a reconstruction started from corrected views absorbs less).
     """
 
     def __init__(self, views, *, start: int = 1, max_shift: float | None = None, indices=DEFAULT_INDICES,
-                 initial=None):
+                 subfields: int = 1, initial=None):
         m = views.microscope
         self.views, self.m, self.start = views, m, int(start)
         self.rho = view_pupil_coordinates(m)
         self.weights = np.array(views.weights, dtype=np.float64)
         hv, wv = views.view_shape
-        self.max_shift = float(max_shift) if max_shift is not None else max(3.0, 0.05 * min(hv, wv))
+        nb = subfields
+        if isinstance(nb, bool) or not isinstance(nb, (int, np.integer)) or nb < 1:
+            raise ValueError(f"subfields = {subfields!r} is invalid: expected an integer >= 1")
+        if min(hv, wv) // nb < MIN_SUBFIELD:
+            raise ValueError(f"subfields = {nb} is invalid: the views are {hv} x {wv} samples, so a sub-field "
+                             f"would be under {MIN_SUBFIELD} samples per side; expected at most "
+                             f"{max(1, min(hv, wv) // MIN_SUBFIELD)}")
+        self.nb = int(nb)
+        self.edges = [np.linspace(0, n, self.nb + 1).round().astype(int) for n in (hv, wv)]
+        self.blend = [_tents(e) for e in self.edges]  # (S, n) per axis, columns summing to 1
+        block = min(hv, wv) / self.nb
+        self.max_shift = float(max_shift) if max_shift is not None else max(3.0, 0.05 * block)
         self.sample_um = m.lenslet_pitch_object_um / m.scan.steps
         self.indices = tuple(int(j) for j in indices)
-        self.shifts = np.zeros((*self.weights.shape, 2)) if initial is None else np.array(initial, dtype=np.float64)
-        if self.shifts.shape != (*self.weights.shape, 2):
-            raise ValueError(f"initial has shape {self.shifts.shape}; expected {(*self.weights.shape, 2)}")
+        full = (self.nb, self.nb, *self.weights.shape, 2)
+        self.field = np.zeros(full) if initial is None else np.broadcast_to(np.asarray(initial, dtype=np.float64), full).copy()
         self.history: list = []
+
+    @property
+    def shifts(self) -> np.ndarray:
+        """(N, N, 2) view shifts (samples), the mean over the sub-fields."""
+        return self.field.mean(axis=(0, 1))
+
+    def _blocks(self):
+        (ey, ex) = self.edges
+        for i in range(self.nb):
+            for j in range(self.nb):
+                yield i, j, slice(ey[i], ey[i + 1]), slice(ex[j], ex[j + 1])
 
     def __call__(self, k: int, measured, x):
         xp = self.views.xp
         if k >= self.start:
-            raw = np.zeros_like(self.shifts)
+            raw = np.zeros_like(self.field)
             for uv in self.views.order:
                 model = self.views.ops[uv].forward(x)  # (t, H, W), the ideal model of the current estimate
-                raw[uv] = shift_of(model, measured[:, uv[0], uv[1]], self.max_shift, xp)
-            self.shifts = remove_tilt_defocus(raw, self.rho, self.weights)
-            rms = float(np.sqrt((self.weights[..., None] * self.shifts**2).sum() / max(self.weights.sum(), 1e-30)))
+                meas = measured[:, uv[0], uv[1]]
+                for i, j, sy, sx in self._blocks():
+                    raw[(i, j, *uv)] = shift_of(model[..., sy, sx], meas[..., sy, sx], self.max_shift, xp)
+            for i, j, _, _ in self._blocks():
+                self.field[i, j] = remove_tilt_defocus(raw[i, j], self.rho, self.weights)
+            w = self.weights[..., None]
+            rms = float(np.sqrt((w * self.field**2).sum() / max(self.nb**2 * self.weights.sum(), 1e-30)))
             self.history.append({"pass": k + 1, "rms_shift_um": rms * self.sample_um})
             log.info("DAO pass %d: rms view shift %.3g um", k + 1, rms * self.sample_um)
-        if not self.shifts.any():
+        if not self.field.any():
             return measured
         out = measured.copy()
+        by, bx = (xp.asarray(b, dtype=measured.dtype) for b in self.blend)
         for uv in self.views.order:
-            dy, dx = self.shifts[uv]
-            if dy or dx:
-                out[:, uv[0], uv[1]] = shift_images(measured[:, uv[0], uv[1]], -dy, -dx, xp)
+            f = self.field[:, :, uv[0], uv[1]]
+            if not f.any():
+                continue
+            src = measured[:, uv[0], uv[1]]
+            if self.nb == 1:
+                out[:, uv[0], uv[1]] = shift_images(src, -f[0, 0, 0], -f[0, 0, 1], xp)
+                continue
+            acc = xp.zeros_like(src)
+            for i, j, _, _ in self._blocks():
+                acc += by[i][:, None] * bx[j][None, :] * shift_images(src, -f[i, j, 0], -f[i, j, 1], xp)
+            out[:, uv[0], uv[1]] = acc
         return out
 
     def result(self) -> Aberration:
-        um = self.shifts * self.sample_um
-        coef, rms = fit_zernike(self.m, um, self.rho, self.weights, self.indices)
-        return Aberration(coef, um, self.weights, rms, list(self.history))
+        fits = [fit_zernike(self.m, self.field[i, j] * self.sample_um, self.rho, self.weights, self.indices)
+                for i, j, _, _ in self._blocks()]
+        coef = {j: float(np.mean([f[0][j] for f in fits])) for j in self.indices}
+        rms = float(np.sqrt(np.mean([f[1] ** 2 for f in fits])))
+        sub = []
+        if self.nb > 1:  # bounds in the sample, µm from the optical axis (y rows, x columns)
+            step = self.sample_um
+            hy, hx = (self.edges[0][-1] / 2, self.edges[1][-1] / 2)
+            for (_, _, sy, sx), (c, r) in zip(self._blocks(), fits):
+                sub.append({"rows_um": [(sy.start - hy) * step, (sy.stop - hy) * step],
+                            "cols_um": [(sx.start - hx) * step, (sx.stop - hx) * step],
+                            "zernike_waves": c, "fit_rms_um": r})
+        return Aberration(coef, self.shifts * self.sample_um, self.weights, rms, list(self.history), sub)
+
+
+#: Smallest sub-field side (phase-space samples) of multi-site DAO.
+MIN_SUBFIELD = 16
+
+
+def _tents(edges: np.ndarray) -> np.ndarray:
+    """(S, n) linear blending weights of S blocks over n samples: 1 at each block's centre, falling
+    linearly to 0 at the neighbours' centres, flat beyond the outer centres; they sum to 1."""
+    n, nb = int(edges[-1]), len(edges) - 1
+    centres = 0.5 * (edges[:-1] + edges[1:]) - 0.5
+    x = np.arange(n, dtype=np.float64)
+    out = np.zeros((nb, n))
+    if nb == 1:
+        return np.ones((1, n))
+    for b in range(nb):
+        e = np.zeros(nb)
+        e[b] = 1.0
+        out[b] = np.interp(x, centres, e)  # np.interp holds the end values: flat beyond the outer centres
+    return out
 
 
 def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_ROUNDS, progress: bool = True,
-            callback=None, indices=DEFAULT_INDICES, min_change: float = 0.005):
+            callback=None, indices=DEFAULT_INDICES, min_change: float = 0.005, subfields: int = 1):
     """Phase-space RL with digital adaptive optics over ``rounds`` rounds (module docstring).
 
     Each round reconstructs ``frames`` from a fresh start by ``phase_space_rl`` with the view warp
-    (``DigitalAO``) on kernels that carry the radially symmetric terms estimated so far (what the
-    LFM's kernels take) and the other terms' view shifts corrected from the first pass; the radial
-    terms it estimates are residuals (added), the others the whole field (replaced).  Stops early
-    when no term changes by ``min_change`` waves.  Returns (volume, Aberration).
+    (``DigitalAO``, in ``subfields`` x ``subfields`` sub-fields) on kernels that carry the radially
+    symmetric terms estimated so far (what the LFM's kernels take; their mean over the sub-fields,
+    the kernels being one for the whole field) and the other terms' view shifts corrected from the
+    first pass; the radial terms it estimates are residuals (added), the others the whole field
+    (replaced).  Stops early when no term changes by ``min_change`` waves.  Returns (volume,
+    Aberration).
     """
     from optics import compute_psf
     from optics.pupil import is_radial
@@ -292,10 +366,11 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
         raise ValueError(f"rounds = {rounds!r} is invalid: expected an integer >= 1")
     m = psf.microscope
     modelled: dict[int, float] = {}  # in the kernels (radially symmetric terms)
-    warped: dict[int, float] = {}    # corrected by the warp only (the others)
+    warped: list[dict[int, float]] = []  # per sub-field: corrected by the warp only (the other terms)
     hist: list = []
     vol = ab = None
     rho = view_pupil_coordinates(m)
+    step_um = m.lenslet_pitch_object_um / m.scan.steps
     for r in range(int(rounds)):
         if modelled:
             m_r = m.replace(aberrations={"zernike_waves": {str(j): c for j, c in modelled.items()}})
@@ -307,24 +382,29 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
         del p_r
         initial = None
         if warped:  # the previous round's field of the warped terms, corrected from the first pass
-            basis = zernike_shift_basis(m, rho, views.weights, tuple(warped))
-            initial = sum(c * b for c, b in zip(warped.values(), basis)) / (m.lenslet_pitch_object_um / m.scan.steps)
-        hook = DigitalAO(views, indices=indices, initial=initial)
+            terms = tuple(warped[0])
+            basis = zernike_shift_basis(m, rho, views.weights, terms)
+            fields = [sum(b[j] * bb for j, bb in zip(terms, basis)) / step_um for b in warped]
+            initial = np.stack(fields).reshape(subfields, subfields, *fields[0].shape)
+        hook = DigitalAO(views, indices=indices, initial=initial, subfields=subfields)
         vol = phase_space_rl(frames, views, iterations, progress=progress, callback=callback, correction=hook)
         ab = hook.result()
+        blocks = [b["zernike_waves"] for b in ab.subfields] if ab.subfields else [ab.zernike_waves]
         # radially symmetric terms: a residual against kernels that carry the estimate so far;
         # the others: the whole field (measured against unaberrated kernels, warped)
         step = {j: c for j, c in ab.zernike_waves.items() if is_radial(j)}
-        moved = {j: c - warped.get(j, 0.0) for j, c in ab.zernike_waves.items() if not is_radial(j)}
+        new = [{j: c for j, c in b.items() if not is_radial(j)} for b in blocks]
+        moved = [abs(c - (warped[i].get(j, 0.0) if warped else 0.0)) for i, b in enumerate(new) for j, c in b.items()]
         hist.append({"round": r + 1, "modelled": dict(modelled), "estimate": ab.zernike_waves,
                      "passes": ab.history})
         for j, c in step.items():
             modelled[j] = modelled.get(j, 0.0) + c
-        warped = {j: c for j, c in ab.zernike_waves.items() if not is_radial(j)}
+        warped = new
         del views
-        change = max((abs(c) for c in (*step.values(), *moved.values())), default=0.0)
+        change = max([abs(c) for c in step.values()] + moved, default=0.0)
         if r + 1 < rounds and change < min_change:
             break
-    total = dict(warped)
+    total = {j: float(np.mean([b[j] for b in warped])) for j in warped[0]}
     total.update(modelled)
-    return vol, Aberration(total, ab.view_shifts_um, ab.weights, ab.fit_rms_um, hist)
+    sub = [{**b, "zernike_waves": {**w, **modelled}} for b, w in zip(ab.subfields, warped)] if ab.subfields else []
+    return vol, Aberration(total, ab.view_shifts_um, ab.weights, ab.fit_rms_um, hist, sub)
