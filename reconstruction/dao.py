@@ -250,7 +250,7 @@ class DigitalAO:
         nb = subfields
         if isinstance(nb, bool) or not isinstance(nb, (int, np.integer)) or nb < 1:
             raise ValueError(f"subfields = {subfields!r} is invalid: expected an integer >= 1")
-        if min(hv, wv) // nb < MIN_SUBFIELD:
+        if nb > 1 and min(hv, wv) // nb < MIN_SUBFIELD:
             raise ValueError(f"subfields = {nb} is invalid: the views are {hv} x {wv} samples, so a sub-field "
                              f"would be under {MIN_SUBFIELD} samples per side; expected at most "
                              f"{max(1, min(hv, wv) // MIN_SUBFIELD)}")
