@@ -5,8 +5,8 @@ and, for every separation s of the sweep, a partner at +s in x, all at one off-g
 imaged from their exact positions; one frame per pair plus one of the left bead alone, with the
 protocol's photons and noise.  LFM frames are reconstructed by Richardson-Lucy (all repeats in one
 batch), wide-field frames are measured raw.  A scanning LFM's "frame" is its volume of K^2 scan
-frames (the protocol's photons per volume split over them), reconstructed jointly by RL through
-``ctx.op`` (``reconstruction.scanned.ScannedOperator``).  The two-point test (``reconstruction.metrics.
+frames (the protocol's photons per volume split over them), reconstructed by its published
+phase-space RL over ``ctx.views`` (``solve``).  The two-point test (``reconstruction.metrics.
 sparrow_resolved`` with contrast ``MIN_DIP``) runs on the x profile through the pair; a separation is
 resolved when at least 2/3 of the repeats resolve it; each repeat's resolution is the smallest
 separation from which on it resolves all (``metrics.two_point_resolution``), reported as median and

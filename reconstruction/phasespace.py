@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 DEFAULT_WEIGHT_MAX = 0.8
 #: Views receiving less than this fraction of the brightest view's light are not updated.
 MIN_ENERGY = 0.05
+#: Device memory for the views' H_vᵀ1 volumes (bytes); beyond it they are recomputed when needed.
+MAX_CACHE_BYTES = 2 * 2**30
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,13 +123,19 @@ class PhaseSpaceViews:
         self.volume_shape = first.volume_shape
         self.view_shape = first.image_shape
         self._ht1 = {}
+        # H_vᵀ1 is a volume per view: kept while they fit MAX_CACHE_BYTES, else recomputed (one
+        # more projection per update) rather than N^2 volumes held
+        vol_bytes = int(np.prod(self.volume_shape)) * np.dtype(self.dtype).itemsize
+        self._cache_views = int(MAX_CACHE_BYTES // max(vol_bytes, 1))
 
     def ht1(self, uv):
-        """H_vᵀ1 of view ``uv`` (cached)."""
-        if uv not in self._ht1:
-            op = self.ops[uv]
-            self._ht1[uv] = op.ones_adjoint()
-        return self._ht1[uv]
+        """H_vᵀ1 of view ``uv`` (cached within ``MAX_CACHE_BYTES``)."""
+        if uv in self._ht1:
+            return self._ht1[uv]
+        out = self.ops[uv].ones_adjoint()
+        if len(self._ht1) < self._cache_views:
+            self._ht1[uv] = out
+        return out
 
     def views_of(self, frames):
         """Scan frames (..., K^2, Y, X) on the device -> views (..., N, N, K L_y, K L_x)."""
