@@ -296,7 +296,8 @@ class Aberrations:
     """Aberrations of the objective's pupil (``optics.pupil``).
 
     ``zernike_waves`` = {Noll index: waves rms}: every kind takes radially symmetric terms (Noll 4,
-    11, 22, ...); the Fourier LFM takes any.  Stored as sorted (index, waves) pairs.
+    11, 22, ...); the light-field kinds take any (the LFMs through the 2-D pupil integral of
+    ``optics.debye2d``, scalar fields only).  Stored as sorted (index, waves) pairs.
 
     Gibson-Lanni index mismatch (Gibson & Lanni 1991; conventions in ``optics.pupil``), every kind:
 
@@ -523,11 +524,15 @@ class Microscope:
             from .pupil import is_radial
 
             odd = [j for j in self.aberrations.coefficients if not is_radial(j)]
-            if odd:
+            if odd and self.kind == "widefield":
                 raise _err("aberrations.zernike_waves", {str(j): c for j, c in self.aberrations.zernike_waves},
-                           f"Noll {odd} are not radially symmetric: kind {self.kind!r} computes its field at the "
-                           "native image plane from the radial Debye integral, which takes only m = 0 terms "
-                           "(Noll 4, 11, 22, 37, ...); any term is accepted for kind 'flfm'")
+                           f"Noll {odd} are not radially symmetric: the wide-field kernels integrate a radial "
+                           "intensity profile, which takes only m = 0 terms (Noll 4, 11, 22, 37, ...); any term is "
+                           "accepted for the light-field kinds")
+            if odd and self.simulation.vectorial:
+                raise _err("simulation.vectorial", True,
+                           f"Noll {odd} are not radially symmetric: their 2-D pupil integral (optics.debye2d) is "
+                           "scalar; use false, or radially symmetric terms only")
         if self.kind == "flfm":
             self._check_flfm()
         elif self.kind == "widefield":

@@ -95,6 +95,37 @@ def _aberration_at(m: Microscope, theta: np.ndarray, z_um: float) -> np.ndarray 
     return out
 
 
+def pupil_phase_waves(m: Microscope, rho, phi, z_um: float) -> np.ndarray:
+    """The whole pupil phase (waves) of ``m.aberrations`` at (rho, phi) for a source at ``z_um``: every
+    Zernike term and the Gibson-Lanni term (``optics.debye2d``; the radial path is ``_aberration_at``)."""
+    from .pupil import gibson_lanni_waves, phase_waves
+
+    ab = m.aberrations
+    rho = np.asarray(rho, dtype=np.float64)
+    out = phase_waves(ab.coefficients, rho, phi) if ab.coefficients else np.zeros(np.broadcast_shapes(rho.shape, np.shape(phi)))
+    if ab.gibson_lanni:
+        out = out + gibson_lanni_waves(m, rho, z_um)
+    return out
+
+
+def _non_radial(m: Microscope) -> bool:
+    """Whether ``m``'s pupil phase has terms that are not radially symmetric (the 2-D pupil integral)."""
+    from .pupil import is_radial
+
+    return any(not is_radial(j) for j in m.aberrations.coefficients)
+
+
+def _table(m: Microscope, z_um: float, r_max_obj: float, count: int | None = None):
+    """The field table of a source at ``z_um``: radial (``_RadialTable``, at ``table_depth``) or, with a
+    non-radial pupil phase, the 2-D pupil integral (``optics.debye2d.PupilTable``); and ``conj``."""
+    zt, conj = table_depth(m, z_um)
+    if _non_radial(m):
+        from .debye2d import PupilTable
+
+        return PupilTable(m, float(z_um), r_max_obj), False
+    return _RadialTable(m, zt, r_max_obj, count), conj
+
+
 def table_depth(m: Microscope, z_um: float) -> tuple[float, bool]:
     """(depth of the radial table, conjugate it?) for a source at ``z_um``.  Without aberrations
     U(r, -z) = conj U(r, z), so one table of |z| serves both signs; a pupil phase breaks that."""
@@ -532,8 +563,7 @@ def _table_radius(m: Microscope, w: int, extra_um: float) -> float:
 def _table_for(m: Microscope, z_um: float, w: int, extra_um: float) -> tuple[_RadialTable, bool]:
     """Radial table covering the window's half-diagonal plus the source offset (object space), and
     whether to conjugate it (``table_depth``)."""
-    zt, conj = table_depth(m, z_um)
-    return _RadialTable(m, zt, _table_radius(m, w, extra_um)), conj
+    return _table(m, z_um, _table_radius(m, w, extra_um))
 
 
 # ----------------------------------------------------------------------------- public: one source
@@ -744,15 +774,19 @@ def _lfm_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray], np.nd
     s, npx, mag = m.voxels_per_lenslet, m.pixels_per_lenslet, m.objective.magnification
     q = field_oversampling(m)
     prop = _Propagator(m, q, np.complex64)
-    fund = _fundamental_phases(s)
-    orbit = _orbit_map(s)
+    if _non_radial(m):  # no mirror/transpose symmetry: every phase is computed
+        fund = [(a, b) for a in range(s) for b in range(s)]
+        orbit = {ph: (ph, False, False, False) for ph in fund}
+    else:
+        fund = _fundamental_phases(s)
+        orbit = _orbit_map(s)
     cs = (s - 1) / 2
     step = m.voxel_um * mag  # image-space offset between phases
     offsets = np.array([[(u - cs) * step, (v - cs) * step] for u, v in fund])
     z_all = m.z_um
     kernels: list[np.ndarray] = []
     discarded = np.zeros((len(z_all), s, s))
-    tables: dict[float, _RadialTable] = {}
+    tables: dict = {}
     methods = []
     # one radius grid and node count for all depths: every table shares one set of Bessel matrices
     extra = float(np.abs(offsets).max(initial=0.0)) * math.sqrt(2)
@@ -765,7 +799,7 @@ def _lfm_kernels(m: Microscope, progress: bool) -> tuple[list[np.ndarray], np.nd
         w = window_lenslets(m, z)  # offset d/2: the same window as sensor_pattern's default bound
         key, conj = table_depth(m, z)
         if key not in tables:  # z-conjugation: the table of |z| serves +z and -z (no aberrations)
-            tables[key] = _RadialTable(m, key, r_table, count)
+            tables[key] = _table(m, float(z), r_table, count)[0]
         pats, nip_in, passed = _lfm_patterns(m, prop, tables[key], conj, w, offsets)
         methods.append(prop.method(w * npx * q))
         r_w = (w - 1) // 2

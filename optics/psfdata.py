@@ -48,7 +48,7 @@ MODEL_REVISION = 4
 #: The modules whose source shapes the kernels (configuration defaults, Debye field, windows, lenslets,
 #: propagation, pixel integration, file layout).
 MODEL_SOURCES = ("config.py", "debye.py", "lfpsf.py", "mla.py", "propagation.py", "support.py", "psfdata.py",
-                 "flfm.py", "lenslets.py", "pupil.py")
+                 "flfm.py", "lenslets.py", "pupil.py", "debye2d.py")
 
 
 @functools.lru_cache(maxsize=1)

@@ -27,10 +27,11 @@ Warping the views corrects what the aberration does to the views' positions, not
 on our wave-optics model of a 20x/0.5W sLFM with 0.15 waves rms of spherical aberration, the warp
 alone estimated 0.091 waves and left the beads blurrier (light within one voxel of them 0.59,
 against 0.74 uncorrected).  ``run_dao`` therefore also puts the estimate into the model: each round
-recomputes the kernels with the terms estimated so far (the terms the kind's kernels take:
-radially symmetric ones for the LFM and sLFM, ``optics.pupil``) and estimates what remains against
-them (the Protocol's calibration loop, FAMILIES.md section 3.6, with the data's own views in place
-of a bead stack); terms the kernels cannot take stay corrected by the warp.  Measured on that
+recomputes the kernels with the terms estimated so far (every term: non-radial ones through the 2-D
+pupil integral, ``optics.debye2d``; radially symmetric ones only for vectorial kernels) and
+estimates what remains against them (the Protocol's calibration loop, FAMILIES.md section 3.6, with
+the data's own views in place of a bead stack); terms the kernels cannot take stay corrected by the
+warp.  Measured on that
 example (tests/reconstruction/test_dao.py): 0.091, 0.123, 0.139 waves after rounds 1-3, light near
 the beads 0.59, 0.90, 0.95 (0.98 from unaberrated data).
 """
@@ -350,11 +351,11 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
     """Phase-space RL with digital adaptive optics over ``rounds`` rounds (module docstring).
 
     Each round reconstructs ``frames`` from a fresh start by ``phase_space_rl`` with the view warp
-    (``DigitalAO``, in ``subfields`` x ``subfields`` sub-fields) on kernels that carry the radially
-    symmetric terms estimated so far (what the LFM's kernels take; their mean over the sub-fields,
-    the kernels being one for the whole field) and the other terms' view shifts corrected from the
-    first pass; the radial terms it estimates are residuals (added), the others the whole field
-    (replaced).  Stops early when no term changes by ``min_change`` waves.  Returns (volume,
+    (``DigitalAO``, in ``subfields`` x ``subfields`` sub-fields) on kernels that carry the terms
+    estimated so far (every term for scalar kernels, ``optics.debye2d``; radially symmetric ones for
+    vectorial kernels; their mean over the sub-fields, the kernels being one for the whole field)
+    and the other terms' view shifts corrected from the first pass; the modelled terms it estimates
+    are residuals (added), the others the whole field (replaced).  Stops early when no term changes by ``min_change`` waves.  Returns (volume,
     Aberration).
     """
     from optics import compute_psf
@@ -365,7 +366,11 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
     if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
         raise ValueError(f"rounds = {rounds!r} is invalid: expected an integer >= 1")
     m = psf.microscope
-    modelled: dict[int, float] = {}  # in the kernels (radially symmetric terms)
+
+    def takes(j: int) -> bool:  # the kernels take every term (optics.debye2d), but scalar only
+        return is_radial(j) or not m.simulation.vectorial
+
+    modelled: dict[int, float] = {}  # in the kernels
     warped: list[dict[int, float]] = []  # per sub-field: corrected by the warp only (the other terms)
     hist: list = []
     vol = ab = None
@@ -381,7 +386,7 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
         views = PhaseSpaceViews(p_r, device, np.float32, progress=progress)
         del p_r
         initial = None
-        if warped:  # the previous round's field of the warped terms, corrected from the first pass
+        if warped and warped[0]:  # the previous round's field of the warped terms, corrected from the first pass
             terms = tuple(warped[0])
             basis = zernike_shift_basis(m, rho, views.weights, terms)
             fields = [sum(b[j] * bb for j, bb in zip(terms, basis)) / step_um for b in warped]
@@ -390,10 +395,10 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
         vol = phase_space_rl(frames, views, iterations, progress=progress, callback=callback, correction=hook)
         ab = hook.result()
         blocks = [b["zernike_waves"] for b in ab.subfields] if ab.subfields else [ab.zernike_waves]
-        # radially symmetric terms: a residual against kernels that carry the estimate so far;
-        # the others: the whole field (measured against unaberrated kernels, warped)
-        step = {j: c for j, c in ab.zernike_waves.items() if is_radial(j)}
-        new = [{j: c for j, c in b.items() if not is_radial(j)} for b in blocks]
+        # the terms the kernels take: a residual against kernels that carry the estimate so far;
+        # the others: the whole field (measured against kernels without them, warped)
+        step = {j: c for j, c in ab.zernike_waves.items() if takes(j)}
+        new = [{j: c for j, c in b.items() if not takes(j)} for b in blocks]
         moved = [abs(c - (warped[i].get(j, 0.0) if warped else 0.0)) for i, b in enumerate(new) for j, c in b.items()]
         hist.append({"round": r + 1, "modelled": dict(modelled), "estimate": ab.zernike_waves,
                      "passes": ab.history})
@@ -404,7 +409,7 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
         change = max([abs(c) for c in step.values()] + moved, default=0.0)
         if r + 1 < rounds and change < min_change:
             break
-    total = {j: float(np.mean([b[j] for b in warped])) for j in warped[0]}
+    total = {j: float(np.mean([b[j] for b in warped])) for j in warped[0]} if warped and warped[0] else {}
     total.update(modelled)
     sub = [{**b, "zernike_waves": {**w, **modelled}} for b, w in zip(ab.subfields, warped)] if ab.subfields else []
     return vol, Aberration(total, ab.view_shifts_um, ab.weights, ab.fit_rms_um, hist, sub)

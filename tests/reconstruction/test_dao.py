@@ -189,3 +189,18 @@ def test_multi_site_dao_finds_an_aberration_that_varies_across_the_field():
     assert _near(m, vol2, pts) > _near(m, vol1, pts)
     with pytest.raises(ValueError, match="subfields = 3 is invalid"):
         DigitalAO(PhaseSpaceViews(compute_psf(small(), progress=False), "cpu"), subfields=3)
+
+
+def test_dao_recovers_astigmatism_and_coma_of_the_forward_model(beads):
+    """0.1 waves of astigmatism (Noll 6) and -0.08 of coma (Noll 8) in the wave-optics model of the
+    data (the 2-D pupil integral, optics.debye2d), reconstructed with the ideal kernels: after 3 rounds
+    measured 0.098 and -0.086, light near the beads 0.94 -> 0.966 (0.977 from unaberrated data)."""
+    m, pts, psf = beads
+    ab = m.replace(aberrations={"zernike_waves": {"6": 0.1, "8": -0.08}})
+    frames = apply_camera(point_photon_image(ab, pts, photons_per_point=2e5 / 9), m.camera, rng=0)
+    plain = reconstruct(m, frames, iterations=4, psf=psf, method="phase-space", progress=False)
+    vol, est = reconstruct(m, frames, iterations=4, psf=psf, dao=True, progress=False)
+    assert est.zernike_waves[6] == pytest.approx(0.1, abs=0.02)
+    assert est.zernike_waves[8] == pytest.approx(-0.08, abs=0.02)
+    assert max(abs(c) for j, c in est.zernike_waves.items() if j not in (6, 8)) < 0.02
+    assert _near(m, vol, pts) > _near(m, plain, pts) + 0.01

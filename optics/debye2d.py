@@ -1,0 +1,114 @@
+"""The Debye field of an objective whose pupil phase is not radially symmetric: the 2-D pupil integral.
+
+The radial Debye integral (``optics.debye``, PHYSICS.md section 2) takes only m = 0 Zernike terms.
+With any pupil phase W(rho, phi) the scalar field at object-space offset r = (x, y) from the source is
+the angular-spectrum form of the same integral (J0(k r sin t) = (1/2 pi) int e^{-i k r sin t cos(phi - phi_r)} dphi):
+
+    U(x, y) = (1 / 2 pi) int int_{|s| <= sin a} P(t) e^{i k z cos t} e^{2 pi i W(rho, phi)}
+              e^{-i k (x s_x + y s_y)} ds_x ds_y / cos t,
+
+with s = (s_x, s_y) = sin t (cos phi, sin phi) the direction sines, rho = |s| / sin a and P the
+apodization.  Without W it equals the radial integral (the test suite compares them); the sign
+e^{-i k s.r} makes a Zernike tilt 2 c rho cos(phi) move the field by +2 c lambda0 / NA in x, the
+convention of the Fourier LFM's pupil field (tests/optics/test_aberrations.py).
+
+On a Cartesian grid of s the integrand factorises per sample, so the field on a grid (x_i) x (y_j)
+is two matrix products, U = E_y W E_xᵀ with E_x[i, p] = e^{-i k x_i s_p}.  The grid step keeps
+the aliased copies of the field (period 2 pi / (k ds)) beyond 1.1 times the evaluated extent and
+samples the defocus and aberration phases at least 4 times per cycle; the disc's edge is the hard
+edge band-limited to the grid (``optics.lenslets.edge_amplitude``).  Scalar fields only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .debye import _apodization
+from .lenslets import edge_amplitude
+
+__all__ = ["PupilTable", "pupil_grid_step"]
+
+#: Samples per cycle of the pupil phase (defocus and aberration).
+_PHASE_SAMPLES = 4
+#: The aliased copies of the field lie beyond this factor times the evaluated radius.
+_ALIAS_MARGIN = 1.1
+
+
+def pupil_grid_step(k: float, alpha: float, z_um: float, r_max_um: float, aberration_slope: float) -> float:
+    """Step of the direction-sine grid for a field out to ``r_max_um`` at depth ``z_um``:
+    min(2 pi / (2 margin k r_max), one quarter cycle of the defocus k z cos t (slope k |z| tan a)
+    and of the aberration (slope 2 pi ``aberration_slope`` per unit s))."""
+    steps = [2 * math.pi / (2 * _ALIAS_MARGIN * k * max(r_max_um, 1e-6))]
+    defocus = k * abs(z_um) * math.tan(alpha)
+    for slope in (defocus, 2 * math.pi * aberration_slope):
+        if slope > 0:
+            steps.append(2 * math.pi / (_PHASE_SAMPLES * slope))
+    return min(steps)
+
+
+def _phase_slope(m, z_um: float) -> float:
+    """Largest |grad W| (waves per unit rho) of ``m``'s pupil phase at depth ``z_um``, on a 129 x 129 grid."""
+    from .lfpsf import pupil_phase_waves
+
+    u = np.linspace(-1, 1, 129)
+    yy, xx = np.meshgrid(u, u, indexing="ij")
+    rho = np.hypot(yy, xx)
+    w = pupil_phase_waves(m, np.minimum(rho, 1.0), np.arctan2(yy, xx), z_um)
+    gy, gx = np.gradient(w, u, u)
+    g = np.hypot(gy, gx)[rho <= 1]
+    return float(g.max(initial=0.0))
+
+
+class PupilTable:
+    """The scalar field of ``m``'s objective (all its aberrations) at depth ``z_um``, evaluated on grids.
+
+    Interface of ``optics.lfpsf._RadialTable`` (``components``, ``grid_components``) for offsets
+    up to ``r_max_obj`` (µm, object space).  ``conj`` must be False (an aberrated field has no
+    z-conjugation symmetry).
+    """
+
+    vectorial = False
+
+    def __init__(self, m, z_um: float, r_max_obj: float):
+        from .lfpsf import pupil_phase_waves
+
+        k, alpha = m.wavenumber, m.objective.half_angle
+        sa = math.sin(alpha)
+        ds = pupil_grid_step(k, alpha, z_um, r_max_obj, _phase_slope(m, z_um) / sa)
+        n = 2 * math.ceil(sa / ds) + 1
+        s = (np.arange(n) - (n - 1) / 2) * (2 * sa / (n - 1)) * (1 + 1e-12)
+        step = float(s[1] - s[0])
+        sy, sx = np.meshgrid(s, s, indexing="ij")
+        rad = np.hypot(sy, sx)
+        inside = rad < sa + 8 * step
+        cos_t = np.sqrt(np.clip(1 - np.minimum(rad, sa) ** 2, 0.0, None))
+        amp = np.zeros_like(rad)
+        amp[inside] = (edge_amplitude(sa - rad[inside], step) * _apodization(m.simulation.apodization, cos_t[inside])
+                       / cos_t[inside]) * step**2 / (2 * math.pi)
+        rho = np.minimum(rad / sa, 1.0)  # held at 1 in the band-limited rim beyond the edge
+        phase = k * z_um * cos_t + 2 * math.pi * pupil_phase_waves(m, rho, np.arctan2(sy, sx), z_um)
+        self.w = np.where(amp > 0, amp * np.exp(1j * phase), 0.0)
+        self.s, self.k, self.r_max = s, k, float(r_max_obj)
+
+    def _field(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        if max(np.abs(y).max(initial=0.0), np.abs(x).max(initial=0.0)) > self.r_max * 1.0001:
+            raise ValueError(f"offset beyond the table's {self.r_max:.4g} µm")
+        ey = np.exp(-1j * self.k * np.outer(y, self.s))
+        ex = np.exp(-1j * self.k * np.outer(x, self.s))
+        return (ey @ self.w) @ ex.T
+
+    def components(self, y_obj: np.ndarray, x_obj: np.ndarray, conj: bool) -> list[np.ndarray]:
+        """The field at the grid of offsets ``y_obj`` (a column, (ny, 1)) x ``x_obj`` (a row, (1, nx))."""
+        if conj:
+            raise ValueError("an aberrated field has no z-conjugation symmetry: conj must be False")
+        y, x = np.asarray(y_obj), np.asarray(x_obj)
+        if y.ndim != 2 or x.ndim != 2 or y.shape[1] != 1 or x.shape[0] != 1:
+            raise ValueError("PupilTable.components takes a grid: y as a column (ny, 1) and x as a row (1, nx)")
+        return [self._field(y[:, 0], x[0, :])]
+
+    def grid_components(self, c_obj: np.ndarray, conj: bool, dtype) -> list[np.ndarray]:
+        """``components`` on the square grid ``c_obj`` x ``c_obj``, as ``dtype``."""
+        c = np.asarray(c_obj, dtype=np.float64)
+        return [self.components(c[:, None], c[None, :], conj)[0].astype(dtype)]
