@@ -174,7 +174,8 @@ def reconstruct(
     expect : {"any", "frame", "stack"}
     checkpoint, checkpoint_every, callback
         Passed to ``richardson_lucy``.  A stack deconvolved in several batches checkpoints each
-        batch to its own file (``NAME.batchK.npz``).
+        batch to its own file (``NAME.batchK.npz``).  The phase-space RL checkpoints after every
+        pass (``checkpoint_every`` does not apply); DAO does not checkpoint.
     frames_per_batch : int, optional
         Frames of a time series deconvolved together (batched through the operator).  Default:
         as many as keep the RL working set (about 6 volumes per frame) under 4 GiB.
@@ -238,7 +239,7 @@ def reconstruct(
     elif psf.microscope.hash != m.hash:
         raise ValueError(f"psf belongs to another microscope (hash {psf.microscope.hash}, expected {m.hash})")
     if method == "phase-space":
-        return _phase_space(y, psf, dev, iterations, dao, progress, callback, dao_subfields)
+        return _phase_space(y, psf, dev, iterations, dao, progress, callback, dao_subfields, checkpoint)
     op = make_operator(psf, dev, np.float32, progress=progress)
     del psf
     if filter in (None, "none"):  # a Fourier LFM's field stop: the volume outside it stays empty
@@ -291,15 +292,15 @@ def _check_method(m, method, dao: bool, checkpoint, filter) -> str:
         raise ValueError("dao = True needs method = 'phase-space' (DAO corrects the views one by one); "
                          "leave method unset or pass 'phase-space'")
     method = "phase-space" if dao else (method or "joint")
-    if method == "phase-space" and checkpoint is not None:
-        raise ValueError("checkpoint is invalid with method = 'phase-space' (a few passes over the views; "
-                         "checkpoints are written by the joint RL): drop checkpoint or use method = 'joint'")
+    if dao and checkpoint is not None:
+        raise ValueError("checkpoint is invalid with dao (its rounds and estimate are not checkpointed): drop "
+                         "checkpoint, or reconstruct without dao")
     if method == "phase-space" and filter not in (None, "none"):
         raise ValueError(f"filter = {filter!r} is invalid with method = 'phase-space': expected None or 'none'")
     return method
 
 
-def _phase_space(y, psf, dev, iterations: int, dao, progress: bool, callback, subfields: int = 1):
+def _phase_space(y, psf, dev, iterations: int, dao, progress: bool, callback, subfields: int = 1, checkpoint=None):
     from .dao import run_dao
     from .phasespace import PhaseSpaceViews, phase_space_rl
 
@@ -308,7 +309,7 @@ def _phase_space(y, psf, dev, iterations: int, dao, progress: bool, callback, su
                                   callback=callback, subfields=subfields))
     views = PhaseSpaceViews(psf, dev, np.float32, progress=progress)
     del psf
-    return phase_space_rl(y, views, iterations, progress=progress, callback=callback)
+    return phase_space_rl(y, views, iterations, progress=progress, callback=callback, checkpoint=checkpoint)
 
 
 def dao_rounds_of(dao) -> int:

@@ -24,6 +24,8 @@ import logging
 import math
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -143,14 +145,20 @@ class PhaseSpaceViews:
 
 
 def phase_space_rl(frames, views: PhaseSpaceViews, iterations: int = 3, *, x0=None, progress: bool = True,
-                   callback=None, correction=None, eps: float | None = None):
+                   callback=None, correction=None, eps: float | None = None, checkpoint=None):
     """Ordered-subset RL over the views (module docstring) of scan frames (K^2, Y, X) or (t, K^2, Y, X).
 
     ``iterations`` passes over the views.  ``correction(k, views_measured, x)``, if given, is called
     before pass k (0-based) and returns the measured views to use in that pass (digital adaptive
-    optics, ``reconstruction.dao``).  ``callback(k, x)`` after pass k (1-based).  Returns the volume
-    (host array for host input), float32 by default.
+    optics, ``reconstruction.dao``).  ``callback(k, x)`` after pass k (1-based).  ``checkpoint``: an
+    .npz written atomically after every pass and resumed from when it belongs to these frames (as
+    ``richardson_lucy``'s; not with ``correction``, whose state it would not hold).  Returns the
+    volume (host array for host input), float32 by default.
     """
+    from .deconvolution import _fingerprint, _load_checkpoint, _save_checkpoint
+
+    if checkpoint is not None and correction is not None:
+        raise ValueError("checkpoint is invalid with a correction (DAO): its estimate is not checkpointed")
     xp = views.xp
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
         raise ValueError(f"iterations = {iterations!r} is invalid: expected an integer >= 0")
@@ -172,7 +180,17 @@ def phase_space_rl(frames, views: PhaseSpaceViews, iterations: int = 3, *, x0=No
     vol_shape = (t, *views.volume_shape)
     if eps is None:
         eps = 1e-12 * max(float(y.max()), np.finfo(views.dtype).tiny)
-    if x0 is not None:
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    tag = SimpleNamespace(volume_shape=vol_shape, image_shape=("phase-space", *views.view_shape), dtype=views.dtype)
+    fp = _fingerprint(backend.to_host(y), tag) if ckpt is not None else ""
+    start = 0
+    if ckpt is not None and not ckpt.parent.exists():
+        raise FileNotFoundError(f"checkpoint folder {str(ckpt.parent)!r} does not exist")
+    if ckpt is not None and ckpt.exists():
+        xh, start = _load_checkpoint(ckpt, fp, vol_shape, iterations)
+        x = backend.to_device(xh, views.device, dtype=views.dtype)
+        log.info("phase_space_rl: resuming from %s after pass %d", ckpt, start)
+    elif x0 is not None:
         x = backend.to_device(x0, views.device, dtype=views.dtype) if not backend.is_gpu_array(x0) else x0.astype(views.dtype, copy=True)
         x = x.reshape(vol_shape).copy()
     else:  # uniform, scaled so that sum_v sum(H_v x0) = sum(y): <1, H_v 1> = sum(H_vᵀ1)
@@ -181,13 +199,13 @@ def phase_space_rl(frames, views: PhaseSpaceViews, iterations: int = 3, *, x0=No
         level = (flux / total).astype(views.dtype) if total > 0 else xp.zeros_like(flux, dtype=views.dtype)
         x = xp.ones(vol_shape, dtype=views.dtype) * level.reshape(t, 1, 1, 1)
     bar = None
-    if progress and iterations > 0:
+    if progress and iterations > start:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=iterations * len(views.order), desc="phase-space RL", unit="view",
+        bar = tqdm(total=(iterations - start) * len(views.order), desc="phase-space RL", unit="view",
                    disable=None if sys.stderr.isatty() else True)
     try:
-        for k in range(iterations):
+        for k in range(start, iterations):
             obs = correction(k, measured, x) if correction is not None else measured
             for uv in views.order:
                 op, w = views.ops[uv], float(views.weights[uv])
@@ -202,6 +220,8 @@ def phase_space_rl(frames, views: PhaseSpaceViews, iterations: int = 3, *, x0=No
                     bar.update(1)
             if callback is not None:
                 callback(k + 1, x if batched else x[0])
+            if ckpt is not None:
+                _save_checkpoint(ckpt, backend.to_host(x), k + 1, fp)
     finally:
         if bar is not None:
             bar.close()

@@ -108,5 +108,21 @@ def test_phase_space_refuses_joint_only_options(ms):
     y = np.ones((9, *ms.image_shape))
     with pytest.raises(ValueError, match="dao = True needs method = 'phase-space'"):
         reconstruct(ms, y, dao=True, method="joint")
-    with pytest.raises(ValueError, match="checkpoint is invalid with method = 'phase-space'"):
-        reconstruct(ms, y, method="phase-space", checkpoint="ck.npz")
+    with pytest.raises(ValueError, match="checkpoint is invalid with dao"):
+        reconstruct(ms, y, dao=True, checkpoint="ck.npz")
+
+
+def test_phase_space_rl_resumes_from_its_checkpoint(psf, tmp_path):
+    """Two passes written to a checkpoint, then three resumed from it = three passes in one run."""
+    views = PhaseSpaceViews(psf, "cpu", np.float64)
+    rng = np.random.default_rng(3)
+    frames = rng.random((9, 75, 75)) + 0.1
+    ck = tmp_path / "ps.npz"
+    phase_space_rl(frames, views, 2, progress=False, checkpoint=ck)
+    assert ck.exists()
+    resumed = phase_space_rl(frames, views, 3, progress=False, checkpoint=ck)
+    np.testing.assert_allclose(resumed, phase_space_rl(frames, views, 3, progress=False), rtol=1e-12)
+    from reconstruction.deconvolution import CheckpointError
+
+    with pytest.raises(CheckpointError, match="belongs to another image"):
+        phase_space_rl(frames * 2, views, 3, progress=False, checkpoint=ck)
