@@ -204,3 +204,13 @@ def test_dao_recovers_astigmatism_and_coma_of_the_forward_model(beads):
     assert est.zernike_waves[8] == pytest.approx(-0.08, abs=0.02)
     assert max(abs(c) for j, c in est.zernike_waves.items() if j not in (6, 8)) < 0.02
     assert _near(m, vol, pts) > _near(m, plain, pts) + 0.01
+
+
+def test_shift_estimate_and_warp_on_the_device(xp, to_np):
+    """The same numbers with the operator's array module (numpy, or cupy on a GPU)."""
+    a = gaussian((64, 64), (30.0, 30.0))
+    b = gaussian((64, 64), (32.3, 29.4))
+    dy, dx = shift_of(xp.asarray(a), xp.asarray(b), 5, xp)
+    assert (dy, dx) == pytest.approx(shift_of(a, b, 5), abs=1e-6)
+    np.testing.assert_allclose(to_np(shift_images(xp.asarray(b), -2.3, 0.6, xp)), shift_images(b, -2.3, 0.6),
+                               rtol=0, atol=1e-9)

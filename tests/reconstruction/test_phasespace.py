@@ -126,3 +126,16 @@ def test_phase_space_rl_resumes_from_its_checkpoint(psf, tmp_path):
 
     with pytest.raises(CheckpointError, match="belongs to another image"):
         phase_space_rl(frames * 2, views, 3, progress=False, checkpoint=ck)
+
+
+@pytest.mark.gpu
+def test_phase_space_rl_on_the_gpu_matches_the_cpu(psf):
+    from reconstruction import backend
+
+    if not backend.gpu_available():
+        pytest.skip("needs a CUDA GPU with cupy")
+    rng = np.random.default_rng(4)
+    frames = (rng.random((9, 75, 75)) + 0.1).astype(np.float32)
+    cpu = phase_space_rl(frames, PhaseSpaceViews(psf, "cpu"), 2, progress=False)
+    gpu = phase_space_rl(frames, PhaseSpaceViews(psf, "gpu"), 2, progress=False)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-5 * cpu.max())
