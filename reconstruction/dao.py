@@ -16,7 +16,7 @@ checked on the model's defocus parallax in tests/reconstruction/test_dao.py).
 From the second pass of phase-space RL (``reconstruction.phasespace``) on, every view of the
 current estimate is forward-projected through the ideal (unaberrated) model and cross-correlated
 with the measured view; the correlation peak (sub-sample by a parabola through the peak and its
-neighbours) is the view's shift.  A uniform shift (tilt: the sample's position) and the component
+neighbours, refined, ``shift_of``) is the view's shift.  A uniform shift (tilt: the sample's position) and the component
 proportional to rho (defocus: it masquerades as depth) are removed by weighted least squares; the
 measured views are moved back by what remains (Fourier shift), and RL goes on with them.  The
 aberration is the least-squares fit of the gradients of Zernike terms (Noll ``indices``, default
@@ -31,9 +31,9 @@ recomputes the kernels with the terms estimated so far (every term: non-radial o
 pupil integral, ``optics.debye2d``; radially symmetric ones only for vectorial kernels) and
 estimates what remains against them (the Protocol's calibration loop, FAMILIES.md section 3.6, with
 the data's own views in place of a bead stack); terms the kernels cannot take stay corrected by the
-warp.  Measured on that
-example (tests/reconstruction/test_dao.py): 0.091, 0.123, 0.139 waves after rounds 1-3, light near
-the beads 0.59, 0.90, 0.95 (0.98 from unaberrated data).
+warp.  Measured on that example (tests/reconstruction/test_dao.py): 0.091, 0.123, 0.139 waves after
+rounds 1-3, light near the beads 0.59, 0.90, 0.95 (0.98 from unaberrated data).  ``subfields``
+repeats the estimate in S x S parts of the field of view (multi-site DAO).
 """
 
 from __future__ import annotations
