@@ -295,9 +295,10 @@ class Simulation:
 class Aberrations:
     """Aberrations of the objective's pupil (``optics.pupil``).
 
-    ``zernike_waves`` = {Noll index: waves rms}: every kind takes radially symmetric terms (Noll 4,
-    11, 22, ...); the light-field kinds take any (the LFMs through the 2-D pupil integral of
-    ``optics.debye2d``, scalar fields only).  Stored as sorted (index, waves) pairs.
+    ``zernike_waves`` = {Noll index: waves rms}: every kind takes any term (the radially symmetric
+    ones, Noll 4, 11, 22, ..., through the radial Debye integral; the others through the Fourier
+    LFM's pupil field or, for the other kinds, the 2-D pupil integral of ``optics.debye2d``, scalar
+    fields only).  Stored as sorted (index, waves) pairs.
 
     Gibson-Lanni index mismatch (Gibson & Lanni 1991; conventions in ``optics.pupil``), every kind:
 
@@ -524,11 +525,6 @@ class Microscope:
             from .pupil import is_radial
 
             odd = [j for j in self.aberrations.coefficients if not is_radial(j)]
-            if odd and self.kind == "widefield":
-                raise _err("aberrations.zernike_waves", {str(j): c for j, c in self.aberrations.zernike_waves},
-                           f"Noll {odd} are not radially symmetric: the wide-field kernels integrate a radial "
-                           "intensity profile, which takes only m = 0 terms (Noll 4, 11, 22, 37, ...); any term is "
-                           "accepted for the light-field kinds")
             if odd and self.simulation.vectorial:
                 raise _err("simulation.vectorial", True,
                            f"Noll {odd} are not radially symmetric: their 2-D pupil integral (optics.debye2d) is "

@@ -710,12 +710,22 @@ def _widefield_patch(m: Microscope, x: float, y: float, z: float, *, image_shape
             return np.zeros((0, 0)), (0, 0)
     reach = max(abs(a0), abs(a1 - 1), abs(b0), abs(b1 - 1))
     r_max = (reach * p + p) * math.sqrt(2) + math.hypot(oy, ox)
+    w2 = (0.5 * p) ** 2 * (wts[:, None] * wts[None, :])
+    if _non_radial(m):  # the 2-D pupil integral at every pixel node (optics.debye2d)
+        from .debye2d import PupilTable
+
+        cy_ = ((np.arange(a0, a1) * p)[:, None] + 0.5 * p * g[None, :]).reshape(-1) - oy
+        cx_ = ((np.arange(b0, b1) * p)[:, None] + 0.5 * p * g[None, :]).reshape(-1) - ox
+        # margin 4: a wide-field window is small, and its far rings are what the edge would dim
+        field = PupilTable(m, float(z), r_max, margin=4.0).components(cy_[:, None], cx_[None, :], False)[0]
+        inten = (field.real**2 + field.imag**2).reshape(a1 - a0, q, b1 - b0, q)
+        pix = (inten * w2.reshape(1, q, 1, q)).sum(axis=(1, 3), dtype=np.float64) / nip_power(m)
+        return pix, (centre[0] + iy + a0, centre[1] + ix + b0)
     table = _RadialTable(m, table_depth(m, z)[0], r_max)  # |U|^2: the conjugate's is the same
     # the (unpolarised) intensity is radially symmetric: tabulate it finely on one radius and
     # interpolate linearly (step 0.002 lambda0/NA: relative error ~ (2 pi 0.004)^2 / 8 = 8e-5)
     rr = np.arange(0.0, r_max + 1e-3, 0.002 * m.wavelength_um / m.objective.na)
     prof = sum(np.abs(v) ** 2 for v in table.components(rr, np.zeros_like(rr), False))
-    w2 = (0.5 * p) ** 2 * (wts[:, None] * wts[None, :])
     whole = (a0, a1, b0, b1) == (-h, h + 1, -h, h + 1)
     if oy == 0 and ox == 0 and whole:
         # a source on a pixel centre: the pixel values have the 8-fold symmetry of the intensity

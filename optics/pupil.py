@@ -11,8 +11,8 @@ of ``optics.debye`` and, for the Fourier LFM, |u| / (NA F) at the lenslet array.
 from the +x axis toward +y of the image-oriented axes (``optics.config.Microscope``); for the Fourier
 LFM, in the array plane's axes.  A radially symmetric aberration (m = 0: Noll 1, 4, 11, 22, 37, ...)
 enters the radial Debye integral as a phase on its integrand, so every kind takes it; the others
-need the 2-D pupil: the Fourier LFM's analytic pupil field, and for the LFMs the 2-D pupil integral
-of ``optics.debye2d`` (whose sign makes a tilt move the image as the Fourier LFM's does).
+need the 2-D pupil: the Fourier LFM's analytic pupil field, and for the other kinds the 2-D pupil
+integral of ``optics.debye2d`` (whose sign makes a tilt move the image as the Fourier LFM's does).
 
 Gibson-Lanni index mismatch (``[aberrations] sample_index``, ``focus_depth_um``, ``coverslip_*``)
 -------------------------------------------------------------------------------------------------
