@@ -36,7 +36,7 @@ import numpy as np
 from .config import ConfigError, Microscope
 from .io import atomic_write
 
-__all__ = ["LightFieldPSF", "load_psf", "cache_dir", "cache_path", "model_version", "FORMAT_VERSION",
+__all__ = ["LightFieldPSF", "kernel_radii", "load_psf", "cache_dir", "cache_path", "model_version", "FORMAT_VERSION",
            "MODEL_REVISION"]
 
 FORMAT_VERSION = 1
@@ -64,6 +64,13 @@ def model_version() -> str:
         h.update(name.encode())
         h.update((here / name).read_bytes())
     return f"{MODEL_REVISION}-{h.hexdigest()[:12]}"
+
+
+def kernel_radii(kernels, pixels_per_lenslet: int) -> np.ndarray:
+    """R_z of kernels (s, s, K_z, K_z) with K_z = (2 R_z + 1) N, one per depth (for every PSF-like
+    object the operator takes: ``LightFieldPSF``, ``optics.scan.PhaseSpacePSF``, per-view PSFs)."""
+    n = int(pixels_per_lenslet)
+    return np.array([(k.shape[2] // n - 1) // 2 for k in kernels])
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,8 +139,7 @@ class LightFieldPSF:
     @property
     def radius_lenslets(self) -> np.ndarray:
         """R_z of each depth: kernel side = (2 R_z + 1) N."""
-        n = self.pixels_per_lenslet
-        return np.array([(k.shape[2] // n - 1) // 2 for k in self.kernels])
+        return kernel_radii(self.kernels, self.pixels_per_lenslet)
 
     @property
     def nbytes(self) -> int:

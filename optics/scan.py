@@ -217,8 +217,9 @@ class PhaseSpacePSF:
 
     @property
     def radius_lenslets(self) -> np.ndarray:
-        n = self.pixels_per_lenslet
-        return np.array([(k.shape[2] // n - 1) // 2 for k in self.kernels])
+        from .psfdata import kernel_radii
+
+        return kernel_radii(self.kernels, self.pixels_per_lenslet)
 
 
 def phase_space_psf(psf) -> PhaseSpacePSF:

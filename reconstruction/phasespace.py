@@ -29,6 +29,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from optics.psfdata import kernel_radii
 from optics.scan import PhaseSpacePSF, phase_space_psf, realign
 
 from . import backend
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_WEIGHT_MAX = 0.8
 #: Views receiving less than this fraction of the brightest view's light are not updated.
 MIN_ENERGY = 0.05
-#: Device memory for the views' H_vᵀ1 volumes (bytes); beyond it they are recomputed when needed.
+#: Device memory for the views' 1 / H_vᵀ1 volumes (bytes); beyond it they are recomputed when needed.
 MAX_CACHE_BYTES = 2 * 2**30
 
 
@@ -70,7 +71,7 @@ class ViewPSF:
 
     @property
     def radius_lenslets(self) -> np.ndarray:
-        return np.array([(k.shape[2] - 1) // 2 for k in self.kernels])
+        return kernel_radii(self.kernels, 1)
 
 
 def view_order(nnum: int) -> list[tuple[int, int]]:
@@ -124,20 +125,32 @@ class PhaseSpaceViews:
         self.device, self.xp, self.dtype = first.device, first.xp, first.dtype
         self.volume_shape = first.volume_shape
         self.view_shape = first.image_shape
-        self._ht1 = {}
-        # H_vᵀ1 is a volume per view: kept while they fit MAX_CACHE_BYTES, else recomputed (one
+        self._inv = {}
+        self._total = None
+        # 1 / H_vᵀ1 is a volume per view: kept while they fit MAX_CACHE_BYTES, else recomputed (one
         # more projection per update) rather than N^2 volumes held
         vol_bytes = int(np.prod(self.volume_shape)) * np.dtype(self.dtype).itemsize
         self._cache_views = int(MAX_CACHE_BYTES // max(vol_bytes, 1))
 
     def ht1(self, uv):
-        """H_vᵀ1 of view ``uv`` (cached within ``MAX_CACHE_BYTES``)."""
-        if uv in self._ht1:
-            return self._ht1[uv]
-        out = self.ops[uv].ones_adjoint()
-        if len(self._ht1) < self._cache_views:
-            self._ht1[uv] = out
+        """H_vᵀ1 of view ``uv``."""
+        return self.ops[uv].ones_adjoint()
+
+    def inv_ht1(self, uv):
+        """1 / H_vᵀ1 of view ``uv`` (0 where H_vᵀ1 = 0), cached within ``MAX_CACHE_BYTES``."""
+        if uv in self._inv:
+            return self._inv[uv]
+        xp, h = self.xp, self.ht1(uv)
+        out = xp.where(h > 0, 1 / xp.where(h > 0, h, 1), 0).astype(self.dtype)
+        if len(self._inv) < self._cache_views:
+            self._inv[uv] = out
         return out
+
+    def total_ht1(self) -> float:
+        """sum over the updated views of sum(H_vᵀ1) = <1, H_v 1> (the uniform start's scale), once."""
+        if self._total is None:
+            self._total = sum(float(self.ht1(uv).sum(dtype=self.xp.float64)) for uv in self.order)
+        return self._total
 
     def views_of(self, frames):
         """Scan frames (..., K^2, Y, X) on the device -> views (..., N, N, K L_y, K L_x)."""
@@ -194,7 +207,7 @@ def phase_space_rl(frames, views: PhaseSpaceViews, iterations: int = 3, *, x0=No
         x = backend.to_device(x0, views.device, dtype=views.dtype) if not backend.is_gpu_array(x0) else x0.astype(views.dtype, copy=True)
         x = x.reshape(vol_shape).copy()
     else:  # uniform, scaled so that sum_v sum(H_v x0) = sum(y): <1, H_v 1> = sum(H_vᵀ1)
-        total = sum(float(views.ht1(uv).sum(dtype=xp.float64)) for uv in views.order)
+        total = views.total_ht1()
         flux = y.reshape(t, -1).sum(axis=1, dtype=xp.float64)
         level = (flux / total).astype(views.dtype) if total > 0 else xp.zeros_like(flux, dtype=views.dtype)
         x = xp.ones(vol_shape, dtype=views.dtype) * level.reshape(t, 1, 1, 1)
@@ -209,11 +222,10 @@ def phase_space_rl(frames, views: PhaseSpaceViews, iterations: int = 3, *, x0=No
             obs = correction(k, measured, x) if correction is not None else measured
             for uv in views.order:
                 op, w = views.ops[uv], float(views.weights[uv])
-                ht1 = views.ht1(uv)
                 hx = op.forward(x)
                 yv = obs[:, uv[0], uv[1]]
                 ratio = xp.where(hx > eps, yv / xp.where(hx > eps, hx, 1), 0).astype(views.dtype, copy=False)
-                upd = x * op.adjoint(ratio) * xp.where(ht1 > 0, 1 / xp.where(ht1 > 0, ht1, 1), 0).astype(views.dtype)
+                upd = x * op.adjoint(ratio) * views.inv_ht1(uv)
                 x = w * upd + (1 - w) * x
                 xp.maximum(x, 0, out=x)
                 if bar is not None:

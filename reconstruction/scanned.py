@@ -46,7 +46,27 @@ def _split(arr, expected: tuple, name: str):
     raise ValueError(f"{name} has shape {tuple(arr.shape)}; expected {expected} or (t, *{expected}) for a time series")
 
 
-class ScannedOperator:
+class _ScanFrames:
+    """What both scanned operators share: the attributes of their base operator and its spectra."""
+
+    def _adopt(self, base, m, frames: int) -> None:
+        self.base, self.microscope = base, m
+        for name in ("device", "xp", "dtype", "cdtype", "volume_shape", "z_um", "voxel_um"):
+            setattr(self, name, getattr(base, name))
+        self.frame_shape = tuple(m.image_shape)
+        self.image_shape = (int(frames), *self.frame_shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.base.nbytes
+
+    def cost(self):
+        """The base operator's ``ProjectionCost``: one projection of all K^2 frames for
+        ``ScannedOperator``, one frame (a projection costs K^2 of them) for ``ShiftedScanOperator``."""
+        return self.base.cost()
+
+
+class ScannedOperator(_ScanFrames):
     """``forward``: volume (nz, Y', X') -> scan frames (K^2, Y, X) in acquisition order; ``adjoint``:
     its exact transpose; through the phase-space kernels (module docstring).
 
@@ -66,21 +86,8 @@ class ScannedOperator:
         m = psf.microscope
         if m.kind != "slfm":
             raise ValueError(f"microscope.kind = {m.kind!r} does not scan: a ScannedOperator needs kind 'slfm'")
-        self.base = LightFieldOperator(phase_space_psf(psf), device, dtype, **kwargs)
-        self.microscope = m
         self.steps, self.nnum, self.order = m.scan.steps, m.pixels_per_lenslet, m.scan.order
-        for name in ("device", "xp", "dtype", "cdtype", "volume_shape", "z_um", "voxel_um"):
-            setattr(self, name, getattr(self.base, name))
-        self.frame_shape = tuple(m.image_shape)
-        self.image_shape = (self.steps**2, *self.frame_shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self.base.nbytes
-
-    def cost(self):
-        """The ``ProjectionCost`` of one projection (all K^2 frames) on the virtual grid."""
-        return self.base.cost()
+        self._adopt(LightFieldOperator(phase_space_psf(psf), device, dtype, **kwargs), m, self.steps**2)
 
     def __repr__(self) -> str:
         return f"ScannedOperator({self.steps}x{self.steps} scan, phase-space base={self.base!r})"
@@ -108,7 +115,7 @@ def make_operator(psf, device: str = "auto", dtype=np.float32, **kwargs):
     return cls(psf, device, dtype, **kwargs)
 
 
-class ShiftedScanOperator:
+class ShiftedScanOperator(_ScanFrames):
     """The reference scanned operator: ``forward`` y_i = H S_i x, ``adjoint`` sum_i S_iᵀ Hᵀ y_i.
 
     Parameters
@@ -128,21 +135,8 @@ class ShiftedScanOperator:
         m = base.microscope
         if m.kind != "slfm":
             raise ValueError(f"microscope.kind = {m.kind!r} does not scan: a ShiftedScanOperator needs kind 'slfm'")
-        self.base = base
-        self.microscope = m
         self.shifts = scan_shifts_voxels(m)
-        for name in ("device", "xp", "dtype", "cdtype", "volume_shape", "z_um", "voxel_um"):
-            setattr(self, name, getattr(base, name))
-        self.frame_shape = base.image_shape
-        self.image_shape = (len(self.shifts), *base.image_shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self.base.nbytes
-
-    def cost(self):
-        """The base operator's ``ProjectionCost`` (per scan frame; a projection costs K^2 of them)."""
-        return self.base.cost()
+        self._adopt(base, m, len(self.shifts))
 
     def __repr__(self) -> str:
         return f"ShiftedScanOperator({len(self.shifts)} scan frames, base={self.base!r})"
