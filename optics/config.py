@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "rectified_pixels",
     "Objective",
     "MLA",
     "Camera",
@@ -62,6 +63,11 @@ _LIGHT_FIELD_KINDS = ", ".join(repr(k) for k in KINDS if k != "widefield")
 
 #: Largest operator (PSF kernels) we agree to build, in bytes; override with LFMSIM_MAX_OPERATOR_GB.
 _DEFAULT_MAX_OPERATOR_GB = 8.0
+
+
+def rectified_pixels(ratio: float) -> int:
+    """The odd number of pixels per lenslet nearest ``ratio`` (pitch / pixel) of a calibrated sensor."""
+    return max(1, 2 * math.floor(float(ratio) / 2) + 1)
 
 
 class ConfigError(ValueError):
@@ -209,9 +215,15 @@ class Camera:
     gain_adu_per_e: float = 0.5
     offset_adu: float = 100.0
     bit_depth: int = 16
+    #: The sensor is read through a white-frame calibration (``reconstruction.calibration``): the
+    #: lenslet pitch in pixels may be non-integer and the grid rotated or offset; the reconstruction
+    #: runs on the rectified frame (``Microscope.rectified``), not on this sensor directly.
+    calibrated: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "pixel_um", _check_number("camera.pixel_um", self.pixel_um))
+        if not isinstance(self.calibrated, bool):
+            raise _err("camera.calibrated", self.calibrated, "expected true or false")
         shape = self.shape
         if not isinstance(shape, (list, tuple)) or len(shape) != 2:
             raise _err("camera.shape", shape, "expected [rows, cols], two positive integers")
@@ -452,6 +464,7 @@ KEY_KINDS = {
     "simulation.propagation": ("lfm", "lfm-defocused", "flfm", "slfm"),
     "scan.steps": ("slfm",),
     "scan.order": ("slfm",),
+    "camera.calibrated": ("lfm", "lfm-defocused"),
 }
 
 _SECTIONS = {
@@ -516,6 +529,8 @@ class Microscope:
         if self.volume.voxels_per_lenslet is None:  # the default follows the kind
             # light field: the pixels per lenslet (a non-integer ratio is refused just below)
             s_default = 1 if self.mla is None or self.kind in SHIFT_INVARIANT_KINDS else max(1, round(self.mla.pitch_um / self.camera.pixel_um))
+            if self.camera.calibrated and self.mla is not None:
+                s_default = rectified_pixels(self.mla.pitch_um / self.camera.pixel_um)
             if self.kind == "slfm":  # whole scan steps of voxels: the odd multiple of K nearest Nnum from above
                 k = self.scan.steps
                 mult = -(-s_default // k)
@@ -551,10 +566,17 @@ class Microscope:
                            f"kind {self.kind!r} takes one focal length (per-lenslet values are for 'flfm' with mla.centres_um)")
             ratio = self.mla.pitch_um / self.camera.pixel_um
             nnum = round(ratio)
-            if abs(ratio - nnum) > 1e-6 * ratio or nnum % 2 == 0:
+            if self.camera.calibrated:  # the rectified frame has the odd number of pixels nearest the ratio
+                nnum = rectified_pixels(ratio)
+                if ratio < 3:
+                    raise _err("mla.pitch_um / camera.pixel_um", f"{self.mla.pitch_um}/{self.camera.pixel_um} = {ratio:.4g}",
+                               "a calibrated sensor needs at least 3 pixels per lenslet")
+            elif abs(ratio - nnum) > 1e-6 * ratio or nnum % 2 == 0:
                 raise _err(
                     "mla.pitch_um / camera.pixel_um", f"{self.mla.pitch_um}/{self.camera.pixel_um} = {ratio:.4g}",
-                    "the number of pixels per lenslet must be an odd integer (so each lenslet has a centre pixel)",
+                    "the number of pixels per lenslet must be an odd integer (so each lenslet has a centre pixel); "
+                    "a recorded frame with another ratio is read through a white-frame calibration (camera.calibrated "
+                    "= true, reconstruction.calibration)",
                 )
             s = self.volume.voxels_per_lenslet
             if self.kind == "slfm":
@@ -674,7 +696,36 @@ class Microscope:
         """Nnum = pitch / pixel; 1 for the shift-invariant kinds (the operator's cell is one pixel)."""
         if self.mla is None or self.shift_invariant:
             return 1
+        if self.camera.calibrated:
+            raise ConfigError(
+                f"camera.calibrated = true: this sensor ({self.mla.pitch_um / self.camera.pixel_um:.4g} px per lenslet) "
+                "is read through a white-frame calibration; model and reconstruct its rectified frame instead "
+                "(Microscope.rectified, reconstruction.calibration.rectify)")
         return round(self.mla.pitch_um / self.camera.pixel_um)
+
+    def rectified(self, n_lenslets: tuple[int, int], pixels_per_lenslet: int | None = None) -> Microscope:
+        """The microscope of a rectified frame of ``n_lenslets`` (rows, cols) lenslets with an odd
+        number of pixels per lenslet (default: the odd integer nearest pitch / pixel): the same
+        optics, pixels of pitch / N at the MLA's focal plane, ``camera.calibrated`` false.
+
+        The lenslet pitch in µm is trusted (it is made to tolerance) and the pixel is what the
+        calibration measures: a relay that magnifies slightly changes the pixels per lenslet, not
+        the optics."""
+        if self.mla is None or self.kind not in KEY_KINDS["camera.calibrated"]:
+            raise ConfigError(f"Microscope.rectified is for kinds {KEY_KINDS['camera.calibrated']}, not {self.kind!r}")
+        ratio = self.mla.pitch_um / self.camera.pixel_um
+        n = rectified_pixels(ratio) if pixels_per_lenslet is None else pixels_per_lenslet
+        if isinstance(n, bool) or int(n) != n or n < 1 or n % 2 == 0:
+            raise _err("pixels_per_lenslet", pixels_per_lenslet, "expected an odd integer >= 1")
+        n = int(n)
+        ly, lx = (int(v) for v in n_lenslets)
+        if ly < 1 or lx < 1:
+            raise _err("n_lenslets", n_lenslets, "expected two positive integers")
+        cam = dataclasses.replace(self.camera, pixel_um=self.mla.pitch_um / n, shape=(ly * n, lx * n), calibrated=False)
+        vol = self.volume
+        if vol.voxels_per_lenslet > n:
+            vol = dataclasses.replace(vol, voxels_per_lenslet=n)
+        return dataclasses.replace(self, camera=cam, volume=vol)
 
     @property
     def fourier_focal_um(self) -> float:

@@ -1,15 +1,19 @@
 """Richardson-Lucy deconvolution of light-field (and wide-field) images.
 
 The multiplicative update (PHYSICS.md section 4; Richardson 1972, Lucy 1974; Broxton et al.
-2013; Prevedel et al. 2014) is
+2013; Prevedel et al. 2014), for y ~ Poisson(H x + b) plus Gaussian read noise N(0, σ²) by the
+shift of Snyder, Hammoud & White (1993), is
 
-    x_{k+1} = x_k ⊙ Hᵀ(y ⊘ H x_k) ⊘ Hᵀ1,
+    x_{k+1} = x_k ⊙ Hᵀ(w ⊙ (y + σ²)₊ ⊘ (H x_k + b + σ²)) ⊘ Hᵀw,
 
-with H the ``LightFieldOperator``.  It keeps x >= 0 (round-off negatives of Hᵀ are clipped) and,
-where Hᵀ1 > 0, conserves flux: sum(H x_{k+1}) = sum(y) after every iteration; y = H x* makes x* a
-fixed point.  Optionally each iterate is low-passed per depth by the anti-aliasing filter of
-Stefanoiu et al. 2019 (``reconstruction.filters``; this breaks the exact flux identity).  Long runs
-can checkpoint (atomic .npz of the estimate and the iteration count) and resume where they stopped.
+with H the ``LightFieldOperator``, b a known background (``background``), σ the read noise
+(``read_noise``), w optional pixel weights and (.)₊ clipping at 0; b = σ = 0, w = 1 is the classical
+x_k ⊙ Hᵀ(y ⊘ H x_k) ⊘ Hᵀ1.  It keeps x >= 0 (round-off negatives of Hᵀ are clipped); with b = σ = 0
+and where Hᵀ1 > 0 it conserves flux, sum(H x_{k+1}) = sum(y) after every iteration, and y = H x*
+makes x* a fixed point (so does y = H x* + b with a background b).  Optionally each iterate is low-passed
+per depth by the anti-aliasing filter of Stefanoiu et al. 2019 (``reconstruction.filters``; this
+breaks the exact flux identity).  Long runs can checkpoint (atomic .npz of the estimate and the
+iteration count) and resume where they stopped.
 """
 
 from __future__ import annotations
@@ -23,22 +27,40 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .checks import clip_roundoff_negatives
+from .checks import ROUNDOFF_REL, clip_roundoff_negatives
 from .filters import LanczosFilter
 
-__all__ = ["richardson_lucy", "CheckpointError"]
+__all__ = ["richardson_lucy", "CheckpointError", "READ_NOISE_SIGMAS"]
 
 log = logging.getLogger(__name__)
+
+# With read noise sigma, offset-subtracted data are genuinely negative where the photon count is
+# low, but y = Poisson(H x + b) + N(0, sigma^2) is never below its Gaussian part.  Values down to
+# -(READ_NOISE_SIGMAS sigma + ROUNDOFF_REL max|frame|) are accepted.  A Gaussian falls below -8 sigma
+# with probability 6e-16 per pixel, so even a 1e12-pixel series (a 4-Mpx camera, 250 000 frames) is
+# refused by chance only once in ~1600; at 6 sigma (1e-9 per pixel) a 4-Mpx x 1000-frame stack
+# would hold ~4 such pixels and be refused almost always.  What falls further below is an offset
+# error (too much subtracted, data in ADU rather than photo-electrons), not read noise.
+READ_NOISE_SIGMAS = 8.0
+
+_NUMBER = (int, float, np.integer, np.floating)
 
 
 class CheckpointError(ValueError):
     """A checkpoint file does not belong to this reconstruction."""
 
 
-def _fingerprint(y_host: np.ndarray, op) -> str:
+def _fingerprint(y_host: np.ndarray, op, background_host: np.ndarray | None = None, read_noise: float = 0.0) -> str:
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(y_host).tobytes())
     h.update(repr((op.volume_shape, op.image_shape, op.dtype.name)).encode())
+    # without background and read noise the fingerprint is what it was before they existed (older
+    # checkpoints resume); the background as broadcast to the image, so 5.0 and a map of 5.0 agree
+    if background_host is not None:
+        h.update(b"background")
+        h.update(np.ascontiguousarray(np.broadcast_to(background_host, y_host.shape)).tobytes())
+    if read_noise:
+        h.update(f"read_noise={float(read_noise)!r}".encode())
     return h.hexdigest()[:16]
 
 
@@ -50,7 +72,8 @@ def _load_checkpoint(path: Path, fingerprint: str, shape: tuple, iterations: int
             raise CheckpointError(f"checkpoint {str(path)!r} is not a richardson_lucy checkpoint (missing {e})") from e
     if fp != fingerprint or tuple(x.shape) != tuple(shape):
         raise CheckpointError(
-            f"checkpoint {str(path)!r} belongs to another image or operator (shape {x.shape}); "
+            f"checkpoint {str(path)!r} belongs to another image or operator, or another background or "
+            f"read_noise (shape {x.shape}); "
             "delete it or pass another checkpoint path"
         )
     if k > iterations:
@@ -66,6 +89,70 @@ def _save_checkpoint(path: Path, x_host: np.ndarray, k: int, fingerprint: str) -
             np.savez(fh, x=x_host, iteration=np.int64(k), fingerprint=np.array(fingerprint))
 
     atomic_write(path, write, overwrite=True)
+
+
+def _check_read_noise(read_noise) -> float:
+    """``read_noise`` as a float sigma >= 0 (None -> 0)."""
+    if read_noise is None:
+        return 0.0
+    if (isinstance(read_noise, (bool, np.bool_)) or not isinstance(read_noise, _NUMBER)
+            or not np.isfinite(float(read_noise)) or float(read_noise) < 0):
+        raise ValueError(f"read_noise = {read_noise!r} is invalid: expected None or a finite number >= 0, "
+                         "the read-noise standard deviation in the image's units (photo-electrons)")
+    return float(read_noise)
+
+
+def _check_background(background, op, shape: tuple):
+    """``background`` on the operator's device in its dtype (0-d or broadcastable to ``shape``);
+    None when it is None or 0 everywhere."""
+    accepted = (f"expected None, a finite number >= 0 or a finite array >= 0 broadcastable to the image "
+                f"{shape} (e.g. {shape[-2:]} per pixel, or (t, 1, 1) per frame of a series), in the image's units")
+    if background is None:
+        return None
+    if isinstance(background, (bool, np.bool_)):
+        raise ValueError(f"background = {background!r} is invalid: {accepted}")
+    xp = op.xp
+    if isinstance(background, _NUMBER):
+        v = float(background)
+        if not np.isfinite(v) or v < 0:
+            raise ValueError(f"background = {background!r} is invalid: {accepted}")
+        return None if v == 0 else xp.asarray(v, dtype=op.dtype)
+    arr = background if backend.is_gpu_array(background) else np.asarray(background)
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"background has dtype {arr.dtype} ({'boolean' if arr.dtype.kind == 'b' else 'not real'}): {accepted}")
+    try:
+        fits = np.broadcast_shapes(tuple(arr.shape), shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"background has shape {tuple(arr.shape)}, not broadcastable to the image {shape}: {accepted}")
+    b = backend.to_device(arr, op.device, dtype=op.dtype)
+    if not bool(xp.isfinite(b).all()):
+        bad = int((~xp.isfinite(b)).sum())
+        raise ValueError(f"background has {bad} NaN or infinite value(s) (in {op.dtype.name}): {accepted}")
+    if bool((b < 0).any()):
+        raise ValueError(f"background has {int((b < 0).sum())} negative value(s), min {float(b.min()):.6g}: {accepted}; "
+                         "a per-pixel offset below the one subtracted belongs in the offset subtraction")
+    return None if float(b.max()) == 0 else b
+
+
+def _check_read_noise_negatives(y, sigma: float) -> None:
+    """Refuse image values below -(READ_NOISE_SIGMAS sigma + ROUNDOFF_REL max|frame|) (per frame)."""
+    xp = backend.xp_of(y)
+    if y.size == 0 or not bool((y < 0).any()):
+        return
+    peak = xp.abs(y).max(axis=(-2, -1), keepdims=True)
+    bound = READ_NOISE_SIGMAS * sigma + ROUNDOFF_REL * peak
+    below = y < -bound
+    if bool(below.any()):
+        worst = float(bound.max())
+        where = "" if y.ndim <= 2 else " in at least one frame"
+        raise ValueError(
+            f"image has values too negative for read_noise = {sigma:g}: {int(below.sum())} pixel(s) below "
+            f"-({READ_NOISE_SIGMAS:g} x read_noise + {ROUNDOFF_REL:g} x max|frame|) = -{worst:.4g}{where} "
+            f"({int((y < 0).sum())} negative in all), min {float(y.min()):.6g}; with read noise, RL accepts "
+            f"offset-subtracted values down to {READ_NOISE_SIGMAS:g} read-noise standard deviations below 0: "
+            "check the camera offset subtracted and that read_noise is in the image's units (photo-electrons)")
 
 
 def _resolve_filter(filter, op):
@@ -93,6 +180,8 @@ def richardson_lucy(
     checkpoint_every: int = 10,
     eps: float | None = None,
     weights=None,
+    background=None,
+    read_noise: float | None = None,
 ):
     """Deconvolve a light-field image (or a time series of them) by Richardson-Lucy.
 
@@ -103,14 +192,19 @@ def richardson_lucy(
         ``ScannedOperator``) (photo-electrons or any linear
         unit).  Round-off-sized negatives (>= -1e-5 max|frame|, e.g. of ``operator.forward``) are
         clipped to 0 (``reconstruction.checks.clip_roundoff_negatives``); larger ones are an
-        error.  A NumPy array with a GPU operator is copied to the device once and the result is
-        copied back; a CuPy array stays on the device.
+        error.  With ``read_noise`` = sigma > 0 the image is offset-subtracted data, negative where
+        few photons arrived: values >= -(8 sigma + 1e-5 max|frame|) (``READ_NOISE_SIGMAS``) are
+        accepted as they are (not clipped: the update uses (y + sigma²)₊), lower ones are an error.
+        A NumPy array with a GPU operator is copied to the device once and the result is copied
+        back; a CuPy array stays on the device.
     operator : LightFieldOperator or ScannedOperator
         H and Hᵀ (``reconstruction.operator``, ``reconstruction.scanned``).
     iterations : int
         Total number of RL iterations (>= 0; a resumed run counts the ones already done).
     x0 : array, (nz, Y', X') or (t, nz, Y', X'), optional
-        Non-negative start.  Default: uniform, scaled so that sum(H x0) = sum(y).
+        Non-negative start.  Default: uniform, scaled so that sum(H x0) = max(sum(w (y - b)), 0)
+        per frame (sum(y) without weights and background), so the background is not put into the
+        volume; a frame whose background-subtracted sum is <= 0 starts (and stays) at 0.
     filter : None, "none", "lanczos" or callable
         Applied to each iterate: "lanczos" is the S19 depth-adaptive anti-aliasing filter
         (``filters.LanczosFilter``); negative values it creates are clipped to 0.
@@ -124,11 +218,29 @@ def richardson_lucy(
         the end.
     checkpoint_every : int
     eps : float, optional
-        Pixels where H x_k <= eps get ratio 0 (guards y / 0).  Default 1e-12 max(y).
+        Pixels where H x_k + b + sigma² <= eps and b + sigma² = 0 get ratio 0 (guards y / 0; where
+        b + sigma² > 0 the denominator max(H x_k, 0) + b + sigma² is > 0 and is not guarded).
+        Default 1e-12 max(y).
     weights : array, optional
         Non-negative weights broadcastable to ``image`` (e.g. (t, K^2, 1, 1) per scan frame): the
         weighted-likelihood update x ⊙ Hᵀ(w ⊙ y ⊘ H x) ⊘ Hᵀw, in which a pixel of weight w counts
         w times (``reconstruction.scanned.rolling_windows``: frames far in time count less).
+    background : float or array, optional
+        Known background b >= 0 of the model y ~ Poisson(H x + b), in the image's units: a number
+        (uniform), or a finite array broadcastable to ``image`` (a per-pixel dark-level residual
+        (Y, X), a per-frame level (t, 1, 1), ...).  It enters the denominator of the ratio instead
+        of being subtracted from y, so dim regions are not biased by clipping y - b at 0.
+        None or 0: none.
+    read_noise : float, optional
+        Standard deviation sigma >= 0 of the camera's Gaussian read noise, in the image's units
+        (photo-electrons; an sCMOS camera with a per-pixel noise map: a representative, e.g. RMS,
+        value).  Handled by the shift of Snyder et al. (1993, 1995): y + sigma² is nearly Poisson
+        with mean H x + b + sigma², so the ratio is w ⊙ (y + sigma²)₊ ⊘ (H x + b + sigma²).
+        Allows negative image values (see ``image``).  None or 0: none.
+
+        With neither (the default) the update and the result are exactly those of
+        x ⊙ Hᵀ(w ⊙ y ⊘ H x) ⊘ Hᵀw.  With either, flux is no longer conserved at every iteration:
+        at a fixed point sum(H x ⊙ (y + sigma²) ⊘ (H x + b + sigma²)) = sum(H x).
 
     Returns
     -------
@@ -137,7 +249,10 @@ def richardson_lucy(
     References
     ----------
     PHYSICS.md section 4; Broxton et al., Opt. Express 21:25418 (2013); Stefanoiu et al.,
-    Opt. Express 27:31644 (2019).
+    Opt. Express 27:31644 (2019).  Background and read noise: D. L. Snyder, A. M. Hammoud and
+    R. L. White, "Image recovery from data acquired with a charge-coupled-device camera",
+    J. Opt. Soc. Am. A 10:1014 (1993); D. L. Snyder, C. W. Helstrom, A. D. Lanterman, M. Faisal and
+    R. L. White, "Compensation for readout noise in CCD images", J. Opt. Soc. Am. A 12:272 (1995).
 
     Examples
     --------
@@ -150,6 +265,7 @@ def richardson_lucy(
         raise ValueError(f"iterations = {iterations!r} is invalid: expected an integer >= 0")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every = {checkpoint_every!r} is invalid: expected an integer >= 1")
+    sigma = _check_read_noise(read_noise)
     on_host = not backend.is_gpu_array(image)
     if backend.xp_of(image) is not xp and not on_host:
         raise TypeError(f"image is a CuPy array but the operator lives on {op.device!r}")
@@ -166,8 +282,12 @@ def richardson_lucy(
     y = backend.to_device(image, op.device, dtype=op.dtype) if on_host else image.astype(op.dtype, copy=False)
     if not bool(xp.isfinite(y).all()):
         raise ValueError("image contains NaN or infinite values; RL needs finite, non-negative data")
-    # round-off negatives (e.g. of op.forward's FFTs) are clipped to 0; real negatives are refused
-    y = clip_roundoff_negatives(y, hint="RL needs non-negative data: subtract the camera offset and clip first")
+    if sigma > 0:  # offset-subtracted data with read noise: negatives down to ~ -8 sigma are data
+        _check_read_noise_negatives(y, sigma)
+    else:  # round-off negatives (e.g. of op.forward's FFTs) are clipped to 0; real negatives are refused
+        y = clip_roundoff_negatives(y, hint="RL needs non-negative data: subtract the camera offset and clip "
+                                            "first, or pass read_noise for offset-subtracted data")
+    b = _check_background(background, op, shape)
     vol_shape = ((shape[0],) if batched else ()) + op.volume_shape
     img_axes = tuple(range(-nd, 0))
 
@@ -188,9 +308,18 @@ def richardson_lucy(
     total = ht1.reshape((shape[0], -1) if batched and w is not None else (-1,)).sum(axis=-1, dtype=xp.float64)
     if eps is None:
         eps = 1e-12 * max(float(y.max()), np.finfo(op.dtype).tiny)
+    # the shifted model's additive term c = b + sigma² and numerator (y + sigma²)₊; None: classical RL
+    c = y_shift = c_pos = None
+    if b is not None or sigma > 0:
+        s2 = op.dtype.type(sigma * sigma)
+        c = xp.asarray(s2, dtype=op.dtype) if b is None else (b + s2 if sigma > 0 else b)
+        y_shift = xp.maximum(y + s2, 0) if sigma > 0 else y
+        if not float(c.min()) > 0:  # a background map with zeros and no read noise: guard those pixels
+            c_pos = c > 0
 
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    fp = _fingerprint(backend.to_host(y), op) if ckpt is not None else ""
+    fp = (_fingerprint(backend.to_host(y), op, None if b is None else backend.to_host(b), sigma)
+          if ckpt is not None else "")
     start = 0
     if ckpt is not None and ckpt.exists():
         xh, start = _load_checkpoint(ckpt, fp, vol_shape, iterations)
@@ -203,7 +332,8 @@ def richardson_lucy(
         if bool((x < 0).any()) or not bool(xp.isfinite(x).all()):
             raise ValueError("x0 must be finite and non-negative")
     else:
-        flux = (y if w is None else w * y).sum(axis=img_axes, dtype=xp.float64)
+        signal = y if b is None else y - b  # the background is not the volume's
+        flux = xp.maximum((signal if w is None else w * signal).sum(axis=img_axes, dtype=xp.float64), 0)
         level = xp.where(total > 0, flux / xp.where(total > 0, total, 1), 0).astype(op.dtype)
         x = xp.ones(vol_shape, dtype=op.dtype) * level.reshape(level.shape + (1, 1, 1))
     if ckpt is not None and not ckpt.parent.exists():
@@ -219,7 +349,16 @@ def richardson_lucy(
     try:
         for k in steps:
             hx = op.forward(x)
-            ratio = xp.where(hx > eps, y / xp.where(hx > eps, hx, 1), 0).astype(op.dtype, copy=False)
+            if c is None:
+                ratio = xp.where(hx > eps, y / xp.where(hx > eps, hx, 1), 0).astype(op.dtype, copy=False)
+            else:  # max(H x, 0) + b + sigma² >= b + sigma² > 0 (H x's round-off negatives clipped)
+                den = xp.maximum(hx, 0)
+                den += c
+                if c_pos is None:
+                    ratio = (y_shift / den).astype(op.dtype, copy=False)
+                else:
+                    ok = c_pos | (den > eps)
+                    ratio = xp.where(ok, y_shift / xp.where(ok, den, 1), 0).astype(op.dtype, copy=False)
             if w is not None:
                 ratio *= w
             x = x * op.adjoint(ratio) * inv_ht1
