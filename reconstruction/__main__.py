@@ -32,6 +32,13 @@ whole-lenslet image.  A (t, Y, X) stack gives a (t, z, y, x) volume; --frame ref
 (K^2, Y, X) stack in acquisition order (as python -m optics simulate writes it), reconstructed
 jointly into one volume; a (t, K^2, Y, X) stack gives (t, z, y, x).
 
+Recorded frames (a real microscope): --white WHITE.tif [--dark DARK.tif] measures the lenslet
+lattice (pitch, rotation, offset) of the white frame, corrects the raw frame ((raw - dark) / gain,
+divided by the white frame's vignetting) and rectifies it to an odd whole number of pixels per
+lenslet; the calibration is written to VOLUME.calibration.json and can be reused with
+--calibration CAL.json.  CONFIG then describes the physical camera (camera.calibrated = true when
+the pitch is not a whole number of pixels), e.g. the preset recorded-guv-60x-1.2w.
+
 Operator: computed from CONFIG (cached on disk by its hash in $LFMSIM_CACHE_DIR), or read from
 --psf OP.npz, as written by: python -m optics psf CONFIG --out psf.tif --operator-out OP.npz
 """
@@ -68,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="scanning LFM: FRAME is a rolling scan, a (T, Y, X) series whose frame i was taken at scan "
                    "position i mod K^2; writes one volume per frame from the K^2 frames around it, weighted "
                    "BASE^|i - t| (default 0.9, the published weighting)")
+    rec = p.add_argument_group("recorded frames (a real microscope: reconstruction.recorded)")
+    rec.add_argument("--white", metavar="WHITE.tif",
+                     help="white (radiometry) frame of the same camera and crop: the lenslet lattice is measured "
+                          "from it, the frame is dark- and flat-corrected and rectified to an odd whole number of "
+                          "pixels per lenslet before the reconstruction; the calibration is written beside --out "
+                          "(VOLUME.calibration.json)")
+    rec.add_argument("--dark", metavar="DARK.tif", help="dark frame (no light), subtracted from the white and raw frames")
+    rec.add_argument("--calibration", metavar="CAL.json", help="reuse a saved calibration instead of --white")
+    rec.add_argument("--background", type=float, default=None, metavar="E",
+                     help="residual background in photo-electrons per rectified pixel (Richardson-Lucy's b; default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", metavar="CK.npz", help="resumable checkpoint (.npz) written during the run")
     p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
@@ -154,6 +171,50 @@ def _mismatch(path: str, p: Path, m, other=None) -> str:
     return msg + "; expected the operator of CONFIG (python -m optics psf CONFIG --out psf.tif --operator-out OP.npz)"
 
 
+def _recorded(args, m, out: Path) -> int:
+    """The recorded-frame path of ``main`` (reconstruction.recorded); errors propagate to main."""
+    from optics.io import check_writable, read_tiff, write_tiff
+
+    from .recorded import reconstruct_recorded
+
+    if args.white is not None and args.calibration is not None:
+        raise ValueError("--white and --calibration are exclusive: measure a calibration, or reuse one")
+    if args.white is None and args.calibration is None:
+        raise ValueError(f"{args.config!r} describes a calibrated camera (camera.calibrated = true): give --white "
+                         "WHITE.tif (and --dark DARK.tif) or --calibration CAL.json")
+    for opt in ("psf", "method", "dao", "rolling", "checkpoint"):
+        if getattr(args, opt) not in (None, False):
+            raise ValueError(f"--{opt.replace('_', '-')} is not available for recorded frames (--white/--calibration)")
+    if args.filter != "none":
+        raise ValueError("--filter is not available for recorded frames (--white/--calibration)")
+    cal_out = out.with_name(out.stem + ".calibration.json") if args.white is not None else None
+    if cal_out is not None:
+        check_writable(cal_out, overwrite=args.overwrite)
+    if args.background is not None and not args.background >= 0:
+        raise ValueError(f"--background = {args.background} is invalid: expected photo-electrons >= 0")
+    raw = read_tiff(args.frame)
+    white = read_tiff(args.white) if args.white is not None else None
+    dark = read_tiff(args.dark) if args.dark is not None else None
+    res = reconstruct_recorded(m, raw, white=white, dark=dark, calibration=args.calibration,
+                               iterations=args.iterations, background=args.background, device=args.device,
+                               progress=not args.no_progress)  # a CalibrationError is a ValueError
+    mr = res.frame.microscope
+    vz, vy = mr.volume.z_step_um, mr.voxel_um
+    is_stack = res.volume.ndim == 4
+    axes, sizes = ("TZYX", (None, vz, vy, vy)) if is_stack else ("ZYX", (vz, vy, vy))
+    if cal_out is not None:
+        res.frame.calibration.save(cal_out, overwrite=args.overwrite)
+    write_tiff(out, res.volume, axes=axes, voxel_um=sizes, overwrite=args.overwrite,
+               metadata={"iterations": args.iterations, "recorded": True,
+                         "calibration": res.frame.calibration.summary(), "seconds": res.seconds})
+    print(f"calibration: {res.frame.calibration.summary()}")
+    if cal_out is not None:
+        print(f"wrote {cal_out}")
+    print(f"wrote {out} ({axes}, shape {tuple(res.volume.shape)}, voxel {vy:.4g} x {vy:.4g} um, z step {vz:g} um; "
+          f"{res.seconds['total']:.1f} s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     try:
@@ -186,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint and Path(args.checkpoint).resolve() == out.resolve():
             raise ValueError("--checkpoint must differ from --out")
         m = load_microscope(args.config)
+        if args.white is not None or args.calibration is not None or m.camera.calibrated:
+            return _recorded(args, m, out)
+        for opt in ("dark", "background"):
+            if getattr(args, opt) is not None:
+                raise ValueError(f"--{opt} is for recorded frames: give --white WHITE.tif or --calibration CAL.json too")
         if args.filter == "lanczos" and m.kind != "lfm":
             raise ValueError(f"--filter lanczos is invalid for microscope.kind = {m.kind!r}: it is derived for "
                              "'lfm' (Stefanoiu 2019); expected none")
