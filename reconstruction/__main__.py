@@ -35,7 +35,8 @@ jointly into one volume; a (t, K^2, Y, X) stack gives (t, z, y, x).
 Recorded frames (a real microscope): --white WHITE.tif [--dark DARK.tif] measures the lenslet
 lattice (pitch, rotation, offset) of the white frame, corrects the raw frame ((raw - dark) / gain,
 divided by the white frame's vignetting) and rectifies it to an odd whole number of pixels per
-lenslet; the calibration is written to VOLUME.calibration.json and can be reused with
+lenslet; the calibration is written to VOLUME.calibration.json (and its summary figure to
+VOLUME.calibration.png) and can be reused with
 --calibration CAL.json.  CONFIG then describes the physical camera (camera.calibrated = true when
 the pitch is not a whole number of pixels), e.g. the preset recorded-guv-60x-1.2w.
 
@@ -188,8 +189,10 @@ def _recorded(args, m, out: Path) -> int:
     if args.filter != "none":
         raise ValueError("--filter is not available for recorded frames (--white/--calibration)")
     cal_out = out.with_name(out.stem + ".calibration.json") if args.white is not None else None
-    if cal_out is not None:
-        check_writable(cal_out, overwrite=args.overwrite)
+    fig_out = out.with_name(out.stem + ".calibration.png") if args.white is not None else None
+    for p in (cal_out, fig_out):
+        if p is not None:
+            check_writable(p, overwrite=args.overwrite)
     if args.background is not None and not args.background >= 0:
         raise ValueError(f"--background = {args.background} is invalid: expected photo-electrons >= 0")
     raw = read_tiff(args.frame)
@@ -203,13 +206,16 @@ def _recorded(args, m, out: Path) -> int:
     is_stack = res.volume.ndim == 4
     axes, sizes = ("TZYX", (None, vz, vy, vy)) if is_stack else ("ZYX", (vz, vy, vy))
     if cal_out is not None:
+        from .calibration_figures import save_calibration_figure
+
         res.frame.calibration.save(cal_out, overwrite=args.overwrite)
+        save_calibration_figure(fig_out, res.frame.calibration, white, dark, overwrite=args.overwrite)
     write_tiff(out, res.volume, axes=axes, voxel_um=sizes, overwrite=args.overwrite,
                metadata={"iterations": args.iterations, "recorded": True,
                          "calibration": res.frame.calibration.summary(), "seconds": res.seconds})
     print(f"calibration: {res.frame.calibration.summary()}")
     if cal_out is not None:
-        print(f"wrote {cal_out}")
+        print(f"wrote {cal_out} and {fig_out.name} (the calibration's summary figure)")
     print(f"wrote {out} ({axes}, shape {tuple(res.volume.shape)}, voxel {vy:.4g} x {vy:.4g} um, z step {vz:g} um; "
           f"{res.seconds['total']:.1f} s)")
     return 0

@@ -205,6 +205,7 @@ def test_cli_bad_inputs_write_nothing(tmp_path, synthetic_set, capsys, rng):
         err = capsys.readouterr().err
         assert err.startswith("error:") and __import__("re").search(message, err), (extra, err)
         assert not out.exists() and not (tmp_path / "vol.calibration.json").exists()
+        assert not (tmp_path / "vol.calibration.png").exists()
 
 
 def test_cli_writes_the_calibration_and_reuses_it(tmp_path, synthetic_set, capsys):
@@ -213,7 +214,7 @@ def test_cli_writes_the_calibration_and_reuses_it(tmp_path, synthetic_set, capsy
             synthetic_set["dark"], "--out", str(out), "--iterations", "1", "--no-progress"]
     assert _cli(argv) == 0, capsys.readouterr().err
     cal_path = tmp_path / "vol.calibration.json"
-    assert out.exists() and cal_path.exists()
+    assert out.exists() and cal_path.exists() and (tmp_path / "vol.calibration.png").stat().st_size > 10000
     from reconstruction.calibration import load_calibration
 
     cal = load_calibration(cal_path)
