@@ -15,7 +15,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 
 def test_notebooks_found():
     assert [p.name for p in NOTEBOOKS] == ["01_design_lfm.py", "02_simulate_reconstruct.py", "03_tradeoff.py",
-                                          "04_fourier_lfm.py", "05_scanning_lfm.py"]
+                                          "04_fourier_lfm.py", "05_scanning_lfm.py", "06_recorded_frames.py"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
