@@ -69,7 +69,7 @@ t0 = time.perf_counter()
 cal = calibrate(white, dark, expected_pitch_px=m.mla.pitch_um / m.camera.pixel_um)
 print(f"calibrated in {time.perf_counter() - t0:.2f} s:", cal.summary())
 fig = plot_calibration(cal, white, dark)
-fig
+fig  # noqa: B018 (Jupyter shows the figure)
 
 # %% [markdown]
 # ## 2. Dark, gain and flat field; 3. rectification
