@@ -25,7 +25,9 @@ anything.
 
 EPILOG = """\
 Input units: integer TIFFs are raw camera frames (camera.offset_adu is subtracted and the values
-divided by gain x QE, giving photons); float TIFFs are taken as linear and must be >= 0.
+divided by gain x QE, giving photons; the read noise's negative values are kept and handled by
+Richardson-Lucy's read-noise shift, --read-noise 0 clips them instead); float TIFFs are taken as
+linear and must be >= 0.
 Override with --raw / --linear.  A full-sensor frame (camera.shape) is centre-cropped to the
 whole-lenslet image.  A (t, Y, X) stack gives a (t, z, y, x) volume; --frame refuses stacks and
 --stack refuses single frames.  A scanning LFM (kind "slfm") takes its K^2 scan frames as one
@@ -84,8 +86,13 @@ def _parser() -> argparse.ArgumentParser:
                           "(VOLUME.calibration.json)")
     rec.add_argument("--dark", metavar="DARK.tif", help="dark frame (no light), subtracted from the white and raw frames")
     rec.add_argument("--calibration", metavar="CAL.json", help="reuse a saved calibration instead of --white")
-    rec.add_argument("--background", type=float, default=None, metavar="E",
-                     help="residual background in photo-electrons per rectified pixel (Richardson-Lucy's b; default 0)")
+    noise = p.add_argument_group("data model (Richardson-Lucy: y ~ Poisson(H x + b) + read noise)")
+    noise.add_argument("--background", type=float, default=None, metavar="B",
+                       help="known background b per pixel, in the image's units (photons for raw frames, photo-electrons "
+                            "per rectified pixel for recorded frames); default 0")
+    noise.add_argument("--read-noise", type=float, default=None, metavar="SIGMA",
+                       help="read noise sigma in the image's units; default for raw frames the camera's "
+                            "(camera.read_noise_e), for linear images none; 0 clips raw frames at 0 instead")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", metavar="CK.npz", help="resumable checkpoint (.npz) written during the run")
     p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
@@ -193,13 +200,16 @@ def _recorded(args, m, out: Path) -> int:
     for p in (cal_out, fig_out):
         if p is not None:
             check_writable(p, overwrite=args.overwrite)
-    if args.background is not None and not args.background >= 0:
-        raise ValueError(f"--background = {args.background} is invalid: expected photo-electrons >= 0")
+    for opt in ("background", "read_noise"):
+        v = getattr(args, opt)
+        if v is not None and not v >= 0:
+            raise ValueError(f"--{opt.replace('_', '-')} = {v} is invalid: expected photo-electrons >= 0")
     raw = read_tiff(args.frame)
     white = read_tiff(args.white) if args.white is not None else None
     dark = read_tiff(args.dark) if args.dark is not None else None
     res = reconstruct_recorded(m, raw, white=white, dark=dark, calibration=args.calibration,
-                               iterations=args.iterations, background=args.background, device=args.device,
+                               iterations=args.iterations, background=args.background,
+                               read_noise=args.read_noise, device=args.device,
                                progress=not args.no_progress)  # a CalibrationError is a ValueError
     mr = res.frame.microscope
     vz, vy = mr.volume.z_step_um, mr.voxel_um
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     from optics.config import ConfigError
     from optics.io import check_writable, read_tiff, write_tiff
 
-    from .api import load_microscope, reconstruct, validate_image
+    from .api import is_raw, load_microscope, raw_read_noise, reconstruct, validate_image
     from .backend import DeviceError, get_device
     from .deconvolution import CheckpointError
 
@@ -255,15 +265,24 @@ def main(argv: list[str] | None = None) -> int:
         m = load_microscope(args.config)
         if args.white is not None or args.calibration is not None or m.camera.calibrated:
             return _recorded(args, m, out)
-        for opt in ("dark", "background"):
-            if getattr(args, opt) is not None:
-                raise ValueError(f"--{opt} is for recorded frames: give --white WHITE.tif or --calibration CAL.json too")
+        if args.dark is not None:
+            raise ValueError("--dark is for recorded frames: give --white WHITE.tif or --calibration CAL.json too")
+        for opt in ("background", "read_noise"):
+            v = getattr(args, opt)
+            if v is not None and not v >= 0:
+                raise ValueError(f"--{opt.replace('_', '-')} = {v} is invalid: expected a number >= 0")
         if args.filter == "lanczos" and m.kind != "lfm":
             raise ValueError(f"--filter lanczos is invalid for microscope.kind = {m.kind!r}: it is derived for "
                              "'lfm' (Stefanoiu 2019); expected none")
         frame = read_tiff(args.frame)
+        joint = args.dao is None and args.method != "phase-space"
+        read_noise = args.read_noise
+        if read_noise is None and joint and is_raw(frame, args.raw):
+            read_noise = raw_read_noise(m)  # the camera's, in the converted frame's units
+        if not joint and (args.background is not None or read_noise):
+            raise ValueError("--background / --read-noise are for the joint Richardson-Lucy, not --method phase-space or --dao")
         image, is_stack = validate_image(m, frame, raw=args.raw, expect="stack" if args.rolling else args.expect,
-                                         scan_stacks=args.rolling is None)
+                                         scan_stacks=args.rolling is None, clip=not read_noise)
         del frame
         get_device(args.device)
         psf = load_operator(args.psf, m) if args.psf is not None else None
@@ -271,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         volume = reconstruct(m, image, iterations=args.iterations, device=args.device, filter=args.filter,
                              progress=not args.no_progress, raw=False, checkpoint=args.checkpoint,
                              checkpoint_every=args.checkpoint_every, psf=psf, method=args.method, dao=dao,
-                             rolling=args.rolling, dao_subfields=args.dao_subfields)
+                             rolling=args.rolling, dao_subfields=args.dao_subfields,
+                             background=args.background, read_noise=read_noise)
         if dao:
             from .dao import write_aberration
 

@@ -15,8 +15,9 @@ Input conventions (decided here, used by ``python -m reconstruction``):
   axis passes through the middle lenslet (``optics.config.Microscope``).  Anything else is an error.
 * Units.  RL needs a linear, offset-free, non-negative image.  ``raw=True`` treats the input as
   camera digital numbers (ADU) and converts them to photons at the sensor,
-  ``(ADU - camera.offset_adu) / (camera.gain_adu_per_e * camera.quantum_efficiency)``, clipped at
-  0 (read noise makes dark pixels slightly negative).  ``raw=False`` takes the values as they are:
+  ``(ADU - camera.offset_adu) / (camera.gain_adu_per_e * camera.quantum_efficiency)``; the read
+  noise makes dark pixels slightly negative, and ``reconstruct`` keeps them and gives RL the
+  camera's read noise (``raw_read_noise``; ``read_noise=0`` clips at 0 instead, the biased old way).  ``raw=False`` takes the values as they are:
   round-off-sized negatives (>= -1e-5 of the frame's peak, e.g. of a forward projection) are
   clipped to 0, larger ones are refused (``reconstruction.checks.clip_roundoff_negatives``).
   ``raw=None`` (default) decides from the dtype: integer images are raw camera frames (what
@@ -40,7 +41,7 @@ from .checks import clip_roundoff_negatives
 from .deconvolution import richardson_lucy
 from .scanned import make_operator
 
-__all__ = ["reconstruct", "load_microscope", "validate_image", "DAOResult"]
+__all__ = ["reconstruct", "load_microscope", "validate_image", "raw_read_noise", "DAOResult"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def load_microscope(config):
 
 
 def validate_image(m, image, *, raw: bool | None = None, expect: str = "any",
-                   scan_stacks: bool = True) -> tuple[np.ndarray, bool]:
+                   scan_stacks: bool = True, clip: bool = True) -> tuple[np.ndarray, bool]:
     """Check and convert a frame or time series for microscope ``m`` (see the module conventions).
 
     Parameters
@@ -80,6 +81,10 @@ def validate_image(m, image, *, raw: bool | None = None, expect: str = "any",
     scan_stacks : bool
         "slfm": a frame is the (K^2, Y, X) scan stack (True) or one camera frame (False: a rolling
         scan's (T, Y, X) series).
+    clip : bool
+        True: raw frames are clipped at 0 after the offset subtraction, linear ones refused if
+        negative beyond round-off.  False: negatives are kept (the read noise's; for
+        ``richardson_lucy(read_noise=...)``, which bounds them, see ``raw_read_noise``).
 
     Returns
     -------
@@ -125,11 +130,25 @@ def validate_image(m, image, *, raw: bool | None = None, expect: str = "any",
         cam = m.camera
         out -= np.float32(cam.offset_adu)
         out /= np.float32(cam.gain_adu_per_e * cam.quantum_efficiency)
-        np.maximum(out, 0, out=out)
-    else:  # round-off negatives (e.g. of a forward projection) are clipped to 0, real ones refused
+        if clip:
+            np.maximum(out, 0, out=out)
+    elif clip:  # round-off negatives (e.g. of a forward projection) are clipped to 0, real ones refused
         out = clip_roundoff_negatives(out, hint="expected a linear image >= 0 (for a raw camera frame use "
                                       "raw=True / --raw to subtract camera.offset_adu)")
     return out, is_stack
+
+
+def is_raw(image, raw: bool | None) -> bool:
+    """The units rule of the module docstring: ``raw``, or integers are raw camera frames."""
+    return bool(np.issubdtype(np.asarray(image).dtype, np.integer)) if raw is None else bool(raw)
+
+
+def raw_read_noise(m) -> float:
+    """The camera's read noise in the units of a raw frame converted by ``validate_image``
+    (photons at the sensor, ``(ADU - offset) / (gain QE)``): electrons are Poisson, so the shift
+    y_e + sigma_e^2 of ``richardson_lucy`` is y + sigma_e^2 / QE in photons, sigma_e / sqrt(QE)."""
+    cam = m.camera
+    return float(cam.read_noise_e) / float(np.sqrt(cam.quantum_efficiency))
 
 
 def reconstruct(
@@ -151,6 +170,8 @@ def reconstruct(
     dao: bool = False,
     rolling: float | None = None,
     dao_subfields: int = 1,
+    background=None,
+    read_noise=None,
 ):
     """Deconvolve a light-field frame (or a time series) of the microscope described by ``config``.
 
@@ -192,6 +213,14 @@ def reconstruct(
         DAO in S x S sub-fields of the field of view (multi-site: an aberration that varies across
         the field); 1 (default): one.
 
+    background : float or array, optional
+        Known background b of the data model y ~ Poisson(H x + b) (``richardson_lucy``), in the
+        units of the converted image (photons for raw frames).  Joint RL only.
+    read_noise : float, optional
+        Gaussian read noise sigma in the image's units (joint RL only; ``richardson_lucy``'s shift).
+        Default for raw frames: the camera's (``raw_read_noise``), and the offset-subtracted frame is
+        not clipped at 0 (clipping biases dim regions upwards); for linear images none.  Pass 0 to
+        clip raw frames as before.
     rolling : float, optional
         Scanning LFM: ``image`` is a rolling scan, a (T, Y, X) series whose frame i was taken at scan
         position i mod K^2; every frame t gives a volume from the K^2 frames around it, weighted
@@ -224,8 +253,12 @@ def reconstruct(
             raise ValueError(f"rolling = {rolling!r} is invalid: expected the weight base, a number in (0, 1]")
         if expect == "frame":
             raise ValueError("rolling needs a (T, Y, X) series, but expect = 'frame'")
+    if method != "joint" and (background is not None or read_noise):
+        raise ValueError(f"background / read_noise are for the joint Richardson-Lucy; method {method!r} does not take them")
+    if read_noise is None and method == "joint" and is_raw(image, raw):
+        read_noise = raw_read_noise(m)
     y, is_stack = validate_image(m, image, raw=raw, expect="stack" if rolling is not None else expect,
-                                 scan_stacks=rolling is None)
+                                 scan_stacks=rolling is None, clip=not read_noise)
     if rolling is not None and y.shape[0] < m.scan_steps**2:
         raise ValueError(f"image has {y.shape[0]} frames: a rolling scan needs at least K^2 = {m.scan_steps**2}")
     if frames_per_batch is not None and (isinstance(frames_per_batch, bool)
@@ -246,7 +279,8 @@ def reconstruct(
         from .filters import FieldMask
 
         filter = FieldMask.for_microscope(m, op.device) or filter
-    kwargs = dict(filter=filter, progress=progress, checkpoint_every=checkpoint_every, callback=callback)
+    kwargs = dict(filter=filter, progress=progress, checkpoint_every=checkpoint_every, callback=callback,
+                  background=background, read_noise=read_noise)
     if not is_stack:
         return richardson_lucy(y, op, iterations, checkpoint=checkpoint, **kwargs)
     t = y.shape[0]
