@@ -152,6 +152,9 @@ def cmd_presets(args) -> int:
     rows = [("name", "kind", "objective", "pitch", "px/lenslet", "voxel", "FOV")]
     for name in presets.names():
         m = presets.get(name)
+        cal = m.camera.calibrated
+        if cal:  # a recorded camera: its nominal rectified frame
+            m = m.nominal_rectified()
         o = m.objective
         fy, fx = m.fov_um
         rows.append((
@@ -159,7 +162,8 @@ def cmd_presets(args) -> int:
             m.kind,
             f"{o.magnification:g}x/{o.na:g} n={o.immersion_index:g}",
             f"{m.mla.pitch_um:g} um f/{_f_numbers(m)}" if m.mla is not None else "-",
-            str(m.pixels_per_lenslet) if m.mla is not None and not m.shift_invariant else "-",
+            (f"{m.pixels_per_lenslet} (rectified)" if cal else str(m.pixels_per_lenslet))
+            if m.mla is not None and not m.shift_invariant else "-",
             f"{m.voxel_um:.4g} um",
             f"{fy:.4g} x {fx:.4g} um" if m.kind != "flfm" else
             f"{m.mla.pitch_um / m.lateral_magnification:.4g} um per view",

@@ -703,6 +703,12 @@ class Microscope:
                 "(Microscope.rectified, reconstruction.calibration.rectify)")
         return round(self.mla.pitch_um / self.camera.pixel_um)
 
+    def nominal_rectified(self) -> Microscope:
+        """``rectified`` for the whole lenslets the nominal pitch / pixel fits on the sensor (what a
+        calibration of an ideally aligned camera would give): for descriptions of a calibrated camera."""
+        ratio = self.mla.pitch_um / self.camera.pixel_um
+        return self.rectified((max(1, int(self.camera.shape[0] // ratio)), max(1, int(self.camera.shape[1] // ratio))))
+
     def rectified(self, n_lenslets: tuple[int, int], pixels_per_lenslet: int | None = None) -> Microscope:
         """The microscope of a rectified frame of ``n_lenslets`` (rows, cols) lenslets with an odd
         number of pixels per lenslet (default: the odd integer nearest pitch / pixel): the same
@@ -976,6 +982,13 @@ class Microscope:
 
     def describe(self) -> str:
         """Human-readable summary of the derived quantities."""
+        if self.camera.calibrated and self.mla is not None:
+            r = self.nominal_rectified()
+            ratio = self.mla.pitch_um / self.camera.pixel_um
+            head = (f"{self.name or 'microscope'}: a calibrated camera, {ratio:.4g} px per lenslet nominally, "
+                    f"{self.camera.shape[0]} x {self.camera.shape[1]} px; rectified to {r.pixels_per_lenslet} px "
+                    "per lenslet (the numbers below; a calibration measures the real ones):")
+            return head + "\n" + r.describe()
         lines = [f"{self.name or 'microscope'} ({self.kind}), lambda0 = {self.wavelength_um} um",
                  f"  objective {self.objective.magnification:g}x / NA {self.objective.na:g}, n = {self.objective.immersion_index:g}"]
         if self.kind == "flfm":
