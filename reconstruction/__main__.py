@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     noise.add_argument("--read-noise", type=float, default=None, metavar="SIGMA",
                        help="read noise sigma in the image's units; default for raw frames the camera's "
                             "(camera.read_noise_e), for linear images none; 0 clips raw frames at 0 instead")
+    dist = p.add_argument_group("time series on dask.distributed (reconstruction.distributed; needs the 'distributed' extra)")
+    dist.add_argument("--workers", type=int, default=None, metavar="N",
+                      help="reconstruct the frames of a (t, Y, X) stack on a local cluster of N worker processes; "
+                           "--out must be OME-Zarr (.zarr), written as volumes finish; a rerun resumes")
+    dist.add_argument("--scheduler", metavar="ADDRESS", help="use a running dask scheduler (tcp://host:8786) instead")
+    dist.add_argument("--frames-per-task", type=int, default=1, metavar="F", help="frames per task (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", metavar="CK.npz", help="resumable checkpoint (.npz) written during the run")
     p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
@@ -179,6 +185,35 @@ def _mismatch(path: str, p: Path, m, other=None) -> str:
     return msg + "; expected the operator of CONFIG (python -m optics psf CONFIG --out psf.tif --operator-out OP.npz)"
 
 
+def _series(args, out: Path) -> int:
+    """The OME-Zarr / dask path of ``main`` (reconstruction.distributed); errors propagate to main."""
+    from .api import load_microscope
+    from .distributed import reconstruct_series
+    from .omezarr import is_zarr_path
+
+    if not is_zarr_path(out):
+        raise ValueError(f"--out = {args.out!r} is invalid with --workers / --scheduler: a volume series is written "
+                         "as OME-Zarr (a path ending in .zarr), volume by volume as the tasks finish")
+    if args.workers is not None and args.scheduler is not None:
+        raise ValueError("--workers and --scheduler are exclusive: start a local cluster, or use a running one")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers = {args.workers} is invalid: expected an integer >= 1")
+    for opt in ("white", "calibration", "dark", "psf", "method", "dao", "rolling", "checkpoint"):
+        if getattr(args, opt) not in (None, False):
+            raise ValueError(f"--{opt} is not available with an OME-Zarr series output")
+    if args.filter != "none":
+        raise ValueError("--filter is not available with an OME-Zarr series output")
+    m = load_microscope(args.config)
+    summary = reconstruct_series(m, args.frame, out, iterations=args.iterations, workers=args.workers,
+                                 scheduler=args.scheduler, device=args.device, raw=args.raw,
+                                 read_noise=args.read_noise, background=args.background,
+                                 frames_per_task=args.frames_per_task, overwrite=args.overwrite,
+                                 progress=not args.no_progress)
+    print(f"wrote {out} (OME-Zarr, t z y x, {summary['frames']} volumes: {summary['written']} now, "
+          f"{summary['done_before']} already there; {summary['seconds']:.1f} s)")
+    return 0
+
+
 def _recorded(args, m, out: Path) -> int:
     """The recorded-frame path of ``main`` (reconstruction.recorded); errors propagate to main."""
     from optics.io import check_writable, read_tiff, write_tiff
@@ -252,8 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint_every < 1:
             raise ValueError(f"--checkpoint-every = {args.checkpoint_every} is invalid: expected an integer >= 1")
         out = Path(args.out)
+        from .omezarr import is_zarr_path
+
+        if is_zarr_path(out) or args.workers is not None or args.scheduler is not None:
+            return _series(args, out)
         if out.suffix.lower() not in (".tif", ".tiff"):
-            raise ValueError(f"--out = {args.out!r} is invalid: expected a .tif or .tiff file name")
+            raise ValueError(f"--out = {args.out!r} is invalid: expected a .tif or .tiff file name (or .zarr for OME-Zarr)")
         check_writable(out, overwrite=args.overwrite)
         ab_path = out.with_name(out.stem + ".aberration.json") if args.dao is not None else None
         if args.dao is not None and args.dao != -1 and args.dao < 1:
@@ -302,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         write_tiff(out, volume, axes=axes, voxel_um=sizes, overwrite=args.overwrite,
                    metadata={"iterations": args.iterations, "filter": args.filter,
                              "method": args.method or "joint", "dao": bool(dao)})
-    except (ValueError, ConfigError, FileNotFoundError, FileExistsError, DeviceError, CheckpointError) as e:
+    except (ValueError, ConfigError, FileNotFoundError, FileExistsError, DeviceError, CheckpointError, ImportError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except MemoryError as e:
