@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks tradeoff|perf [options]``."""
+"""Command line: ``python -m benchmarks tradeoff|perf|scale [options]``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "tradeoff": ("benchmarks.tradeoff", "field of view vs resolution vs depth, measured (the main job)"),
     "perf": ("benchmarks.perf", "speed and peak memory of the reconstruction core"),
+    "scale": ("benchmarks.scale", "time-series throughput vs dask workers, peak memory, out of core"),
 }
 
 

@@ -104,18 +104,24 @@ def open_image(path, mode: str = "r"):
 
 
 class _TiffFrames:
-    """Frames of a (t, Y, X) TIFF read one page at a time (the file is not loaded whole)."""
+    """Frames of a (t, Y, X) TIFF read one page at a time (the file is not loaded whole): the pages,
+    when they are all 2-D frames of one shape (a stack written page by page, or an ImageJ
+    hyperstack), else the first series."""
 
     def __init__(self, path):
         import tifffile
 
         self.path = str(path)
         with tifffile.TiffFile(self.path) as tf:
-            series = tf.series[0]
-            self.shape = tuple(series.shape)
-            self.dtype = np.dtype(series.dtype)
-        if len(self.shape) == 2:
-            self.shape = (1, *self.shape)
+            shapes = {tuple(p.shape) for p in tf.pages}
+            self.by_page = len(shapes) == 1 and len(next(iter(shapes))) == 2
+            if self.by_page:
+                self.shape = (len(tf.pages), *next(iter(shapes)))
+                self.dtype = np.dtype(tf.pages[0].dtype)
+            else:
+                series = tf.series[0]
+                self.shape = tuple(series.shape) if len(series.shape) > 2 else (1, *series.shape)
+                self.dtype = np.dtype(series.dtype)
 
     def __len__(self):
         return self.shape[0]
@@ -125,10 +131,9 @@ class _TiffFrames:
 
         start, stop, _ = sl.indices(self.shape[0])
         with tifffile.TiffFile(self.path) as tf:
-            pages = tf.series[0].pages
-            if len(pages) == self.shape[0]:
-                return np.stack([pages[i].asarray() for i in range(start, stop)])
-            return tf.series[0].asarray()[start:stop] if len(self.shape) > 2 else tf.asarray()[None]
+            if self.by_page:
+                return np.stack([tf.pages[i].asarray() for i in range(start, stop)])
+            return tf.series[0].asarray().reshape(self.shape)[start:stop]
 
 
 def read_stack_lazily(path):
