@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
                            "--out must be OME-Zarr (.zarr), written as volumes finish; a rerun resumes")
     dist.add_argument("--scheduler", metavar="ADDRESS", help="use a running dask scheduler (tcp://host:8786) instead")
     dist.add_argument("--frames-per-task", type=int, default=1, metavar="F", help="frames per task (default 1)")
+    p.add_argument("--tiles", default=None, metavar="auto|L",
+                   help="deconvolve in independent tiles of L lenslets with halos of the kernels' reach "
+                        "(auto: the largest that fits the memory; smaller after an out-of-memory error)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", metavar="CK.npz", help="resumable checkpoint (.npz) written during the run")
     p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
@@ -183,6 +186,18 @@ def _mismatch(path: str, p: Path, m, other=None) -> str:
     else:
         msg += f" (CONFIG's config hash is {m.hash})"
     return msg + "; expected the operator of CONFIG (python -m optics psf CONFIG --out psf.tif --operator-out OP.npz)"
+
+
+def _tiles_arg(v):
+    if v is None or v == "auto":
+        return v
+    try:
+        n = int(v)
+    except ValueError:
+        raise ValueError(f"--tiles = {v!r} is invalid: expected 'auto' or a number of lenslets >= 1") from None
+    if n < 1:
+        raise ValueError(f"--tiles = {v!r} is invalid: expected 'auto' or a number of lenslets >= 1")
+    return n
 
 
 def _series(args, out: Path) -> int:
@@ -330,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                              progress=not args.no_progress, raw=False, checkpoint=args.checkpoint,
                              checkpoint_every=args.checkpoint_every, psf=psf, method=args.method, dao=dao,
                              rolling=args.rolling, dao_subfields=args.dao_subfields,
-                             background=args.background, read_noise=read_noise)
+                             background=args.background, read_noise=read_noise, tiles=_tiles_arg(args.tiles))
         if dao:
             from .dao import write_aberration
 

@@ -172,6 +172,7 @@ def reconstruct(
     dao_subfields: int = 1,
     background=None,
     read_noise=None,
+    tiles=None,
 ):
     """Deconvolve a light-field frame (or a time series) of the microscope described by ``config``.
 
@@ -221,6 +222,10 @@ def reconstruct(
         Default for raw frames: the camera's (``raw_read_noise``), and the offset-subtracted frame is
         not clipped at 0 (clipping biases dim regions upwards); for linear images none.  Pass 0 to
         clip raw frames as before.
+    tiles : None, "auto" or int
+        Deconvolve each frame in independent tiles of that many lenslets with halos of the kernels'
+        reach (``reconstruction.tiling``; "auto": the largest that fits the memory available, and
+        smaller after an out-of-memory error).  Periodic light-field kinds, joint RL, no checkpoint.
     rolling : float, optional
         Scanning LFM: ``image`` is a rolling scan, a (T, Y, X) series whose frame i was taken at scan
         position i mod K^2; every frame t gives a volume from the K^2 frames around it, weighted
@@ -273,6 +278,9 @@ def reconstruct(
         raise ValueError(f"psf belongs to another microscope (hash {psf.microscope.hash}, expected {m.hash})")
     if method == "phase-space":
         return _phase_space(y, psf, dev, iterations, dao, progress, callback, dao_subfields, checkpoint)
+    if tiles is not None:
+        return _tiled(y, is_stack, psf, dev, iterations, tiles, m, method, checkpoint, rolling, filter,
+                      dict(background=background, read_noise=read_noise, callback=callback))
     op = make_operator(psf, dev, np.float32, progress=progress)
     del psf
     if filter in (None, "none"):  # a Fourier LFM's field stop: the volume outside it stays empty
@@ -302,6 +310,27 @@ def reconstruct(
         log.info("reconstruct: frames %d..%d of %d", t0, t1 - 1, t)
         out[t0:t1] = richardson_lucy(y[t0:t1], op, iterations, checkpoint=ck, **kwargs)
     return out
+
+
+def _tiled(y, is_stack, psf, dev, iterations, tiles, m, method, checkpoint, rolling, filter, kwargs):
+    """``reconstruct(..., tiles=...)``: every frame by ``tiling.tiled_richardson_lucy``."""
+    from .tiling import tiled_richardson_lucy
+
+    if m.shift_invariant or m.kind == "slfm" or method != "joint" or rolling is not None:
+        raise ValueError(f"tiles = {tiles!r} is for the joint RL of the periodic light-field kinds ('lfm', "
+                         f"'lfm-defocused'), not kind {m.kind!r} / method {method!r}")
+    if checkpoint is not None or filter not in (None, "none"):
+        raise ValueError("tiles cannot be combined with checkpoint or filter")
+    if tiles != "auto" and (isinstance(tiles, bool) or not isinstance(tiles, (int, np.integer)) or tiles < 1):
+        raise ValueError(f"tiles = {tiles!r} is invalid: expected None, 'auto' or a number of lenslets >= 1")
+    frames = y if is_stack else y[None]
+    out = np.empty((len(frames), *m.volume_shape), dtype=np.float32)
+    for t, frame in enumerate(frames):
+        out[t], info = tiled_richardson_lucy(psf, frame, iterations, tile_lenslets=None if tiles == "auto" else int(tiles),
+                                             device=dev, **kwargs)
+        log.info("reconstruct: frame %d in %d tiles of %d lenslets (halo %d)", t, info["tiles"],
+                 info["core_lenslets"], info["halo_lenslets"])
+    return out if is_stack else out[0]
 
 
 class DAOResult(NamedTuple):
