@@ -76,10 +76,10 @@ def _run(m, stack: Path, out: Path, iterations: int, workers: int | None, worker
 
         from distributed import Client, LocalCluster
 
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # the in-process scheduler's INFO lines
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                                memory_limit=worker_memory, silence_logs=logging.WARNING)
         client = Client(cluster)
-        logging.getLogger("distributed").setLevel(logging.WARNING)  # the in-process scheduler's INFO lines
     try:
         t0 = time.perf_counter()
         res = reconstruct_series(m, stack, out, iterations=iterations, client=client, progress=False)

@@ -197,7 +197,7 @@ def reconstruct(
     checkpoint, checkpoint_every, callback
         Passed to ``richardson_lucy``.  A stack deconvolved in several batches checkpoints each
         batch to its own file (``NAME.batchK.npz``).  The phase-space RL checkpoints after every
-        pass (``checkpoint_every`` does not apply); DAO does not checkpoint.
+        pass (``checkpoint_every`` does not apply); DAO after every round (``reconstruction.dao.run_dao``).
     frames_per_batch : int, optional
         Frames of a time series deconvolved together (batched through the operator).  Default:
         as many as keep the RL working set (about 6 volumes per frame) under 4 GiB.
@@ -355,9 +355,6 @@ def _check_method(m, method, dao: bool, checkpoint, filter) -> str:
         raise ValueError("dao = True needs method = 'phase-space' (DAO corrects the views one by one); "
                          "leave method unset or pass 'phase-space'")
     method = "phase-space" if dao else (method or "joint")
-    if dao and checkpoint is not None:
-        raise ValueError("checkpoint is invalid with dao (its rounds and estimate are not checkpointed): drop "
-                         "checkpoint, or reconstruct without dao")
     if method == "phase-space" and filter not in (None, "none"):
         raise ValueError(f"filter = {filter!r} is invalid with method = 'phase-space': expected None or 'none'")
     return method
@@ -369,7 +366,7 @@ def _phase_space(y, psf, dev, iterations: int, dao, progress: bool, callback, su
 
     if dao:
         return DAOResult(*run_dao(y, psf, dev, iterations, rounds=dao_rounds_of(dao), progress=progress,
-                                  callback=callback, subfields=subfields))
+                                  callback=callback, subfields=subfields, checkpoint=checkpoint))
     views = PhaseSpaceViews(psf, dev, np.float32, progress=progress)
     del psf
     return phase_space_rl(y, views, iterations, progress=progress, callback=callback, checkpoint=checkpoint)

@@ -346,8 +346,57 @@ def _tents(edges: np.ndarray) -> np.ndarray:
     return out
 
 
+def _dao_fingerprint(frames, psf, iterations: int, rounds: int, indices, subfields: int, min_change: float) -> str:
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(np.asarray(frames, dtype=np.float32)).tobytes())
+    h.update(repr((psf.microscope.hash, int(iterations), int(rounds), tuple(indices), int(subfields),
+                   float(min_change))).encode())
+    return h.hexdigest()[:16]
+
+
+def _load_dao_checkpoint(path, fingerprint: str):
+    """(next round, modelled, warped, history) of a DAO checkpoint of this run, or None."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.exists():
+        return None
+    with np.load(p, allow_pickle=False) as data:
+        try:
+            state = json.loads(str(data["dao_state"]))
+        except KeyError:
+            raise ValueError(f"checkpoint {str(p)!r} is not a DAO checkpoint") from None
+    if state.get("fingerprint") != fingerprint:
+        raise ValueError(f"checkpoint {str(p)!r} belongs to another DAO run (frames, kernels, iterations, rounds or "
+                         "sub-fields differ); delete it or pass another checkpoint path")
+    modelled = {int(j): float(c) for j, c in state["modelled"].items()}
+    warped = [{int(j): float(c) for j, c in w.items()} for w in state["warped"]]
+    return int(state["next_round"]), modelled, warped, state["history"]
+
+
+def _save_dao_checkpoint(path, fingerprint: str, next_round: int, modelled, warped, hist) -> None:
+    import json
+
+    from optics.io import atomic_write
+
+    def clean(v):
+        return json.loads(json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else float(o)))
+
+    state = {"fingerprint": fingerprint, "next_round": next_round, "modelled": {str(j): c for j, c in modelled.items()},
+             "warped": [{str(j): c for j, c in w.items()} for w in warped], "history": clean(hist)}
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, dao_state=np.array(json.dumps(state)))
+
+    atomic_write(path, write, overwrite=True)
+
+
 def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_ROUNDS, progress: bool = True,
-            callback=None, indices=DEFAULT_INDICES, min_change: float = 0.005, subfields: int = 1):
+            callback=None, indices=DEFAULT_INDICES, min_change: float = 0.005, subfields: int = 1,
+            checkpoint=None):
     """Phase-space RL with digital adaptive optics over ``rounds`` rounds (module docstring).
 
     Each round reconstructs ``frames`` from a fresh start by ``phase_space_rl`` with the view warp
@@ -357,6 +406,11 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
     and the other terms' view shifts corrected from the first pass; the modelled terms it estimates
     are residuals (added), the others the whole field (replaced).  Stops early when no term changes by ``min_change`` waves.  Returns (volume,
     Aberration).
+
+    ``checkpoint``: an ``.npz`` path written atomically after every round but the last with what the
+    next round needs (the terms in the kernels, the warped terms, the history); a run restarted with
+    the same frames, kernels and settings resumes at the next round (a round is the unit: one killed
+    mid-round starts that round again).
     """
     from optics import compute_psf
     from optics.pupil import is_radial
@@ -376,7 +430,18 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
     vol = ab = None
     rho = view_pupil_coordinates(m)
     step_um = m.lenslet_pitch_object_um / m.scan.steps
-    for r in range(int(rounds)):
+    first = 0
+    fp = _dao_fingerprint(frames, psf, iterations, rounds, indices, subfields, min_change) if checkpoint else ""
+    if checkpoint is not None:
+        from pathlib import Path
+
+        if not Path(checkpoint).parent.exists():
+            raise FileNotFoundError(f"checkpoint folder {str(Path(checkpoint).parent)!r} does not exist")
+        state = _load_dao_checkpoint(checkpoint, fp)
+        if state is not None:
+            first, modelled, warped, hist = state
+            log.info("DAO: resuming at round %d of %d from %s", first + 1, rounds, checkpoint)
+    for r in range(first, int(rounds)):
         if modelled:
             m_r = m.replace(aberrations={"zernike_waves": {str(j): c for j, c in modelled.items()}})
             log.info("DAO round %d: kernels with %s", r + 1, modelled)
@@ -409,6 +474,8 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
         change = max([abs(c) for c in step.values()] + moved, default=0.0)
         if r + 1 < rounds and change < min_change:
             break
+        if checkpoint is not None and r + 1 < rounds:
+            _save_dao_checkpoint(checkpoint, fp, r + 1, modelled, warped, hist)
     total = {j: float(np.mean([b[j] for b in warped])) for j in warped[0]} if warped and warped[0] else {}
     total.update(modelled)
     sub = [{**b, "zernike_waves": {**w, **modelled}} for b, w in zip(ab.subfields, warped)] if ab.subfields else []

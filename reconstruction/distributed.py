@@ -146,11 +146,11 @@ def _client(client, workers, scheduler):
     if scheduler is not None:
         c = Client(scheduler)
     else:
+        if not log.isEnabledFor(logging.INFO):
+            logging.getLogger("distributed").setLevel(logging.WARNING)  # the in-process scheduler's chatter
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                                dashboard_address=":0", silence_logs=logging.WARNING)
         c = Client(cluster)
-        if not log.isEnabledFor(logging.INFO):
-            logging.getLogger("distributed").setLevel(logging.WARNING)  # the in-process scheduler's chatter
     log.info("dask dashboard: %s", c.dashboard_link)
     return c, True
 

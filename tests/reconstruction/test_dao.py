@@ -214,3 +214,33 @@ def test_shift_estimate_and_warp_on_the_device(xp, to_np):
     assert (dy, dx) == pytest.approx(shift_of(a, b, 5), abs=1e-6)
     np.testing.assert_allclose(to_np(shift_images(xp.asarray(b), -2.3, 0.6, xp)), shift_images(b, -2.3, 0.6),
                                rtol=0, atol=1e-9)
+
+
+def test_dao_resumes_from_its_round_checkpoint(beads, tmp_path, monkeypatch):
+    """A DAO run killed in its second round (while that round's kernels are computed) and started again
+    with the same checkpoint resumes at that round and ends with the same volume and estimate as an
+    uninterrupted run; another run's checkpoint is refused."""
+    import optics
+    from reconstruction.dao import run_dao
+
+    m, pts, psf = beads
+    ab = m.replace(aberrations={"zernike_waves": {"11": 0.15}})
+    frames, _ = validate_image(m, apply_camera(point_photon_image(ab, pts, photons_per_point=2e5 / 9), m.camera, rng=0))
+    whole_vol, whole = run_dao(frames, psf, "cpu", 1, rounds=2, progress=False, min_change=0.0)
+    ck = tmp_path / "dao.npz"
+    real = optics.compute_psf
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(optics, "compute_psf", killed)  # round 2 builds its kernels first: killed there
+    with pytest.raises(KeyboardInterrupt):
+        run_dao(frames, psf, "cpu", 1, rounds=2, progress=False, min_change=0.0, checkpoint=ck)
+    assert ck.exists()
+    monkeypatch.setattr(optics, "compute_psf", real)
+    vol, est = run_dao(frames, psf, "cpu", 1, rounds=2, progress=False, min_change=0.0, checkpoint=ck)
+    np.testing.assert_array_equal(vol, whole_vol)
+    assert est.zernike_waves == whole.zernike_waves
+    assert [h["round"] for h in est.history] == [1, 2]
+    with pytest.raises(ValueError, match="another DAO run"):
+        run_dao(frames, psf, "cpu", 3, rounds=2, progress=False, min_change=0.0, checkpoint=ck)

@@ -108,8 +108,6 @@ def test_phase_space_refuses_joint_only_options(ms):
     y = np.ones((9, *ms.image_shape))
     with pytest.raises(ValueError, match="dao = True needs method = 'phase-space'"):
         reconstruct(ms, y, dao=True, method="joint")
-    with pytest.raises(ValueError, match="checkpoint is invalid with dao"):
-        reconstruct(ms, y, dao=True, checkpoint="ck.npz")
 
 
 def test_phase_space_rl_resumes_from_its_checkpoint(psf, tmp_path):
