@@ -124,7 +124,7 @@ aberrated = slfm.replace(aberrations={"zernike_waves": {"11": 0.15}})
 raw = apply_camera(point_photon_image(aberrated, beads, photons_per_point=2e5 / 9), slfm.camera, rng=0)
 psf = compute_psf(slfm, progress=False)
 plain = reconstruct(slfm, raw, iterations=4, psf=psf, method="phase-space", progress=False)
-fixed, ab = reconstruct(slfm, raw, iterations=4, psf=psf, dao=2 if SMALL else 3, progress=False)
+fixed, ab = reconstruct(slfm, raw, iterations=4, psf=psf, dao=1 if SMALL else 3, progress=False)
 print("estimated (waves rms):", {j: round(c, 3) for j, c in ab.zernike_waves.items() if abs(c) >= 0.01},
       "truth: {11: 0.15}")
 fig, ax = plt.subplots(1, 2, figsize=(9, 4))

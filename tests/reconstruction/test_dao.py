@@ -191,6 +191,8 @@ def test_multi_site_dao_finds_an_aberration_that_varies_across_the_field():
         DigitalAO(PhaseSpaceViews(compute_psf(small(), progress=False), "cpu"), subfields=3)
 
 
+@pytest.mark.slow  # 43 s; the default run covers it: test_digital_shack_hartmann_recovers_view_shifts (the same
+# terms, synthetic view shifts) and test_dao_corrects_a_spherical_aberration_of_the_forward_model (the physical model)
 def test_dao_recovers_astigmatism_and_coma_of_the_forward_model(beads):
     """0.1 waves of astigmatism (Noll 6) and -0.08 of coma (Noll 8) in the wave-optics model of the
     data (the 2-D pupil integral, optics.debye2d), reconstructed with the ideal kernels: after 3 rounds

@@ -251,3 +251,21 @@ def test_presets_of_the_recorded_systems():
     frame = _read("mousebrain-lfmnet-40x", "LF_img_train_0.tif")
     image, is_stack = validate_image(brain, frame)
     assert image.shape == (1287, 1287) and not is_stack
+
+
+def test_recorded_stack_is_each_frame(synthetic_set):
+    """A (t, rows, cols) raw stack goes through the same calibration, correction and rectification
+    as each of its frames: its volumes are the frames' volumes."""
+    import tifffile
+
+    from reconstruction.calibration import calibrate
+    from reconstruction.recorded import reconstruct_recorded
+
+    raw = tifffile.imread(synthetic_set["raw"])
+    dark = tifffile.imread(synthetic_set["dark"])
+    cal = calibrate(tifffile.imread(synthetic_set["white"]), dark)
+    stack = np.stack([raw, np.flip(raw, axis=0).copy()])
+    both = reconstruct_recorded("recorded-guv-60x-1.2w", stack, dark=dark, calibration=cal, iterations=2, progress=False)
+    one = reconstruct_recorded("recorded-guv-60x-1.2w", stack[1], dark=dark, calibration=cal, iterations=2, progress=False)
+    assert both.volume.shape == (2, *one.volume.shape)
+    np.testing.assert_allclose(both.volume[1], one.volume, rtol=1e-4, atol=1e-5 * float(one.volume.max()))
