@@ -44,9 +44,10 @@ import tifffile
 
 from optics import compute_psf, presets
 from reconstruction import richardson_lucy
-from reconstruction.calibration import calibrate, correct_frame, rectify
+from reconstruction.calibration import calibrate
 from reconstruction.calibration_figures import plot_calibration
 from reconstruction.recorded import prepare_recorded
+from reconstruction.rectification import correct_frame, rectify
 from reconstruction.scanned import make_operator
 
 SMALL = os.environ.get("LFMSIM_NOTEBOOK_SMALL", "") not in ("", "0")

@@ -700,7 +700,7 @@ class Microscope:
             raise ConfigError(
                 f"camera.calibrated = true: this sensor ({self.mla.pitch_um / self.camera.pixel_um:.4g} px per lenslet) "
                 "is read through a white-frame calibration; model and reconstruct its rectified frame instead "
-                "(Microscope.rectified, reconstruction.calibration.rectify)")
+                "(Microscope.rectified, reconstruction.rectification.rectify)")
         return round(self.mla.pitch_um / self.camera.pixel_um)
 
     def nominal_rectified(self) -> Microscope:

@@ -5,7 +5,9 @@ its exact transpose, evaluated as a multi-channel convolution on the lenslet gri
 (NumPy/SciPy on the CPU, CuPy on a GPU, one code path; ``reconstruction.backend``).
 ``richardson_lucy`` deconvolves (with the optional depth-adaptive anti-aliasing filter of
 Stefanoiu et al. 2019, ``reconstruction.filters``), and ``reconstruct`` runs the whole chain from
-a config; ``reconstruction.metrics`` measures the results.  ``python -m reconstruction`` is the
+a config; ``reconstruct_recorded`` does it for a real microscope's frame (white-frame
+``calibrate``, correction, rectification), ``reconstruct_series`` for a long time series on
+dask.distributed into OME-Zarr; ``reconstruction.metrics`` measures the results.  ``python -m reconstruction`` is the
 command line.  Submodules load lazily.
 """
 
@@ -21,6 +23,9 @@ __all__ = [
     "LanczosFilter",
     "reconstruct",
     "validate_image",
+    "reconstruct_recorded",
+    "calibrate",
+    "reconstruct_series",
     "get_device",
     "backend",
     "filters",
@@ -35,6 +40,9 @@ _LAZY = {
     "LanczosFilter": ("reconstruction.filters", "LanczosFilter"),
     "reconstruct": ("reconstruction.api", "reconstruct"),
     "validate_image": ("reconstruction.api", "validate_image"),
+    "reconstruct_recorded": ("reconstruction.recorded", "reconstruct_recorded"),
+    "calibrate": ("reconstruction.calibration", "calibrate"),
+    "reconstruct_series": ("reconstruction.distributed", "reconstruct_series"),
     "get_device": ("reconstruction.backend", "get_device"),
     "backend": ("reconstruction.backend", None),
     "filters": ("reconstruction.filters", None),

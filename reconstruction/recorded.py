@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .calibration import Calibration, CalibrationError, calibrate, correct_frame, rectify
+from .calibration import Calibration, CalibrationError, calibrate
+from .rectification import correct_frame, rectify
 
 __all__ = ["prepare_recorded", "reconstruct_recorded", "RecordedFrame", "RecordedResult"]
 

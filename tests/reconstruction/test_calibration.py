@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from reconstruction import calibration as C
-from reconstruction.calibration import CalibrationError, calibrate, rectify, synthetic_white
+from reconstruction.calibration import CalibrationError, calibrate, synthetic_white
+from reconstruction.rectification import correct_frame, rectify
 
 REALDATA = Path(os.environ.get("LFMSIM_REALDATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"))
 
@@ -137,7 +138,7 @@ def test_bad_dark_frames_are_refused():
         calibrate(white, np.full((200, 200), 5000.0))
     cal = calibrate(white)
     with pytest.raises(CalibrationError, match="brighter than the data"):
-        C.correct_frame(white * 0.01, cal, np.full((200, 200), 100.0))
+        correct_frame(white * 0.01, cal, np.full((200, 200), 100.0))
 
 
 def test_save_load_round_trip_and_camera_check(tmp_path):

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from test_calibration import _read, _realdata
 
-from reconstruction.calibration import Calibration, rectify
+from reconstruction.calibration import Calibration
+from reconstruction.rectification import rectify
 
 
 def _geometry(shape, pitch, rot_deg, off):
