@@ -133,8 +133,9 @@ def _prepare_output(out: Path, m, shape_t: int, record: dict, overwrite: bool):
     return set()
 
 
-def _client(client, workers, scheduler):
-    """(client, close?) from the three ways to name one; (None, False) for the serial path."""
+def _client(client, workers, scheduler, progress: bool = False):
+    """(client, close?) from the three ways to name one; (None, False) for the serial path.  The
+    dashboard's address is logged, and printed to stderr with ``progress``."""
     if client is not None:
         return client, False
     if scheduler is None and workers is None:
@@ -152,6 +153,8 @@ def _client(client, workers, scheduler):
                                dashboard_address=":0", silence_logs=logging.WARNING)
         c = Client(cluster)
     log.info("dask dashboard: %s", c.dashboard_link)
+    if progress:
+        print(f"dask dashboard: {c.dashboard_link}", file=sys.stderr)
     return c, True
 
 
@@ -240,7 +243,7 @@ def reconstruct_series(config, stack, out, *, iterations: int = 8, workers: int 
         bar = tqdm(total=sum(t.t1 - t.t0 for t in tasks), desc="volumes", unit="vol",
                    disable=None if sys.stderr.isatty() else True)
     results = []
-    c, close = _client(client, workers, scheduler)
+    c, close = _client(client, workers, scheduler, progress)
     try:
         if c is None:
             for task in tasks:
