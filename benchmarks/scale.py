@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import resource
 import shutil
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +61,9 @@ def _stack(m, frames: int, path: Path, seed: int = 0) -> int:
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    from reconstruction.backend import peak_memory_bytes
+
+    return peak_memory_bytes("cpu") / 2**20
 
 
 def _run(m, stack: Path, out: Path, iterations: int, workers: int | None, worker_memory: str | None) -> dict:
@@ -118,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     frames = 40 if args.quick else args.frames
     if frames < 1 or any(w < 1 for w in args.workers):
-        print("error: --frames and --workers must be >= 1", file=os.sys.stderr)
+        print("error: --frames and --workers must be >= 1", file=sys.stderr)
         return 2
     out = Path(args.out or f"results/scale-{datetime.now():%Y%m%d-%H%M%S}")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
-        print(f"error: --out {str(out)!r} exists and is not empty; pass --overwrite", file=os.sys.stderr)
+        print(f"error: --out {str(out)!r} exists and is not empty; pass --overwrite", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
     from reconstruction import backend

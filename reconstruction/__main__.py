@@ -188,6 +188,15 @@ def _mismatch(path: str, p: Path, m, other=None) -> str:
     return msg + "; expected the operator of CONFIG (python -m optics psf CONFIG --out psf.tif --operator-out OP.npz)"
 
 
+def _refuse(args, options, where: str) -> None:
+    """Refuse the options (and --filter other than none) that do nothing on this path."""
+    for opt in options:
+        if getattr(args, opt) not in (None, False):
+            raise ValueError(f"--{opt.replace('_', '-')} is not available {where}")
+    if args.filter != "none":
+        raise ValueError(f"--filter is not available {where}")
+
+
 def _tiles_arg(v):
     if v is None or v == "auto":
         return v
@@ -213,11 +222,8 @@ def _series(args, out: Path) -> int:
         raise ValueError("--workers and --scheduler are exclusive: start a local cluster, or use a running one")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers = {args.workers} is invalid: expected an integer >= 1")
-    for opt in ("white", "calibration", "dark", "psf", "method", "dao", "rolling", "checkpoint"):
-        if getattr(args, opt) not in (None, False):
-            raise ValueError(f"--{opt} is not available with an OME-Zarr series output")
-    if args.filter != "none":
-        raise ValueError("--filter is not available with an OME-Zarr series output")
+    _refuse(args, ("white", "calibration", "dark", "psf", "method", "dao", "rolling", "checkpoint"),
+            "with an OME-Zarr series output")
     m = load_microscope(args.config)
     summary = reconstruct_series(m, args.frame, out, iterations=args.iterations, workers=args.workers,
                                  scheduler=args.scheduler, device=args.device, raw=args.raw,
@@ -240,11 +246,7 @@ def _recorded(args, m, out: Path) -> int:
     if args.white is None and args.calibration is None:
         raise ValueError(f"{args.config!r} describes a calibrated camera (camera.calibrated = true): give --white "
                          "WHITE.tif (and --dark DARK.tif) or --calibration CAL.json")
-    for opt in ("psf", "method", "dao", "rolling", "checkpoint"):
-        if getattr(args, opt) not in (None, False):
-            raise ValueError(f"--{opt.replace('_', '-')} is not available for recorded frames (--white/--calibration)")
-    if args.filter != "none":
-        raise ValueError("--filter is not available for recorded frames (--white/--calibration)")
+    _refuse(args, ("psf", "method", "dao", "rolling", "checkpoint"), "for recorded frames (--white/--calibration)")
     cal_out = out.with_name(out.stem + ".calibration.json") if args.white is not None else None
     fig_out = out.with_name(out.stem + ".calibration.png") if args.white is not None else None
     for p in (cal_out, fig_out):

@@ -121,8 +121,7 @@ def validate_image(m, image, *, raw: bool | None = None, expect: str = "any",
         raise ValueError(f"image has shape {arr.shape}, a single frame, but a stack (t, *{one}) was expected")
     if is_stack and arr.shape[0] < 1:
         raise ValueError(f"image has shape {arr.shape}: an empty stack")
-    if raw is None:
-        raw = bool(np.issubdtype(arr.dtype, np.integer))
+    raw = is_raw(arr, raw)
     out = arr.astype(np.float32)
     if not np.isfinite(out).all():
         raise ValueError("image contains NaN or infinite values; expected finite values")

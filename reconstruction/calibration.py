@@ -295,12 +295,6 @@ def _coarse_lattice(img: np.ndarray):
             f"no lenslet lattice found in the white frame: its strongest spectral peak is only {contrast:.3g} x "
             f"the background (a lattice gives > {MIN_PEAK_CONTRAST:g}); is this a white (radiometry) frame "
             "recorded through the microlens array?")
-    # a harmonic can be stronger than the fundamental: prefer a strong peak at half its frequency
-    for k, p in zip(ks[1:], pw[1:]):
-        if p > 0.05 * pw[0] and np.hypot(*(2 * k - k1)) < 0.02 * np.hypot(*k1) or \
-                p > 0.05 * pw[0] and np.hypot(*(2 * k + k1)) < 0.02 * np.hypot(*k1):
-            k1 = k if np.hypot(*(2 * k - k1)) < np.hypot(*(2 * k + k1)) else -k
-            break
     n1 = np.hypot(*k1)
     k2 = None
     for k, p in zip(ks, pw):
@@ -346,9 +340,7 @@ def _coarse_lattice(img: np.ndarray):
         k2 = next(c for c in cands[1:] if abs(k1[0] * c[1] - k1[1] * c[0]) > 0.3 * np.hypot(*k1) * np.hypot(*c))
     n1 = np.hypot(*k1)
     ang = math.degrees(math.acos(np.clip(abs(float(k1 @ k2)) / (n1 * np.hypot(*k2)), 0, 1)))
-    if ang < 75:  # the two fundamentals of a hexagonal lattice: 60 degrees apart
-        pass
-    grid = "square" if ang > 75 else "hex"
+    grid = "square" if ang > 75 else "hex"  # a hexagonal lattice's fundamentals are 60 degrees apart
     kmat = np.array([k1, k2])  # rows: reciprocal vectors (y, x) in cycles / pixel
     amat = np.linalg.inv(kmat)  # columns: direct vectors a1, a2 with k_i . a_j = delta_ij
     a1, a2 = amat[:, 0], amat[:, 1]

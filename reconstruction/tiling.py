@@ -59,13 +59,19 @@ def available_bytes(device: str) -> int:
     return int(0.8 * (nbytes if nbytes is not None else 4 * 2**30))
 
 
-def plan_tile(psf, memory_bytes: int, halo: int | None = None) -> tuple[int, int]:
-    """(core, halo) in lenslets: the largest core whose tile fits ``memory_bytes``."""
-    m = psf.microscope
+def _halo(psf, halo: int | None) -> int:
+    """The halo in lenslets: ``halo``, or the largest kernel reach R (and never less than R)."""
     r = int(max(psf.radius_lenslets))
     halo = r if halo is None else int(halo)
     if halo < r:
         raise ValueError(f"halo_lenslets = {halo} is invalid: it must be at least the largest kernel reach, {r} lenslets")
+    return halo
+
+
+def plan_tile(psf, memory_bytes: int, halo: int | None = None) -> tuple[int, int]:
+    """(core, halo) in lenslets: the largest core whose tile fits ``memory_bytes``."""
+    m = psf.microscope
+    halo = _halo(psf, halo)
     full = max(m.n_lenslets)
     core = full
     while core > 1 and _tile_bytes(psf, core, halo) > memory_bytes:
@@ -111,8 +117,7 @@ def tiled_richardson_lucy(psf, image, iterations: int, *, tile_lenslets: int | N
     if tile_lenslets is None:
         core, halo = plan_tile(psf, available_bytes(dev) if memory_bytes is None else int(memory_bytes), halo_lenslets)
     else:
-        core = int(tile_lenslets)
-        halo = plan_tile(psf, 2**62, halo_lenslets)[1]
+        core, halo = int(tile_lenslets), _halo(psf, halo_lenslets)
     n, s = m.pixels_per_lenslet, m.voxels_per_lenslet
     ly, lx = m.n_lenslets
     bg = rl_kwargs.pop("background", None)
@@ -125,7 +130,7 @@ def tiled_richardson_lucy(psf, image, iterations: int, *, tile_lenslets: int | N
             for (y0, y1, cy0, cy1), (x0, x1, cx0, cx1) in tiles:
                 shape = (y1 - y0, x1 - x0)
                 if shape not in ops:
-                    mt = dataclasses.replace(m, camera=dataclasses.replace(m.camera, shape=(shape[0] * n, shape[1] * n)))
+                    mt = m.replace(camera={"shape": [shape[0] * n, shape[1] * n]})
                     ops.clear()  # one tile shape's operator at a time (interior tiles share one)
                     ops[shape] = make_operator(dataclasses.replace(psf, microscope=mt), dev, np.float32, progress=False)
                 op = ops[shape]
