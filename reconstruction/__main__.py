@@ -222,7 +222,7 @@ def _series(args, out: Path) -> int:
         raise ValueError("--workers and --scheduler are exclusive: start a local cluster, or use a running one")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers = {args.workers} is invalid: expected an integer >= 1")
-    _refuse(args, ("white", "calibration", "dark", "psf", "method", "dao", "rolling", "checkpoint"),
+    _refuse(args, ("white", "calibration", "dark", "psf", "method", "dao", "rolling", "checkpoint", "tiles"),
             "with an OME-Zarr series output")
     m = load_microscope(args.config)
     summary = reconstruct_series(m, args.frame, out, iterations=args.iterations, workers=args.workers,
@@ -246,7 +246,7 @@ def _recorded(args, m, out: Path) -> int:
     if args.white is None and args.calibration is None:
         raise ValueError(f"{args.config!r} describes a calibrated camera (camera.calibrated = true): give --white "
                          "WHITE.tif (and --dark DARK.tif) or --calibration CAL.json")
-    _refuse(args, ("psf", "method", "dao", "rolling", "checkpoint"), "for recorded frames (--white/--calibration)")
+    _refuse(args, ("psf", "method", "dao", "rolling", "checkpoint", "tiles"), "for recorded frames (--white/--calibration)")
     cal_out = out.with_name(out.stem + ".calibration.json") if args.white is not None else None
     fig_out = out.with_name(out.stem + ".calibration.png") if args.white is not None else None
     for p in (cal_out, fig_out):
@@ -323,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             return _recorded(args, m, out)
         if args.dark is not None:
             raise ValueError("--dark is for recorded frames: give --white WHITE.tif or --calibration CAL.json too")
+        if args.frames_per_task != 1:
+            raise ValueError("--frames-per-task is for an OME-Zarr series output (--out VOLS.ome.zarr)")
         for opt in ("background", "read_noise"):
             v = getattr(args, opt)
             if v is not None and not v >= 0:

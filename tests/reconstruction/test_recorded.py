@@ -200,6 +200,7 @@ def test_cli_bad_inputs_write_nothing(tmp_path, synthetic_set, capsys, rng):
         (["--calibration", str(other_cal)], "300 x 300"),
         ([], "calibrated camera"),
         (["--white", synthetic_set["white"], "--calibration", str(other_cal)], "exclusive"),
+        (["--white", synthetic_set["white"], "--tiles", "4"], "--tiles is not available for recorded frames"),
     ]
     for extra, message in cases:
         assert _cli(base + extra) == 2, extra
