@@ -81,6 +81,21 @@ def _operator(psf, device: str):
     return op
 
 
+_STACKS: dict = {}
+
+
+def _stack(path: str):
+    """This process's lazy view of the input (``read_stack_lazily`` reads a TIFF's page layout
+    once per worker, not once per task: a 10,000-page stack would be scanned 10,000 times)."""
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    view = _STACKS.get(key)
+    if view is None:
+        _STACKS.clear()
+        view = _STACKS[key] = read_stack_lazily(path)
+    return view
+
+
 def run_task(psf, task: SeriesTask) -> dict:
     """Deconvolve frames [t0, t1) of the input and write them (and their flags) to the output."""
     from .api import validate_image
@@ -88,7 +103,7 @@ def run_task(psf, task: SeriesTask) -> dict:
 
     start = time.perf_counter()
     m = psf.microscope
-    frames = np.asarray(read_stack_lazily(task.input_path)[task.t0: task.t1])
+    frames = np.asarray(_stack(task.input_path)[task.t0: task.t1])
     y, _ = validate_image(m, frames, raw=task.raw, expect="stack", clip=not task.read_noise)
     op = _operator(psf, task.device)
     vol = richardson_lucy(y, op, task.iterations, progress=False, read_noise=task.read_noise,
