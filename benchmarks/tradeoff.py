@@ -52,6 +52,8 @@ from benchmarks import report, timing, twopoint
 from optics import theory
 from optics.io import atomic_write, atomic_write_bytes
 from optics.lfpsf import compute_psf
+from optics.threads import ENV as THREADS_ENV
+from optics.threads import cpu_threads
 from reconstruction import backend, metrics
 from reconstruction.phasespace import PhaseSpaceViews
 from reconstruction.scanned import make_operator
@@ -162,18 +164,52 @@ def measure_lfm(design: D.Design, size: D.Size, prot: P.Protocol, device: str, s
                     "axial_resolution_um": ax, "axial_sampling_limited": ax_lim})
         rows.append(row)
         tick()
+    band = artifact_band(m_rec)
+    out = {"rows": rows, "convergence": conv, "reconstruction_shape": list(m_rec.volume_shape),
+           "voxel_um": [float(m_rec.volume.z_step_um), vox, vox], "crop_px": list(m_rec.image_shape),
+           "seconds_per_volume": None,
+           "timing": {"psf_build_s": t_psf, "operator_build_s": t_op, "seconds_per_iteration_crop": None,
+                      "full_camera": None,
+                      "solver": (f"phase-space RL, {iterations} passes" if views is not None else
+                                 f"joint RL, {iterations} iterations")},
+           "band_um": band, "measured_as": m_rec.name}
+    if full_timing is None:  # timed later, alone (``run`` with jobs > 1): the frame travels with the entry
+        out["timing_frame"] = frame
+    else:
+        _apply_timing(out, lfm_timing(design, size, device, full_timing, frame, built=(psf, op, views)))
+    return out
+
+
+def lfm_timing(design: D.Design, size: D.Size, device: str, full_timing: str, frame, built=None) -> dict:
+    """Reconstruction time of a light-field design: seconds per RL iteration (per phase-space pass for
+    a scanning LFM) on the measured crop, for one volume ``frame``, and per volume on the full camera
+    (``benchmarks.timing``).  ``built``: the measurement's (psf, operator, views); without it they are
+    loaded from the PSF cache and built again (the operator build then timed here)."""
+    m_rec = D.reconstruction_microscope(design, size)
+    t_op = None
+    if built is None:
+        psf = compute_psf(m_rec, progress=False)
+        t0 = time.perf_counter()
+        op = make_operator(psf, device=device)
+        views = PhaseSpaceViews(psf, device) if m_rec.kind == "slfm" else None
+        backend.synchronize(device)
+        t_op = time.perf_counter() - t0
+    else:
+        psf, op, views = built
+    iterations = size.slfm_passes if views is not None else size.iterations
     per_it = timing.crop_iteration_seconds(op, frame, views=views)  # one volume: all K^2 frames
     full = timing.full_camera_seconds(psf, design.microscope.replace(volume=_volume_dict(m_rec)), per_it,
                                       iterations, device, full_timing, op=op)
-    band = artifact_band(m_rec)
-    return {"rows": rows, "convergence": conv, "reconstruction_shape": list(m_rec.volume_shape),
-            "voxel_um": [float(m_rec.volume.z_step_um), vox, vox], "crop_px": list(m_rec.image_shape),
-            "seconds_per_volume": per_it * iterations,
-            "timing": {"psf_build_s": t_psf, "operator_build_s": t_op, "seconds_per_iteration_crop": per_it,
-                       "full_camera": full,
-                       "solver": (f"phase-space RL, {iterations} passes" if views is not None else
-                                  f"joint RL, {iterations} iterations")},
-            "band_um": band, "measured_as": m_rec.name}
+    return {"seconds_per_iteration_crop": per_it, "seconds_per_volume": per_it * iterations, "full_camera": full,
+            "operator_build_s": t_op}
+
+
+def _apply_timing(meas: dict, tm: dict) -> None:
+    meas["seconds_per_volume"] = tm["seconds_per_volume"]
+    meas["timing"]["seconds_per_iteration_crop"] = tm["seconds_per_iteration_crop"]
+    meas["timing"]["full_camera"] = tm["full_camera"]
+    if tm["operator_build_s"] is not None:  # built again alone: the uncontended time
+        meas["timing"]["operator_build_s"] = tm["operator_build_s"]
 
 
 def _volume_dict(m) -> dict:
@@ -246,6 +282,8 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
 
     Times are per volume (``seconds_per_volume``: one camera frame, or the K^2 frames of a scanning
     LFM); ``volumes_per_second`` is the acquisition rate at ``camera_fps`` (``volume_rate``).
+    ``full_camera_timing=None`` leaves the reconstruction timing to ``finish_timing`` (the entry
+    then carries its frame under ``_timing_frame``): a worker process measures, the parent times.
     """
     prot = protocol or P.Protocol()
     rate = volume_rate(design.microscope, camera_fps)
@@ -320,7 +358,21 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
     }
     entry["theory"]["fov_um"] = fov
     entry["best_lateral_resolution_um"] = best_lateral(entry)
+    if "timing_frame" in meas:
+        entry["_timing_frame"] = meas["timing_frame"]
     return entry
+
+
+def finish_timing(entry: dict, design: D.Design, size: D.Size, device: str, full_camera_timing: str) -> None:
+    """Time a design measured with ``full_camera_timing=None`` (``lfm_timing``, in this process) and
+    fill its entry's timing fields."""
+    frame = entry.pop("_timing_frame", None)
+    if frame is None:
+        return
+    meas = {"timing": entry["timing"]}
+    _apply_timing(meas, lfm_timing(design, size, device, full_camera_timing, frame))
+    entry["seconds_per_volume"] = meas["seconds_per_volume"]
+    entry["seconds_per_volume_full_camera"] = (meas["timing"]["full_camera"] or {}).get("seconds_per_volume")
 
 
 # ------------------------------------------------------------------------------------------ run
@@ -341,32 +393,110 @@ def _new_out_dir(out: str | None) -> Path:
     return p
 
 
+def resolve_jobs(jobs, device: str, n_designs: int) -> int:
+    """Designs measured side by side: ``jobs`` (an integer >= 1) or "auto" (one per CPU on the CPU, at most
+    one per design; 1 on a GPU, whose memory and streams one process should own)."""
+    if jobs == "auto":
+        return 1 if device == "gpu" else max(1, min(cpu_threads(), n_designs))
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"--jobs = {jobs!r} is invalid: expected a positive integer or 'auto'")
+    return int(min(jobs, max(1, n_designs)))
+
+
+def _cost(design: D.Design, size: D.Size) -> float:
+    """Rough relative cost of measuring ``design`` (to start the longest first)."""
+    m = design.microscope
+    if m.kind == "widefield":
+        return 0.5 * len(design.depths_um)
+    n = min(m.pixels_per_lenslet, 15) / 7.0
+    return len(design.depths_um) * n * n * m.scan_steps ** 2 * (2.0 if convergence_role(design, size) else 1.0)
+
+
+_TICKS = None  # a worker process's queue of finished depths (``_worker_init``)
+
+
+def _worker_init(ticks, threads: int) -> None:
+    """A measuring worker: its share of the cores (``optics.threads``, BLAS) and the parent's progress queue."""
+    global _TICKS
+    os.environ[THREADS_ENV] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)  # for the life of the process
+    _TICKS = ticks
+
+
+def _measure_in_worker(index: int, design: D.Design, size: D.Size, kwargs: dict) -> dict:
+    return measure(design, size, design_index=index, tick=lambda: _TICKS.put(1), full_camera_timing=None, **kwargs)
+
+
+def _measure_all(size, design_list, dev, jobs, bar, full_camera_timing, **kwargs) -> list[dict]:
+    """Every design's entry: in this process (jobs = 1), or in ``jobs`` worker processes with
+    cpu_threads() / jobs threads each, longest first, then timed here one at a time with every core
+    (so that the times reported are those of the machine, not of a shared core)."""
+    if jobs == 1:
+        entries = []
+        for i, d in enumerate(design_list):
+            bar.set_postfix_str(d.name)
+            entries.append(measure(d, size, device=dev, design_index=i, tick=lambda: bar.update(1),
+                                   full_camera_timing=full_camera_timing, **kwargs))
+        return entries
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from queue import Empty
+
+    ctx = mp.get_context("spawn")  # no fork of a process with running threads
+    ticks = ctx.Queue()
+    threads = max(1, cpu_threads() // jobs)
+    entries: list = [None] * len(design_list)
+    order = sorted(range(len(design_list)), key=lambda i: -_cost(design_list[i], size))
+    bar.set_postfix_str(f"{jobs} designs side by side")
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(ticks, threads)) as pool:
+        futures = {pool.submit(_measure_in_worker, i, design_list[i], size, {"device": dev, **kwargs}): i
+                   for i in order}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            try:
+                while True:
+                    bar.update(ticks.get_nowait())
+            except Empty:
+                pass
+            for f in done:
+                entries[futures[f]] = f.result()  # a worker's exception is raised here
+    bar.set_postfix_str("timing")
+    for e, d in zip(entries, design_list):
+        finish_timing(e, d, size, dev, full_camera_timing)
+    return entries
+
+
 def run(size: D.Size, design_list: list[D.Design], out_dir: Path, *, device: str = "auto", seed: int = 0,
         threshold_um: float = DEFAULT_THRESHOLD_UM, progress: bool = True, plots: bool = True,
         protocol: P.Protocol | None = None, full_camera_timing: str = "auto",
-        camera_fps: float = DEFAULT_CAMERA_FPS) -> dict:
-    """Measure ``design_list`` and write the outputs into ``out_dir`` (which must exist and be empty)."""
+        camera_fps: float = DEFAULT_CAMERA_FPS, jobs=1) -> dict:
+    """Measure ``design_list`` and write the outputs into ``out_dir`` (which must exist and be empty).
+
+    ``jobs``: designs measured side by side in worker processes (``resolve_jobs``; "auto": one per
+    CPU).  The results do not depend on it (each design's beads and noise come from its own seeded
+    streams); the reconstruction times are measured afterwards in this process, one design at a time.
+    """
     from tqdm.auto import tqdm
 
     prot = protocol or P.Protocol()
     dev = backend.get_device(device)
+    njobs = resolve_jobs(jobs, dev, len(design_list))
     t0 = time.perf_counter()
     started = datetime.now().isoformat(timespec="seconds")
     total = sum(len(d.depths_um) for d in design_list)
     bar = tqdm(total=total, desc="tradeoff", unit="depth", disable=not progress or None)
-    entries = []
     try:
-        for i, d in enumerate(design_list):
-            bar.set_postfix_str(d.name)
-            entries.append(measure(d, size, device=dev, seed=seed, threshold_um=threshold_um,
-                                   tick=lambda: bar.update(1), protocol=prot, design_index=i,
-                                   full_camera_timing=full_camera_timing, camera_fps=camera_fps))
+        entries = _measure_all(size, design_list, dev, njobs, bar, full_camera_timing, seed=seed,
+                               threshold_um=threshold_um, protocol=prot, camera_fps=camera_fps)
     finally:
         bar.close()
     convergence = [c for e in entries for c in e.pop("convergence")]
     res = {
         "benchmark": "tradeoff", "size": size.name, "device": dev, "device_name": backend.device_name(dev),
-        "started": started, "threshold_um": threshold_um, "seed": seed,
+        "started": started, "threshold_um": threshold_um, "seed": seed, "jobs": njobs,
         "protocol": {**prot.as_dict(), "simulation_model": prot.simulation_model(), "mirrored_z": False,
                      "camera_read_noise_e": sorted({float(d.microscope.camera.read_noise_e) for d in design_list}),
                      "resolved_fraction": metrics.RESOLVED_FRACTION, "min_dip": MIN_DIP},
@@ -432,6 +562,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--camera-fps", type=float, default=DEFAULT_CAMERA_FPS,
                    help="camera frame rate of the volume-rate column: F volumes/s for one-frame light-field designs, "
                         f"F / K^2 for a K x K scanning LFM, F planes/s for wide-field (default {DEFAULT_CAMERA_FPS:g})")
+    p.add_argument("--jobs", default="auto", type=_jobs_arg,
+                   help="designs measured side by side in worker processes, each with its share of the cores "
+                        "(default auto: one per CPU on the CPU, 1 on a GPU); results do not depend on it, and "
+                        "reconstruction times are measured afterwards one design at a time with every core")
     p.add_argument("--threshold-um", type=float, default=DEFAULT_THRESHOLD_UM,
                    help=f"lateral resolution threshold of the usable depth range (default {DEFAULT_THRESHOLD_UM} um)")
     p.add_argument("--seed", type=int, default=0,
@@ -466,7 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError, backend.DeviceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"tradeoff: {size.describe()}; {len(design_list)} designs; device {dev}; output {out_dir}", flush=True)
+    njobs = resolve_jobs(args.jobs, dev, len(design_list))
+    print(f"tradeoff: {size.describe()}; {len(design_list)} designs ({njobs} side by side); device {dev}; "
+          f"output {out_dir}", flush=True)
     print(f"tradeoff: protocol {prot.photons_per_bead:g} detected photons per bead per volume, background "
           f"{prot.background_photons_per_pixel:g} photons/pixel per volume (a scanning LFM splits both over its "
           f"K^2 frames), {prot.repeats} repeats, both signs of z", flush=True)
@@ -474,9 +610,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tradeoff: reduced settings ({size.name}): {'; '.join(report.reductions(size))}", flush=True)
     res = run(size, design_list, out_dir, device=dev, seed=args.seed, threshold_um=args.threshold_um,
               progress=not args.no_progress, plots=not args.no_plots, protocol=prot,
-              full_camera_timing=args.full_camera_timing, camera_fps=args.camera_fps)
+              full_camera_timing=args.full_camera_timing, camera_fps=args.camera_fps, jobs=args.jobs)
     print(report.summary(res))
     return 0
+
+
+def _jobs_arg(v: str):
+    if v == "auto":
+        return v
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--jobs = {v!r} is invalid: expected a positive integer or 'auto'")
+    return n
 
 
 def _config_path(c: str) -> str:

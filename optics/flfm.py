@@ -45,6 +45,7 @@ from .config import Microscope
 from .lenslets import circumradius, edge_amplitude, lenslet_centres, lenslet_focals
 from .support import CROP_TOLERANCE, FLFM_GUARD_PITCHES, crop_side_pixels, flfm_reach_um
 from .support import flfm_window_pixels as window_pixels
+from .threads import cpu_threads
 
 __all__ = ["pupil_power", "pupil_field", "apply_field_stop", "window_pixels", "sensor_window", "pupil_edge_slope",
            "field_stop_radius_object_um"]
@@ -113,7 +114,7 @@ def _radial_part(m: Microscope, uy: np.ndarray, ux: np.ndarray, z: float, dx: fl
     return ((amp * a) * np.exp(1j * phase)).astype(dtype)
 
 
-def apply_field_stop(m: Microscope, field: np.ndarray, dx_um: float, workers: int = -1) -> np.ndarray:
+def apply_field_stop(m: Microscope, field: np.ndarray, dx_um: float, workers: int | None = None) -> np.ndarray:
     """The array-plane field(s) (..., n, n) after a circular field stop ``mla.field_stop_um`` at the
     native image plane, in place when possible.
 
@@ -129,6 +130,7 @@ def apply_field_stop(m: Microscope, field: np.ndarray, dx_um: float, workers: in
         return field
     from scipy import fft as sfft
 
+    workers = cpu_threads() if workers is None else workers
     mask = _stop_mask(stop, m.wavelength_um * m.mla.fourier_lens_focal_um, field.shape[-1], float(dx_um))
     if mask is None:
         return field
@@ -179,7 +181,7 @@ def oversampling_need(m: Microscope, z_max_um: float) -> float:
     return 1.0 / (2 * nu)
 
 
-def flfm_patterns(m: Microscope, prop, points_um, side: int, workers: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def flfm_patterns(m: Microscope, prop, points_um, side: int, workers: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sensor patterns (P, side, side) of sources ``points_um`` (P, 3) on a window of ``side`` pixels
     centred on the axis pixel, the power (P,) of the pupil field on the window's grid and the part
     the lenslets pass, all as fractions of ``pupil_power``."""
@@ -230,7 +232,7 @@ def flfm_kernels(m: Microscope, progress: bool):
 
     def job(iz: int) -> None:
         pats, _, passed = flfm_patterns(m, prop, [(0.0, 0.0, z_all[iz])], side,
-                                        workers=1 if threads > 1 else -1)
+                                        workers=1 if threads > 1 else cpu_threads())
         pat = pats[0]
         # light the apertures block never reaches the sensor (as in the microscope): not "lost"
         crop = crop_side_pixels(pat, max(0.0, CROP_TOLERANCE - max(0.0, float(passed[0] - pat.sum()))))

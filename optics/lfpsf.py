@@ -42,6 +42,7 @@ from .support import (
     widefield_window_pixels,
     window_lenslets,
 )
+from .threads import cpu_threads
 
 __all__ = [
     "CROP_TOLERANCE",
@@ -295,12 +296,8 @@ def fast_pixels(m_pixels: int, q: int) -> int:
 
 
 def worker_threads() -> int:
-    """Threads that build PSF patterns side by side: the CPUs this process may use, at most 4."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return max(1, min(4, n))
+    """Threads that build PSF patterns side by side: ``optics.threads.cpu_threads()``, at most 4."""
+    return max(1, min(4, cpu_threads()))
 
 
 class _Propagator:
@@ -417,10 +414,12 @@ class _Propagator:
             self._fold[n] = (kron, d2, wts)
         return self._h[n]
 
-    def intensity(self, fields: np.ndarray, workers: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def intensity(self, fields: np.ndarray, workers: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pixel intensities (B, n/q, n/q) of NIP fields (B, n, n), overwritten; the NIP power (B,) inside
         the window; and the part of it the lenslets' apertures pass (all of it for square lenslets),
-        all as fractions of the power reaching the native image plane.  ``workers``: FFT threads."""
+        all as fractions of the power reaching the native image plane.  ``workers``: FFT threads
+        (default ``optics.threads.cpu_threads()``)."""
+        workers = cpu_threads() if workers is None else workers
         b, n, _ = fields.shape
         h = self._tf(n)
         npad, k = self.padded(n)
@@ -536,7 +535,7 @@ def _lfm_patterns(
                 comps = table.components(((c - oy) / mag)[:, None], ((c - ox) / mag)[None, :], conj)
                 for k in range(ncomp):
                     fields[j, k] = comps[k]
-        pix, nip, through = prop.intensity(fields.reshape(-1, n, n), workers=1 if threads > 1 else -1)
+        pix, nip, through = prop.intensity(fields.reshape(-1, n, n), workers=1 if threads > 1 else cpu_threads())
         out[start:stop] = pix.reshape(stop - start, ncomp, side, side).sum(axis=1)
         nip_in[start:stop] = nip.reshape(stop - start, ncomp).sum(axis=1)
         passed[start:stop] = through.reshape(stop - start, ncomp).sum(axis=1)
@@ -560,10 +559,32 @@ def _table_radius(m: Microscope, w: int, extra_um: float) -> float:
     return half / m.objective.magnification
 
 
+#: Field tables kept for the next ``sensor_pattern`` calls (most recent last): the sources of a
+#: two-point test or a scan share one depth, and building a table (Bessel matrices and the
+#: quadrature) is ~40% of one pattern's time.
+_TABLES: dict[tuple, tuple] = {}
+_TABLES_KEPT = 8
+
+
 def _table_for(m: Microscope, z_um: float, w: int, extra_um: float) -> tuple[_RadialTable, bool]:
     """Radial table covering the window's half-diagonal plus the source offset (object space), and
-    whether to conjugate it (``table_depth``)."""
-    return _table(m, z_um, _table_radius(m, w, extra_um))
+    whether to conjugate it (``table_depth``); reused while it is among the last ``_TABLES_KEPT``.
+
+    A radial table's radius is rounded up to its grid (``_RadialTable.grid``), so every request that
+    rounds to the same grid gets the table it would have built (bit-identical values); a 2-D pupil
+    table (non-radial aberrations) is reused only for the same radius.
+    """
+    r_obj = _table_radius(m, w, extra_um)
+    zt, _ = table_depth(m, z_um)
+    r_key = r_obj if _non_radial(m) else _RadialTable.grid(m, zt, r_obj)[1]
+    key = (m.hash, float(z_um), round(float(r_key), 9))
+    hit = _TABLES.pop(key, None)
+    if hit is None:
+        hit = _table(m, z_um, r_obj)
+    _TABLES[key] = hit
+    while len(_TABLES) > _TABLES_KEPT:
+        _TABLES.pop(next(iter(_TABLES)))
+    return hit
 
 
 # ----------------------------------------------------------------------------- public: one source
@@ -661,7 +682,9 @@ def sensor_pattern(
     w = int(window_lenslets) if window_lenslets is not None else _default_window(m, z)
     q = field_oversampling(m)
     prop = _cached_propagator(m, q, dtype)
-    table, conj = _table_for(m, z, w, float(np.abs(off).max()) * math.sqrt(2))
+    # the table reaches the farthest offset any source in the lenslet can have (d / 2 per axis), so
+    # that every source at this depth and window shares it (``_table_for``)
+    table, conj = _table_for(m, z, w, 0.5 * d * math.sqrt(2))
     patch = _lfm_patterns(m, prop, table, conj, w, off)[0][0]
     _paste(image, patch, (ly // 2 + iy) * npx + npx // 2, (lx // 2 + ix) * npx + npx // 2)
     return image

@@ -20,6 +20,8 @@ import math
 import numpy as np
 from scipy import fft as sfft
 
+from .threads import cpu_threads
+
 __all__ = [
     "METHODS",
     "fresnel_tf",
@@ -185,9 +187,9 @@ def propagate(
     h = tf if tf is not None else transfer_function(method, shape, dx_um, z_um, wavelength_um, dtype=dtype)
     if h.shape != shape:
         raise ValueError(f"tf has shape {h.shape}; expected {shape}")
-    spec = sfft.fft2(work, axes=(-2, -1), workers=-1)
+    spec = sfft.fft2(work, axes=(-2, -1), workers=cpu_threads())
     spec *= h
-    out = sfft.ifft2(spec, axes=(-2, -1), workers=-1, overwrite_x=True)
+    out = sfft.ifft2(spec, axes=(-2, -1), workers=cpu_threads(), overwrite_x=True)
     if pad:
         out = out[..., py : py + ny, px : px + nx]
     return out.astype(dtype, copy=False)

@@ -19,6 +19,8 @@ from types import ModuleType
 
 import numpy as np
 
+from optics.threads import cpu_threads
+
 __all__ = [
     "DeviceError",
     "get_device",
@@ -34,6 +36,8 @@ __all__ = [
     "reset_peak_memory",
     "current_rss_bytes",
     "matmul",
+    "channel_sum",
+    "channel_outer",
     "blas_single_thread",
     "device_name",
     "DEVICES",
@@ -166,8 +170,28 @@ def to_host(a) -> np.ndarray:
     return np.asarray(a)
 
 
+def _rfft2_pad(f, a, shape, **kw):
+    """rfft2 of ``a`` (..., h, w) zero-padded at the end to ``shape`` (P_y, P_x); pruned when
+    P_y >= 2 h: the transform along x runs on the h data rows only (the others are zero), then along y."""
+    py, px = shape
+    h, w = a.shape[-2:]
+    if 2 * h > py:  # measured (pocketfft, 2 cores): pruning pays only when most rows are padding
+        pad = (_cupy() if is_gpu_array(a) else np).zeros((*a.shape[:-2], py, px), dtype=a.dtype)
+        pad[..., :h, :w] = a
+        return f.rfft2(pad, **kw)
+    return f.fft(f.rfft(a, n=px, axis=-1, **kw), n=py, axis=-2, **kw)
+
+
+def _irfft2_crop(f, a, shape, keep, **kw):
+    """``irfft2(a, s=shape)[..., :h, :w]`` for ``keep`` = (h, w), pruned: after the inverse along y
+    only the h kept rows are transformed along x."""
+    (py, px), (h, w) = shape, keep
+    g = f.ifft(a, n=py, axis=-2, **kw)[..., :h, :]
+    return f.irfft(g, n=px, axis=-1, **kw)[..., :w]
+
+
 class _ScipyFFT:
-    """scipy.fft with all cores (``workers=-1``) for the functions the operator uses."""
+    """scipy.fft on ``optics.threads.cpu_threads()`` threads for the functions the operator uses."""
 
     def __init__(self):
         import scipy.fft as sfft
@@ -175,10 +199,16 @@ class _ScipyFFT:
         self._f = sfft
 
     def rfft2(self, a, s=None, axes=(-2, -1)):
-        return self._f.rfft2(a, s=s, axes=axes, workers=-1)
+        return self._f.rfft2(a, s=s, axes=axes, workers=cpu_threads())
 
     def irfft2(self, a, s=None, axes=(-2, -1)):
-        return self._f.irfft2(a, s=s, axes=axes, workers=-1)
+        return self._f.irfft2(a, s=s, axes=axes, workers=cpu_threads())
+
+    def rfft2_pad(self, a, shape):
+        return _rfft2_pad(self._f, a, shape, workers=cpu_threads())
+
+    def irfft2_crop(self, a, shape, keep):
+        return _irfft2_crop(self._f, a, shape, keep, workers=cpu_threads())
 
     def next_fast_len(self, n: int, real: bool = True) -> int:
         return self._f.next_fast_len(n, real=real)
@@ -199,6 +229,12 @@ class _CupyFFT:
 
     def irfft2(self, a, s=None, axes=(-2, -1)):
         return self._f.irfft2(a, s=s, axes=axes)
+
+    def rfft2_pad(self, a, shape):
+        return _rfft2_pad(self._f, a, shape)
+
+    def irfft2_crop(self, a, shape, keep):
+        return _irfft2_crop(self._f, a, shape, keep)
 
     def next_fast_len(self, n: int, real: bool = True) -> int:
         # cuFFT is fastest on 2^a 3^b 5^c 7^d sizes; scipy's 5-smooth lengths are a subset.
@@ -282,7 +318,7 @@ class blas_single_thread:
 def _pool():
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="lfmsim-matmul")
+    return ThreadPoolExecutor(max_workers=cpu_threads(), thread_name_prefix="lfmsim-matmul")
 
 
 def matmul(a, b):
@@ -291,7 +327,7 @@ def matmul(a, b):
     if is_gpu_array(a):
         return _cupy().matmul(a, b)
     n = a.shape[0]
-    workers = min(os.cpu_count() or 1, n)
+    workers = min(cpu_threads(), n)
     if workers <= 1:
         return np.matmul(a, b)
     out = np.empty((n, a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
@@ -300,4 +336,43 @@ def matmul(a, b):
         jobs = [_pool().submit(np.matmul, a[i:j], b[i:j], out=out[i:j]) for i, j in zip(edges[:-1], edges[1:])]
         for job in jobs:
             job.result()
+    return out
+
+
+def _split_last(n: int) -> list[tuple[int, int]]:
+    workers = min(cpu_threads(), max(1, n // 64))
+    edges = np.linspace(0, n, workers + 1).astype(int)
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def channel_sum(x, k):
+    """``y[b, f] = sum_c x[b, c, f] k[c, f]``: the projection of one-output kernels (N = 1), per
+    frequency f a dot product over the channels c.  On the CPU split over f across the thread pool
+    (numpy's einsum releases the GIL); cupy's einsum on the GPU."""
+    if is_gpu_array(x):
+        return _cupy().einsum("bcf,cf->bf", x, k)
+    b, _, f = x.shape
+    out = np.empty((b, f), dtype=np.result_type(x, k))
+    parts = _split_last(f)
+    if len(parts) == 1:
+        return np.einsum("bcf,cf->bf", x, k, out=out)
+    jobs = [_pool().submit(np.einsum, "bcf,cf->bf", x[:, :, i:j], k[:, i:j], out=out[:, i:j]) for i, j in parts]
+    for job in jobs:
+        job.result()
+    return out
+
+
+def channel_outer(y, k):
+    """``x[b, c, f] = y[b, f] k[c, f]``: the adjoint of ``channel_sum`` with ``k`` conjugated by the
+    caller; split over f across the thread pool on the CPU."""
+    if is_gpu_array(y):
+        return y[:, None, :] * k[None, :, :]
+    b, f = y.shape
+    out = np.empty((b, k.shape[0], f), dtype=np.result_type(y, k))
+    parts = _split_last(f)
+    if len(parts) == 1:
+        return np.multiply(y[:, None, :], k[None, :, :], out=out)
+    jobs = [_pool().submit(np.multiply, y[:, None, i:j], k[None, :, i:j], out=out[:, :, i:j]) for i, j in parts]
+    for job in jobs:
+        job.result()
     return out

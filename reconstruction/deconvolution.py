@@ -361,7 +361,10 @@ def richardson_lucy(
                     ratio = xp.where(ok, y_shift / xp.where(ok, den, 1), 0).astype(op.dtype, copy=False)
             if w is not None:
                 ratio *= w
-            x = x * op.adjoint(ratio) * inv_ht1
+            upd = op.adjoint(ratio)  # a new array: x * Hᵀratio / Hᵀ1 formed in it, no temporaries
+            upd *= inv_ht1
+            upd *= x
+            x = upd
             if flt is not None:
                 x = flt(x)
             # the update is >= 0 in exact arithmetic, but Hᵀ's FFTs leave round-off negatives

@@ -388,7 +388,12 @@ class LightFieldOperator:
         self._chunks = self._plan_chunks()
         self._masks = backend.to_device(self._mask_host, self.device)
         self._pa_dev, self._pb_dev = xp.asarray(self._pa), xp.asarray(self._pb)
-        self._khat = [xp.empty((self._nf(shape), self.outputs, len(idx) * nph), dtype=self.cdtype)
+        # one output pixel per lenslet (N = 1: views of a scanning LFM, wide-field) on one tile: the
+        # per-frequency product is a dot product over channels, done without matmul or transposes
+        # on spectra stored channel-major (channel, frequency); else (frequency, pixel phase, channel)
+        self._single = self.outputs == 1 and self.ntiles == 1
+        self._khat = [xp.empty((len(idx) * nph, self._nf(shape)) if self._single else
+                               (self._nf(shape), self.outputs, len(idx) * nph), dtype=self.cdtype)
                       for idx, shape in self._chunks]
         owner = {int(iz): (j, pos) for j, (idx, _) in enumerate(self._chunks) for pos, iz in enumerate(idx)}
         iterator = range(self.nz)
@@ -424,7 +429,10 @@ class LightFieldOperator:
                 del g, gh
             if len(direct) < nph:
                 self._fill_mirrored(buf)
-            self._khat[j][:, :, pos * nph: (pos + 1) * nph] = buf.reshape(nph, f, self.outputs).transpose(1, 2, 0)
+            if self._single:
+                self._khat[j][pos * nph: (pos + 1) * nph] = buf.reshape(nph, f)
+            else:
+                self._khat[j][:, :, pos * nph: (pos + 1) * nph] = buf.reshape(nph, f, self.outputs).transpose(1, 2, 0)
             del buf
         backend.synchronize(self.device)
         log.info(
@@ -633,10 +641,16 @@ class LightFieldOperator:
             else:
                 ph = (ph[:, :, :, self._pa_dev, self._pb_dev] * self._masks).reshape(gt, c, nph, ly, lx)
             del xg, xc
-            xh = self._fft.rfft2(self._tiles_from_grid(ph, shape))  # (G t, c, phase, ny, nx, py, pxh)
+            if self.ntiles == 1:  # (G t, c, phase, 1, 1, py, pxh), the padding's zero rows skipped
+                xh = self._fft.rfft2_pad(ph, shape)[:, :, :, None, None]
+            else:
+                xh = self._fft.rfft2(self._tiles_from_grid(ph, shape))  # (G t, c, phase, ny, nx, py, pxh)
             del ph
-            xh = xh.transpose(5, 6, 1, 2, 0, 3, 4).reshape(self._nf(shape), c * nph, b)
-            part = backend.matmul(kh, xh)  # per frequency: (N^2 x c nph) @ (c nph x groups*frames*tiles)
+            if self._single:  # (G t, c phase, f) . (c phase, f) -> (G t, f)
+                part = backend.channel_sum(xh.reshape(gt, c * nph, self._nf(shape)), kh)
+            else:
+                xh = xh.transpose(5, 6, 1, 2, 0, 3, 4).reshape(self._nf(shape), c * nph, b)
+                part = backend.matmul(kh, xh)  # per frequency: (N^2 x c nph) @ (c nph x groups*frames*tiles)
             del xh
             if shape in acc:
                 acc[shape] += part
@@ -646,10 +660,16 @@ class LightFieldOperator:
         out = None
         for (py, px), yhat in acc.items():
             # (fy, fx, uy, ux, G t, ny, nx) -> (G t, ny, nx, uy, ux, fy, fx) -> tiles -> images
-            yh = yhat.reshape(py, px // 2 + 1, n, n, gt, ny, nx).transpose(4, 5, 6, 2, 3, 0, 1)
-            w = self._fft.irfft2(yh, s=(py, px))
+            if self._single:
+                yh = yhat.reshape(gt, 1, 1, 1, 1, py, px // 2 + 1)
+            else:
+                yh = yhat.reshape(py, px // 2 + 1, n, n, gt, ny, nx).transpose(4, 5, 6, 2, 3, 0, 1)
+            if self.ntiles == 1:  # one tile starts at 0 (no overlap): only its rows are transformed along x
+                w = self._fft.irfft2_crop(yh, (py, px), (self.tile_y, self.tile_x))
+            else:
+                w = self._fft.irfft2(yh, s=(py, px))
+                w = w[..., self.off_y: self.off_y + self.tile_y, self.off_x: self.off_x + self.tile_x]
             del yh
-            w = w[..., self.off_y: self.off_y + self.tile_y, self.off_x: self.off_x + self.tile_x]
             # (G t, ny, nx, uy, ux, qy, qx) -> (G t, ny, qy, uy, nx, qx, ux)
             img = w.transpose(0, 1, 5, 3, 2, 6, 4).reshape(ng, t, ny * self.tile_y * n, nx * self.tile_x * n)
             img = img[:, :, : ly * n, : lx * n]
@@ -677,11 +697,17 @@ class LightFieldOperator:
             full[gi, :, : ly * n, : lx * n] = self._to_frame(y, g)
         # (G t, ny, qy, uy, nx, qx, ux) -> (G t, ny, nx, uy, ux, qy, qx) in zero windows
         q = full.reshape(gt, ny, ty, n, nx, tx, n).transpose(0, 1, 4, 3, 6, 2, 5)
-        w = xp.zeros((gt, ny, nx, n, n, py, px), dtype=self.dtype)
-        w[..., self.off_y: self.off_y + ty, self.off_x: self.off_x + tx] = q
-        del full, q
-        yh = self._fft.rfft2(w)  # (G t, ny, nx, uy, ux, fy, fx)
-        del w
+        if self.ntiles == 1:  # one tile at offset 0: the window is q zero-padded at the end
+            yh = self._fft.rfft2_pad(q, shape)
+            del full, q
+        else:
+            w = xp.zeros((gt, ny, nx, n, n, py, px), dtype=self.dtype)
+            w[..., self.off_y: self.off_y + ty, self.off_x: self.off_x + tx] = q
+            del full, q
+            yh = self._fft.rfft2(w)  # (G t, ny, nx, uy, ux, fy, fx)
+            del w
+        if self._single:  # (G t, f), not conjugated (``_adjoint`` multiplies by conj K)
+            return yh.reshape(gt, self._nf(shape))
         # rows = groups x frames x tiles: conj(X)ᵀ = conj(Y)ᵀ K, so K is never transposed or copied
         yh = xp.ascontiguousarray(yh.transpose(5, 6, 0, 1, 2, 3, 4)).reshape(self._nf(shape), -1, self.outputs)
         xp.conj(yh, out=yh)
@@ -700,11 +726,17 @@ class LightFieldOperator:
             py, px = shape
             if shape not in spectra:
                 spectra = {shape: self._image_spectra(y, shape)}  # chunks are grouped by grid
-            xh = backend.matmul(spectra[shape], kh)  # (f, b, c nph)
-            xp.conj(xh, out=xh)
-            # (fy, fx, G t, ny, nx, c, phase) -> (G t, c, phase, ny, nx, fy, fx)
-            xh = xh.reshape(py, px // 2 + 1, gt, ny, nx, c, nph).transpose(2, 5, 6, 3, 4, 0, 1)
-            win = self._fft.irfft2(xh, s=(py, px))
+            if self._single:  # Y conj(K): (G t, f) x (c phase, f) -> (G t, c, phase, 1, 1, fy, fx)
+                xh = backend.channel_outer(spectra[shape], xp.conj(kh)).reshape(gt, c, nph, 1, 1, py, px // 2 + 1)
+            else:
+                xh = backend.matmul(spectra[shape], kh)  # (f, b, c nph)
+                xp.conj(xh, out=xh)
+                # (fy, fx, G t, ny, nx, c, phase) -> (G t, c, phase, ny, nx, fy, fx)
+                xh = xh.reshape(py, px // 2 + 1, gt, ny, nx, c, nph).transpose(2, 5, 6, 3, 4, 0, 1)
+            if self.ntiles == 1:  # only the lenslet grid's rows and columns are kept
+                win = self._fft.irfft2_crop(xh, (py, px), (ly, lx))
+            else:
+                win = self._fft.irfft2(xh, s=(py, px))
             del xh
             ph = self._grid_from_tiles(win, shape).reshape(ng, t, c, nph, ly, lx)
             del win

@@ -225,8 +225,14 @@ def phase_space_rl(frames, views: PhaseSpaceViews, iterations: int = 3, *, x0=No
                 hx = op.forward(x)
                 yv = obs[:, uv[0], uv[1]]
                 ratio = xp.where(hx > eps, yv / xp.where(hx > eps, hx, 1), 0).astype(views.dtype, copy=False)
-                upd = x * op.adjoint(ratio) * views.inv_ht1(uv)
-                x = w * upd + (1 - w) * x
+                # x <- w x Hᵀratio / Hᵀ1 + (1 - w) x = x (1 - w + w Hᵀratio / Hᵀ1), formed in the
+                # adjoint's new array (no temporaries of the volume's size)
+                upd = op.adjoint(ratio)
+                upd *= views.inv_ht1(uv)
+                upd *= views.dtype.type(w)
+                upd += views.dtype.type(1 - w)
+                upd *= x
+                x = upd
                 xp.maximum(x, 0, out=x)
                 if bar is not None:
                     bar.update(1)

@@ -20,7 +20,8 @@ def smallest_run(tmp_path_factory):
     old = os.environ.get("LFMSIM_CACHE_DIR")
     os.environ["LFMSIM_CACHE_DIR"] = str(cache)
     try:
-        rc = tradeoff.main(["--smallest", "--out", str(out), "--device", "cpu", "--no-progress"])
+        # two designs side by side in worker processes (the default on a multi-core CPU)
+        rc = tradeoff.main(["--smallest", "--out", str(out), "--device", "cpu", "--no-progress", "--jobs", "2"])
     finally:
         if old is None:
             os.environ.pop("LFMSIM_CACHE_DIR", None)
@@ -226,3 +227,34 @@ def test_default_out_is_a_new_timestamped_folder(tmp_path, monkeypatch):
     for p in (first, second):
         assert p.parent == tmp_path / "results" or p.parent.resolve() == (tmp_path / "results").resolve()
         assert p.name.startswith("tradeoff-") and p.is_dir()
+
+
+def test_worker_processes_do_not_change_results(smallest_run, tmp_path, monkeypatch):
+    """A design measured in this process equals the one measured in a worker (``--jobs 2``): positions,
+    decisions and widths come from the design's own seeded streams; only times may differ."""
+    monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    res = json.loads((smallest_run / "results.json").read_text())
+    assert res["jobs"] == 2
+    size = designs.SIZES["smallest"]
+    ds = designs.standard_designs(size)
+    i = next(k for k, d in enumerate(ds) if d.kind == "lfm" and d.microscope.pixels_per_lenslet == 7)
+    here = json.loads(json.dumps(tradeoff.measure(ds[i], size, device="cpu", design_index=i), default=float))
+    there = res["designs"][i]
+    assert there["name"] == here["name"]
+    for key in ("depths_um", "lateral_resolution_um", "lateral_resolution_range_um", "lateral_fwhm_um",
+                "axial_resolution_um", "usable_depth_range_um"):
+        assert there[key] == here[key], key
+    for a, b in zip(there["per_depth"], here["per_depth"]):
+        assert a["bead_positions_um"] == b["bead_positions_um"]
+        assert a["resolved_fraction"] == b["resolved_fraction"]
+    # timed afterwards in the parent, with every core: present and positive
+    assert there["seconds_per_volume"] > 0 and there["timing"]["seconds_per_iteration_crop"] > 0
+    assert there["timing"]["full_camera"]["seconds_per_volume"] > 0
+    assert "_timing_frame" not in there and "timing_frame" not in there
+
+
+def test_jobs_argument_is_checked():
+    assert tradeoff.resolve_jobs("auto", "gpu", 5) == 1
+    assert tradeoff.resolve_jobs(8, "cpu", 3) == 3
+    with pytest.raises(ValueError, match="--jobs"):
+        tradeoff.resolve_jobs(0, "cpu", 3)

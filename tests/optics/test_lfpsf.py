@@ -440,3 +440,35 @@ def test_default_sampling_is_converged():
         a, b = psf.kernels[iz].astype(np.float64), ref.kernels[iz].astype(np.float64)
         assert a.shape == b.shape, z
         assert np.linalg.norm(a - b) / np.linalg.norm(b) < 3e-3, z
+
+
+def test_field_tables_are_reused_bit_identically(monkeypatch):
+    """Sources at one depth share the Debye field table (``lfpsf._TABLES``): a pattern from a reused
+    table equals the one from a freshly built table exactly, and the reuse is real (one build)."""
+    from optics import lfpsf, presets
+
+    m = presets.get("lfm-20x-0.5w", camera={"shape": [75, 75]})
+    lfpsf._TABLES.clear()
+    builds = []
+    real = lfpsf._table
+    monkeypatch.setattr(lfpsf, "_table", lambda *a, **k: builds.append(a[1]) or real(*a, **k))
+    first = lfpsf.sensor_pattern(m, (0.3, -0.2, 7.3))
+    again = lfpsf.sensor_pattern(m, (5.1, 0.4, 7.3))  # same depth, another lenslet: table reused
+    assert builds == [7.3]
+    lfpsf._TABLES.clear()
+    fresh = lfpsf.sensor_pattern(m, (5.1, 0.4, 7.3))
+    assert builds == [7.3, 7.3]
+    np.testing.assert_array_equal(again, fresh)
+    assert first.sum() > 0
+
+
+def test_cpu_threads_follows_the_environment(monkeypatch):
+    from optics import threads
+
+    monkeypatch.setenv(threads.ENV, "1")
+    assert threads.cpu_threads() == 1
+    monkeypatch.setenv(threads.ENV, "zero")
+    with pytest.raises(ValueError, match="LFMSIM_THREADS"):
+        threads.cpu_threads()
+    monkeypatch.delenv(threads.ENV)
+    assert threads.cpu_threads() >= 1

@@ -8,6 +8,7 @@ from recon_helpers import direct_forward, microscope, symmetric_psf, synthetic_p
 
 from reconstruction import backend
 from reconstruction.operator import LightFieldOperator, projection_cost
+from reconstruction.phasespace import ViewPSF
 
 # (pixels per lenslet N, voxels per lenslet s, lenslet grid, R per depth, tile)
 CASES = [
@@ -17,10 +18,18 @@ CASES = [
     pytest.param(7, 4, (3, 3), [1, 1, 2], None, id="lfm-s4-N7"),
     pytest.param(1, 1, (9, 8), [3, 1, 2], None, id="widefield"),
     pytest.param(1, 1, (9, 8), [3, 1, 2], 3, id="widefield-tiled"),
+    # N = 1 with s > 1 (a scanning LFM's view operator): the channel-major one-output path, its
+    # frequencies split over threads (> 64 of them)
+    pytest.param(1, 3, (20, 17), [2, 1, 3], None, id="one-pixel-s3"),
 ]
 
 
 def _op(n, s, lenslets, radii, tile, rng, device="cpu", dtype=np.float64):
+    if n == 1 and s > 1:  # a view of a scanning LFM: one pixel per (virtual) lenslet, s phases
+        m = microscope(s, s, lenslets, z=[-2.0, 0.0, 2.0])
+        kernels = tuple(rng.random((s, s, 2 * r + 1, 2 * r + 1)) for r in radii)
+        psf = ViewPSF(m, m.z_um, kernels, tuple(lenslets), s)
+        return psf, LightFieldOperator(psf, device, dtype, tile_lenslets=tile)
     m = microscope(n, s, lenslets, z=[-2.0, 0.0, 2.0], kind="widefield" if n == 1 else "lfm")
     psf = synthetic_psf(m, radii, rng, np.float64)
     return psf, LightFieldOperator(psf, device, dtype, tile_lenslets=tile)
