@@ -477,7 +477,8 @@ def run(size: D.Size, design_list: list[D.Design], out_dir: Path, *, device: str
 
     ``jobs``: designs measured side by side in worker processes (``resolve_jobs``; "auto": one per
     CPU).  The results do not depend on it (each design's beads and noise come from its own seeded
-    streams); the reconstruction times are measured afterwards in this process, one design at a time.
+    streams; reconstructed values agree to the float32 round-off of another thread split); the
+    reconstruction times are measured afterwards in this process, one design at a time.
     """
     from tqdm.auto import tqdm
 
@@ -540,8 +541,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--quick", action="store_true",
                    help="reduced size for a laptop, same protocol: N = 7 and 15 only, a 7-lenslet crop, coarser "
                         "voxels, 6 LFM depths, 6 separations, 20 RL iterations, a small convergence study, "
-                        "the other families at 4 depths and a 3x3 scanning LFM at 3 (measured 7.0 and 9.0 min in two runs "
-                        "on 2 cores with a cold PSF cache, 10 designs, ~2.7 min of it the scanning LFM's phase-space RL)")
+                        "the other families at 4 depths and a 3x3 scanning LFM at 3 (measured 4.4 min on 2 cores with a cold "
+                        "PSF cache, 10 designs, 2 side by side (--jobs auto); the scanning LFM alone ~2.5 min of it)")
     g.add_argument("--smallest", action="store_true", help="the test-suite size (one objective, about 1 min)")
     p.add_argument("--out", default=None, help="output folder (new; default results/tradeoff-YYYYmmdd-HHMMSS)")
     p.add_argument("--designs", nargs="+", default=None, metavar="CONFIG",

@@ -559,6 +559,12 @@ def _table_radius(m: Microscope, w: int, extra_um: float) -> float:
     return half / m.objective.magnification
 
 
+def pattern_table_reach_um(m: Microscope) -> float:
+    """Source offset (image space) the table of a ``sensor_pattern`` window is built for: the farthest
+    any source in the centre lenslet can be (d / 2 per axis), so all sources of a depth share a table."""
+    return 0.5 * m.mla.pitch_um * math.sqrt(2)
+
+
 #: Field tables kept for the next ``sensor_pattern`` calls (most recent last): the sources of a
 #: two-point test or a scan share one depth, and building a table (Bessel matrices and the
 #: quadrature) is ~40% of one pattern's time.
@@ -682,9 +688,7 @@ def sensor_pattern(
     w = int(window_lenslets) if window_lenslets is not None else _default_window(m, z)
     q = field_oversampling(m)
     prop = _cached_propagator(m, q, dtype)
-    # the table reaches the farthest offset any source in the lenslet can have (d / 2 per axis), so
-    # that every source at this depth and window shares it (``_table_for``)
-    table, conj = _table_for(m, z, w, 0.5 * d * math.sqrt(2))
+    table, conj = _table_for(m, z, w, pattern_table_reach_um(m))  # shared by the depth's sources
     patch = _lfm_patterns(m, prop, table, conj, w, off)[0][0]
     _paste(image, patch, (ly // 2 + iy) * npx + npx // 2, (lx // 2 + ix) * npx + npx // 2)
     return image

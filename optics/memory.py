@@ -168,9 +168,9 @@ def propagation_work_bytes(m: Microscope, z_um: float, offset_um: tuple[float, f
     else:  # evaluated per source into the field grid
         evaluate = grid * (_eval_bytes(m) + _FIELD * nc)
         propagate = grid * _kept_bytes(m) + _propagate_bytes(nc, grid, grid, m.kind == "lfm-defocused")
-    extra = max(abs(float(o)) for o in offset_um) * math.sqrt(2)
-    half = w * m.mla.pitch_um / 2 * math.sqrt(2) + extra + m.mla.pitch_um
-    table = _table_bytes(m, z_um, half / m.objective.magnification, cached_tables)
+    from .lfpsf import _table_radius, pattern_table_reach_um
+
+    table = _table_bytes(m, z_um, _table_radius(m, w, pattern_table_reach_um(m)), cached_tables)
     return int(_WORK_MARGIN * (max(evaluate, propagate) + table))
 
 
@@ -235,8 +235,10 @@ def operator_bytes(m: Microscope, *, build: bool | None = None) -> int:
     from .lfpsf import (
         _BATCH_SAMPLES,
         _fundamental_phases,
+        _table_radius,
         fast_pixels,
         field_oversampling,
+        pattern_table_reach_um,
         worker_threads,
     )
 
@@ -246,9 +248,8 @@ def operator_bytes(m: Microscope, *, build: bool | None = None) -> int:
     threads = min(worker_threads(), npos)
     # one radial table for all depths: the largest window's radius and the largest node count
     w_max = max(window_pixels(m, float(z)) for z in m.z_um) // npx
-    half = w_max * m.mla.pitch_um / 2 * math.sqrt(2) + m.mla.pitch_um * (1 + math.sqrt(2) / 2)
     z_far = max(abs(float(z)) for z in m.z_um)
-    table = _table_bytes(m, z_far, half / m.objective.magnification)
+    table = _table_bytes(m, z_far, _table_radius(m, w_max, pattern_table_reach_um(m)))  # offsets <= d / 2
     work = 0
     for z in m.z_um:
         w = window_pixels(m, float(z)) // npx

@@ -230,8 +230,8 @@ def test_default_out_is_a_new_timestamped_folder(tmp_path, monkeypatch):
 
 
 def test_worker_processes_do_not_change_results(smallest_run, tmp_path, monkeypatch):
-    """A design measured in this process equals the one measured in a worker (``--jobs 2``): positions,
-    decisions and widths come from the design's own seeded streams; only times may differ."""
+    """A design measured in this process equals the one measured in a worker (``--jobs 2``): positions
+    and decisions come from the design's own seeded streams (widths to float32 round-off); only times differ."""
     monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path / "cache"))
     res = json.loads((smallest_run / "results.json").read_text())
     assert res["jobs"] == 2
@@ -241,9 +241,12 @@ def test_worker_processes_do_not_change_results(smallest_run, tmp_path, monkeypa
     here = json.loads(json.dumps(tradeoff.measure(ds[i], size, device="cpu", design_index=i), default=float))
     there = res["designs"][i]
     assert there["name"] == here["name"]
-    for key in ("depths_um", "lateral_resolution_um", "lateral_resolution_range_um", "lateral_fwhm_um",
-                "axial_resolution_um", "usable_depth_range_um"):
+    for key in ("depths_um", "lateral_resolution_um", "lateral_resolution_range_um", "usable_depth_range_um"):
         assert there[key] == here[key], key
+    # widths interpolate reconstructed values: equal up to the float32 round-off of another thread split
+    for key in ("lateral_fwhm_um", "axial_resolution_um"):
+        np.testing.assert_allclose(np.array(there[key], dtype=float), np.array(here[key], dtype=float),
+                                   rtol=1e-4, err_msg=key)
     for a, b in zip(there["per_depth"], here["per_depth"]):
         assert a["bead_positions_um"] == b["bead_positions_um"]
         assert a["resolved_fraction"] == b["resolved_fraction"]

@@ -17,11 +17,12 @@ SANE = 4.0
 
 
 def _peak(fn):
-    """Result and peak traced bytes of ``fn()``, with the Bessel-matrix cache emptied first so
-    that the run allocates its radial tables as a fresh command would."""
-    from optics import debye
+    """Result and peak traced bytes of ``fn()``, with the Bessel-matrix and field-table caches emptied
+    first so that the run allocates its radial tables as a fresh command would."""
+    from optics import debye, lfpsf
 
     debye.bessel_matrices.cache_clear()
+    lfpsf._TABLES.clear()  # sensor_pattern's tables of earlier calls
     tracemalloc.start()
     try:
         out = fn()
