@@ -153,7 +153,8 @@ def measure_lfm(design: D.Design, size: D.Size, prot: P.Protocol, device: str, s
         is_conv = float(z) in conv_depths
         row = twopoint.measure_point(ctx, j, float(z), seps,
                                      checkpoints=size.convergence_iterations if is_conv else (),
-                                     photon_levels=size.convergence_photons if is_conv else ())
+                                     photon_levels=size.convergence_photons if is_conv else (),
+                                     floor_um=1.2 * vox)
         for c in row.pop("_convergence"):
             conv.append({"design": design.name, "z_um": float(z), **c})
         frame = row.pop("_frame")
@@ -240,7 +241,8 @@ def measure_widefield(design: D.Design, size: D.Size, prot: P.Protocol, seed: in
         seps = np.union1d(twopoint.sweep(max(t_theory, 2 * px), D.WIDEFIELD_SEPARATIONS, *lim, px, 0.5),
                           twopoint.sweep(max(geometric, 2 * px), size.separations, *lim, px, 0.5))
         is_conv = float(z) in conv_depths
-        row = twopoint.measure_point(ctx, j, float(z), seps, photon_levels=size.convergence_photons if is_conv else ())
+        row = twopoint.measure_point(ctx, j, float(z), seps, photon_levels=size.convergence_photons if is_conv else (),
+                                     floor_um=lim[0], quantum=0.5)
         for c in row.pop("_convergence"):
             conv.append({"design": design.name, "z_um": float(z), **c})
         row.pop("_frame")

@@ -10,8 +10,11 @@ phase-space RL over ``ctx.views`` (``solve``).  The two-point test (``reconstruc
 sparrow_resolved`` with contrast ``MIN_DIP``) runs on the x profile through the pair; a separation is
 resolved when at least 2/3 of the repeats resolve it; each repeat's resolution is the smallest
 separation from which on it resolves all (``metrics.two_point_resolution``), reported as median and
-[min, max] over repeats.  The same frames, reconstructed to other iteration counts, and the same
-bead patterns with other photon budgets, give the convergence study.
+[min, max] over repeats.  A sweep whose every separation is resolved (an upper bound at its start)
+is refined below its smallest separation (``REFINE_FACTORS``, same left beads, new off-grid partners,
+fresh noise) down to a floor of 1.2 grid steps, so no result is bounded by the sweep's guess.  The
+same frames, reconstructed to other iteration counts, and the same bead patterns with other photon
+budgets, give the convergence study (refined alike).
 """
 
 from __future__ import annotations
@@ -140,65 +143,79 @@ def solve(ctx: Context, frames, iterations: int, callback=None):
     return richardson_lucy(frames, ctx.op, iterations=iterations, callback=callback, progress=False)
 
 
+#: Refinement below a sweep whose smallest separation was resolved (an upper bound): new
+#: separations at these fractions of the smallest tested one (down to ``floor_um``), up to
+#: ``MAX_REFINE_ROUNDS`` rounds, so that a depth where the design beats the sweep's guess is measured
+#: rather than reported at the sweep's start.
+REFINE_FACTORS = (0.55, 0.7, 0.85)
+MAX_REFINE_ROUNDS = 2
+
+
+def _refinement(ctx: Context, repeats: list, smallest: float, floor: float, quantum: float) -> list[float]:
+    """Separations below ``smallest`` (>= ``floor``) on multiples of ``quantum``, each the nearest to a
+    ``REFINE_FACTORS`` target whose partner is off the grid for every repeat's left bead."""
+    q = quantum
+    ks = range(max(1, math.ceil(floor / q - 1e-9)), math.ceil(smallest / q - 1e-9))
+    out: list[float] = []
+    for f in REFINE_FACTORS:
+        target = max(floor, f * smallest)
+        for k in sorted(ks, key=lambda k: abs(k * q - target)):
+            v = round(k * q, 6)
+            if v in out:
+                continue
+            if all(P.off_grid(rep["pos"]["x_left_um"] + v, ctx.xc) for rep in repeats):
+                out.append(v)
+                break
+    return sorted(v for v in out if floor - 1e-9 <= v < smallest - 1e-9)
+
+
 def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.ndarray, *,
-                  checkpoints=(), photon_levels=()) -> dict:
+                  checkpoints=(), photon_levels=(), floor_um: float | None = None, quantum: float = 0.25) -> dict:
     """Measure one (design, depth): see the module docstring.
 
     ``checkpoints``: extra RL iteration counts whose two-point results are also reported
     (``convergence_iterations``); ``photon_levels``: other photons per bead, same positions and
-    patterns, fresh noise (``convergence_photons``).  Returns the row for results.json.
+    patterns, fresh noise (``convergence_photons``).  ``floor_um``: the smallest separation worth
+    testing; when every separation of the sweep is resolved and the smallest is above it, the sweep
+    is refined downwards (``REFINE_FACTORS``; the same left beads, new partners, fresh noise) on
+    multiples of ``quantum`` grid steps.  Returns the row for results.json.
     """
     prot = ctx.protocol
     lfm = ctx.op is not None
+    seps = np.asarray(seps, dtype=np.float64)
     repeats = []
     for r in range(prot.repeats):
         rng = P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r)
         centre_range = ctx.m_rec.lenslet_pitch_object_um if lfm else 10 * ctx.m_rec.voxel_um
         pos = P.draw_pair(rng, ctx.xc, ctx.yc, z_nominal, ctx.z_step, seps, centre_range,
                           ctx.zs if lfm else None)
-        if lfm:
-            pts = [(pos["x_left_um"], pos["y_um"], pos["z_um"])] + [(x, pos["y_um"], pos["z_um"]) for x in pos["x_right_um"]]
-            pats = P.bead_patterns(ctx.m_sim, pts, prot)
-        else:
-            pats = _widefield_patterns(ctx, pos, seps)
-        repeats.append({"pos": pos, "pats": pats, "rng": rng})
-
-    def frames_for(photons: float, tag: int) -> np.ndarray:
-        out = []
-        pr = dataclasses.replace(prot, photons_per_bead=float(photons))
-        for r, rep in enumerate(repeats):
-            rng = rep["rng"] if tag == 0 else P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 1000 + tag)
-            sets = [[rep["pats"][0], p] for p in rep["pats"][1:]] + [[rep["pats"][0]]]
-            out.append(P.noisy_frames(ctx.m_rec.camera, sets, pr, rng, frames_per_volume=k2))
-        return np.concatenate(out)
+        repeats.append({"pos": pos, "pats": _patterns(ctx, pos, seps), "rng": rng})
 
     n = len(seps) + 1
     cam_crop = ctx.m_rec.image_shape
     k2 = ctx.m_rec.scan_steps ** 2 if lfm else 1  # camera frames per volume (K^2 for a scanning LFM)
-    in_crop = [float(np.sum(rep["pats"][0])) / k2 for rep in repeats]  # mean over the volume's frames
-    row = {"z_um": float(z_nominal), "separations_um": [float(s) for s in seps],
-           "bead_positions_um": [{k: v for k, v in rep["pos"].items()} for rep in repeats],
-           "bead_fraction_on_crop": in_crop, "crop_px": list(cam_crop)}
 
-    def evaluate(outputs, raw_frames=None) -> tuple[dict, list, list]:
-        resolved, lat, ax = [], [], []
+    def frames_for(partners: list, photons: float, rng_of, single: bool) -> np.ndarray:
+        """Frames of every repeat: left bead + each partner of ``partners[r]`` (and the left bead alone)."""
+        out = []
+        pr = dataclasses.replace(prot, photons_per_bead=float(photons))
         for r, rep in enumerate(repeats):
-            block = outputs[r * n:(r + 1) * n]
-            if lfm:
-                planes = [_plane(ctx, v, rep["pos"]["z_um"]) for v in block[:-1]]
-                lw, aw = _lfm_fwhm(ctx, block[-1], rep["pos"])
-            else:
-                planes = list(block[:-1])
-                lw, aw = _wf_fwhm(ctx, block[-1], rep["pos"]), math.nan
-            resolved.append(_decide(ctx, planes, rep["pos"], seps))
-            lat.append(lw)
-            ax.append(aw)
-        return _summarise(seps, resolved), lat, ax
+            sets = [[rep["pats"][0], p] for p in partners[r]] + ([[rep["pats"][0]]] if single else [])
+            out.append(P.noisy_frames(ctx.m_rec.camera, sets, pr, rng_of(r), frames_per_volume=k2))
+        return np.concatenate(out)
 
-    frames = frames_for(prot.photons_per_bead, 0)
-    conv = []
-    if lfm:
-        want = sorted({int(k) for k in checkpoints} | {ctx.iterations})
+    def decide(outputs, sep_list, per: int) -> list[list[bool]]:
+        res = []
+        for r, rep in enumerate(repeats):
+            block = outputs[r * per:r * per + len(sep_list)]
+            planes = [_plane(ctx, v, rep["pos"]["z_um"]) for v in block] if lfm else list(block)
+            res.append(_decide(ctx, planes, rep["pos"], sep_list))
+        return res
+
+    def reconstruct(frames, want) -> dict:
+        """{iterations: reconstructions} for the counts ``want`` (LFM), or the raw frames (wide-field)."""
+        if not lfm:
+            return {0: frames}
         snaps = {}
 
         def cb(k, x):
@@ -206,21 +223,77 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
                 snaps[k] = np.asarray(x.get() if hasattr(x, "get") else x).copy()
 
         solve(ctx, frames, max(want), callback=cb)
-        main, lat, ax = evaluate(snaps[ctx.iterations])
+        return snaps
+
+    main_rng = lambda r: repeats[r]["rng"]  # noqa: E731
+    want = sorted({int(k) for k in checkpoints} | {ctx.iterations}) if lfm else [0]
+    key_main = ctx.iterations if lfm else 0
+    main_frames = frames_for([rep["pats"][1:] for rep in repeats], prot.photons_per_bead, main_rng, True)
+    outs = reconstruct(main_frames, want)
+    in_crop = [float(np.sum(rep["pats"][0])) / k2 for rep in repeats]  # mean over the volume's frames
+    # resolved[key][r]: decisions of repeat r over ``seps``; keys: iteration counts, ("photons", p)
+    resolved = {k: decide(outs[k], seps, n) for k in want}
+    single = outs[key_main][n - 1::n]  # the left bead alone, one per repeat
+    lat, ax = [], []
+    for r, rep in enumerate(repeats):
+        if lfm:
+            lw, aw = _lfm_fwhm(ctx, single[r], rep["pos"])
+        else:
+            lw, aw = _wf_fwhm(ctx, single[r], rep["pos"]), math.nan
+        lat.append(lw)
+        ax.append(aw)
+    for t, p in enumerate(photon_levels, start=1):
+        if float(p) == prot.photons_per_bead:
+            continue
+        fr = frames_for([rep["pats"][1:] for rep in repeats], p,
+                        lambda r, t=t: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 1000 + t), True)
+        out = reconstruct(fr, [ctx.iterations])[ctx.iterations] if lfm else fr
+        resolved[("photons", float(p))] = decide(out, seps, n)
+
+    # refine below a resolved smallest separation (the same left beads, new partners, fresh noise)
+    refined = 0
+    step = float(ctx.xc[1] - ctx.xc[0])
+    while (floor_um is not None and refined < MAX_REFINE_ROUNDS
+           and bool(metrics.fraction_resolved(resolved[key_main])[1].all()) and seps[0] > floor_um + 1e-9):
+        extra = _refinement(ctx, repeats, float(seps[0]), float(floor_um), quantum * step)
+        if not extra:
+            break
+        refined += 1
+        new = np.asarray(extra)
+        for rep in repeats:
+            rep["new"] = _patterns(ctx, rep["pos"], new)[1:]
+            rep["pos"]["x_right_um"] = [float(rep["pos"]["x_left_um"] + v) for v in new] + rep["pos"]["x_right_um"]
+        partners = [rep["new"] for rep in repeats]
+        rng_r = lambda r, i=refined: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 2000 + i)  # noqa: E731
+        outs_r = reconstruct(frames_for(partners, prot.photons_per_bead, rng_r, False), want)
         for k in want:
-            if k in checkpoints:
-                s_k = main if k == ctx.iterations else evaluate(snaps[k])[0]
-                conv.append({"variable": "iterations", "value": k, **_conv(s_k)})
-    else:
-        main, lat, ax = evaluate(frames)
-    if photon_levels:
+            for r, d in enumerate(decide(outs_r[k], new, len(new))):
+                resolved[k][r] = d + resolved[k][r]
         for t, p in enumerate(photon_levels, start=1):
             if float(p) == prot.photons_per_bead:
-                conv.append({"variable": "photons", "value": float(p), **_conv(main)})
                 continue
-            fr = frames_for(p, t)
-            out = np.asarray(solve(ctx, fr, ctx.iterations)) if lfm else fr
-            conv.append({"variable": "photons", "value": float(p), **_conv(evaluate(out)[0])})
+            rng_p = lambda r, i=refined, t=t: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r,  # noqa: E731
+                                                           2000 + 100 * t + i)
+            fr = frames_for(partners, p, rng_p, False)
+            out = reconstruct(fr, [ctx.iterations])[ctx.iterations] if lfm else fr
+            for r, d in enumerate(decide(out, new, len(new))):
+                resolved[("photons", float(p))][r] = d + resolved[("photons", float(p))][r]
+        seps = np.concatenate([new, seps])
+        for rep in repeats:
+            rep.pop("new")
+
+    main = _summarise(seps, resolved[key_main])
+    conv = []
+    for k in want:
+        if lfm and k in checkpoints:
+            conv.append({"variable": "iterations", "value": k, **_conv(_summarise(seps, resolved[k]))})
+    for p in photon_levels:
+        s_p = main if float(p) == prot.photons_per_bead else _summarise(seps, resolved[("photons", float(p))])
+        conv.append({"variable": "photons", "value": float(p), **_conv(s_p)})
+    row = {"z_um": float(z_nominal), "separations_um": [float(v) for v in seps],
+           "refined_rounds": refined,
+           "bead_positions_um": [{k: v for k, v in rep["pos"].items()} for rep in repeats],
+           "bead_fraction_on_crop": in_crop, "crop_px": list(cam_crop)}
     lmed = metrics.repeat_spread(lat)
     row.update(main)
     row["lateral_fwhm_um"] = None if not math.isfinite(lmed[0]) else lmed[0]
@@ -230,8 +303,17 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
         row["axial_resolution_um"] = None if not math.isfinite(amed[0]) else amed[0]
         row["axial_resolution_range_um"] = [None if not math.isfinite(v) else v for v in amed[1:]]
     row["_convergence"] = conv
-    row["_frame"] = frames[n - 1]
+    row["_frame"] = main_frames[n - 1]  # the first repeat's left bead alone: one volume, for the timing
     return row
+
+
+def _patterns(ctx: Context, pos: dict, seps: np.ndarray) -> list[np.ndarray]:
+    """Exact patterns of the left bead at ``pos`` and of its partners at +``seps`` in x."""
+    if ctx.op is None:
+        return _widefield_patterns(ctx, pos, seps)
+    y, z = pos["y_um"], pos["z_um"]
+    pts = [(pos["x_left_um"], y, z)] + [(pos["x_left_um"] + float(v), y, z) for v in seps]
+    return P.bead_patterns(ctx.m_sim, pts, ctx.protocol)
 
 
 def _widefield_patterns(ctx: Context, pos: dict, seps: np.ndarray) -> list[np.ndarray]:
