@@ -158,7 +158,10 @@ def notes(res: dict, size: D.Size) -> list[str]:
         "light-field artifact band n d/(2 M NA) spanned once for both.",
         "LFM: Richardson-Lucy (no filter) over the whole reconstruction depth range; profile through the pair in the "
         "bead's plane summed with its two neighbours. '(<=)' marks an upper bound (all tested separations resolved "
-        "down to the floor of 1.2 grid steps, or a FWHM below one grid step).",
+        "down to the floor of 1.2 grid steps, or a FWHM below one grid step). Beads stay 0.15-0.4 plane steps off "
+        "the reconstruction planes, so the z = 0 row measures 0.15-0.4 steps from focus, where the LFM 1.0's "
+        "low-resolution band is partly filled in; benchmarks.tradeoff.near_focus measures a design on a finer "
+        "grid (40x/0.95 N = 7 at 0.5 um: 1.75 um = the pitch within 0.2 um of focus, 1.46 um 0.5-2 um away).",
         f"Wide-field: raw camera image (no reconstruction), {D.WIDEFIELD_PIXEL_UM:g} um camera pixel; axial FWHM from "
         "through-focus stacks of noisy frames.",
         "FOV and resolvable voxels are for the full camera (min(sensor, 22 mm field number) / M); the measurement uses a "

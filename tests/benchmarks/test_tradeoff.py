@@ -291,3 +291,20 @@ def test_a_sweep_resolved_everywhere_is_refined_downwards():
     # without a floor the sweep is kept as it is (the upper bound at its start)
     r0 = twopoint.measure_point(ctx, 0, 0.0, start)
     assert r0["refined_rounds"] == 0 and r0["upper_bound"] and r0["lateral_resolution_um"] == start.min()
+
+
+@pytest.mark.slow
+def test_the_low_resolution_band_at_focus_is_measured_near_focus():
+    """An LFM 1.0 resolves no finer than its lenslet pitch at the native focal plane (Broxton et al.
+    2013): measured on a 0.5 um depth grid (beads within 0.2 um of focus) the 40x/0.95 N = 7 design's
+    two-point resolution is the pitch d / M = 1.75 um there and finer 0.5-2 um away (measured 1.75 at
+    focus, 1.46 at 0.5, 1 and 2 um; ~30 s)."""
+    size = designs.SIZES["quick"]
+    ds = designs.standard_designs(size)
+    i = next(k for k, d in enumerate(ds) if d.name == "lfm-40x-0.95-N7")
+    rows = tradeoff.near_focus(ds[i], size, 0.5, (0.0, 1.0, 2.0), design_index=i)
+    at_focus, off = rows[0]["lateral_resolution_um"], [r["lateral_resolution_um"] for r in rows[1:]]
+    pitch = ds[i].microscope.lenslet_pitch_object_um
+    assert max(abs(z) for z in rows[0]["bead_z_um"]) < 0.25
+    assert at_focus >= 0.95 * pitch
+    assert all(v < 0.9 * at_focus for v in off), (at_focus, off)
