@@ -261,7 +261,7 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
         refined += 1
         new = np.asarray(extra)
         for rep in repeats:
-            rep["new"] = _patterns(ctx, rep["pos"], new)[1:]
+            rep["new"] = _patterns(ctx, rep["pos"], new, left=False)
             rep["pos"]["x_right_um"] = [float(rep["pos"]["x_left_um"] + v) for v in new] + rep["pos"]["x_right_um"]
         partners = [rep["new"] for rep in repeats]
         rng_r = lambda r, i=refined: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 2000 + i)  # noqa: E731
@@ -307,12 +307,14 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
     return row
 
 
-def _patterns(ctx: Context, pos: dict, seps: np.ndarray) -> list[np.ndarray]:
-    """Exact patterns of the left bead at ``pos`` and of its partners at +``seps`` in x."""
+def _patterns(ctx: Context, pos: dict, seps: np.ndarray, left: bool = True) -> list[np.ndarray]:
+    """Exact patterns of the left bead at ``pos`` (unless ``left`` is False) and of its partners at
+    +``seps`` in x."""
     if ctx.op is None:
-        return _widefield_patterns(ctx, pos, seps)
+        pats = _widefield_patterns(ctx, pos, seps)
+        return pats if left else pats[1:]
     y, z = pos["y_um"], pos["z_um"]
-    pts = [(pos["x_left_um"], y, z)] + [(pos["x_left_um"] + float(v), y, z) for v in seps]
+    pts = ([(pos["x_left_um"], y, z)] if left else []) + [(pos["x_left_um"] + float(v), y, z) for v in seps]
     return P.bead_patterns(ctx.m_sim, pts, ctx.protocol)
 
 
