@@ -478,15 +478,19 @@ def _measure_all(size, design_list, dev, jobs, bar, full_camera_timing, **kwargs
         futures = {pool.submit(_measure_in_worker, i, design_list[i], size, {"device": dev, **kwargs}): i
                    for i in order}
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            try:
-                while True:
-                    bar.update(ticks.get_nowait())
-            except Empty:
-                pass
-            for f in done:
-                entries[futures[f]] = f.result()  # a worker's exception is raised here
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                try:
+                    while True:
+                        bar.update(ticks.get_nowait())
+                except Empty:
+                    pass
+                for f in done:
+                    entries[futures[f]] = f.result()  # a worker's exception is raised here
+        except BaseException:  # an error or Ctrl-C: the designs not started are not started
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     bar.set_postfix_str("timing")
     for e, d in zip(entries, design_list):
         finish_timing(e, d, size, dev, full_camera_timing)
@@ -500,7 +504,9 @@ def run(size: D.Size, design_list: list[D.Design], out_dir: Path, *, device: str
     """Measure ``design_list`` and write the outputs into ``out_dir`` (which must exist and be empty).
 
     ``jobs``: designs measured side by side in worker processes (``resolve_jobs``; "auto": one per
-    CPU).  The results do not depend on it (each design's beads and noise come from its own seeded
+    CPU).  They are spawned (not forked), so a script that calls this with jobs > 1 must do so under
+    ``if __name__ == "__main__":`` (notebooks and ``python -m benchmarks`` need nothing); a worker's
+    error is raised here and the designs not yet started are cancelled.  The results do not depend on it (each design's beads and noise come from its own seeded
     streams; reconstructed values agree to the float32 round-off of another thread split); the
     reconstruction times are measured afterwards in this process, one design at a time.
     """
