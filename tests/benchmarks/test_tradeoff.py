@@ -308,3 +308,17 @@ def test_the_low_resolution_band_at_focus_is_measured_near_focus():
     assert max(abs(z) for z in rows[0]["bead_z_um"]) < 0.25
     assert at_focus >= 0.95 * pitch
     assert all(v < 0.9 * at_focus for v in off), (at_focus, off)
+
+
+def test_a_worker_error_reaches_the_caller(tmp_path, monkeypatch):
+    """With --jobs 2 a design that cannot be measured raises its own error in the parent."""
+    import dataclasses
+
+    monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    size = designs.SIZES["smallest"]
+    ds = designs.standard_designs(size)[:2]
+    bad = dataclasses.replace(ds[1], depths_um=(float("nan"),))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ValueError, match="finite depths"):
+        tradeoff.run(size, [ds[0], bad], out, device="cpu", progress=False, plots=False, jobs=2)
