@@ -214,7 +214,8 @@ def render_markdown(res: dict) -> str:
     p = res["protocol"]
     lines = [f"# Trade-off benchmark ({res['size']})", "",
              f"Device: {res['device']} ({res['device_name']}). Started {res['started']}, wall time "
-             f"{res['wall_seconds']:.0f} s. Settings: {res['settings']['description']}.", "",
+             f"{res['wall_seconds']:.0f} s ({res.get('jobs', 1)} designs side by side; reconstruction times measured "
+             f"afterwards, one design at a time). Settings: {res['settings']['description']}.", "",
              f"Protocol: {p['photons_per_bead']:g} detected photons per bead per volume, background "
              f"{p['background_photons_per_pixel']:g} photons/pixel per volume, {p['repeats']} repeats, both signs of z, "
              f"usable depth = contiguous depths with median lateral resolution <= {res['threshold_um']:g} um.", "",
