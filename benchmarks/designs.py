@@ -93,6 +93,8 @@ class Size:
     slfm_nnum: int = 15                  # ... of the objectives SLFM_OBJECTIVES
     slfm_depth_fractions: tuple[float, ...] | None = None  # their depths (None: the LFMs' depth_fractions)
     slfm_passes: int = 3                 # their reconstruction: passes of the published phase-space RL
+    near_focus: bool = False             # also measure each LFM 1.0 near focus on a finer depth grid
+    #                                      (``benchmarks.tradeoff.near_focus``: the band at the native plane)
 
     def describe(self) -> str:
         return (f"size {self.name!r}: N = {list(self.nnums)} px/lenslet, camera crop {self.crop_lenslets} lenslets, "
@@ -118,7 +120,7 @@ SIZES = {
                  z_max_um={"lfm-20x-0.5w": 100.0, "lfm-40x-0.95": 24.0},
                  z_step_um={"lfm-20x-0.5w": 4.0, "lfm-40x-0.95": 1.5},
                  widefield_depths_um={k: _both(d) for k, d in _WF_DEPTHS.items()},
-                 widefield_crop_px=96, slfm_scans=(3, 5)),
+                 widefield_crop_px=96, slfm_scans=(3, 5), near_focus=True),
     "quick": Size("quick", nnums=(7, 15), crop_lenslets=7, max_voxels_per_lenslet=9, voxel_target=1.2,
                   iterations=20,
                   depth_fractions=(-1.0, -0.4, 0.0, 0.2, 0.4, 1.0),

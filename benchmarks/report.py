@@ -50,6 +50,8 @@ def reductions(size: D.Size) -> list[str]:
                    f"(full: {[f'{k}x{k}' for k in full.slfm_scans]})")
     if size.slfm_scans and size.slfm_depth_fractions is not None:
         out.append(f"{len(size.slfm_depth_fractions)} depths for the scanning LFMs (full: as the LFMs)")
+    if full.near_focus and not size.near_focus:
+        out.append("no near-focus study of the LFM 1.0 designs (full: each on a grid of a quarter band half-width)")
     if size.objectives != full.objectives:
         out.insert(0, f"objectives {list(size.objectives)} only")
     return out
@@ -251,6 +253,18 @@ def render_markdown(res: dict) -> str:
                          f"{_range(r['lateral_resolution_range_um'])}{ub} | "
                          f"{_fmt(r['theory_lateral_resolution_um'])} | {_fmt(r['lateral_fwhm_um'])}{lf} | "
                          f"{_fmt(r['axial_resolution_um'])}{af} |")
+    near = [e for e in res["designs"] if e.get("near_focus")]
+    if near:
+        lines += ["", "## Near focus (LFM 1.0, finer depth grid: the band at the native plane)", "",
+                  "| design | grid step (um) | z (um) | beads at z (um) | two-point median (um) [per repeat] | theory (um) |",
+                  "|---|---|---|---|---|---|"]
+        for e in near:
+            nf = e["near_focus"]
+            for r in nf["rows"]:
+                per = ", ".join(_fmt(v) for v in r["lateral_resolution_per_repeat_um"])
+                beads = ", ".join(f"{v:.2f}" for v in r["bead_z_um"])
+                lines.append(f"| {e['name']} | {nf['z_step_um']:.3g} | {r['z_um']:.3g} | {beads} | "
+                             f"{_fmt(r['lateral_resolution_um'])} [{per}] | {_fmt(r['theory_lateral_resolution_um'])} |")
     lines += ["", "## Convergence", "", "| design | z (um) | variable | value | two-point median [min, max] (um) |",
               "|---|---|---|---|---|"]
     for c in res["convergence"]:

@@ -360,6 +360,14 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
     }
     entry["theory"]["fov_um"] = fov
     entry["best_lateral_resolution_um"] = best_lateral(entry)
+    if size.near_focus and m.kind == "lfm" and band > 0:
+        # the band at the native plane on a grid of a quarter band half-width (beads within 0.1 band of
+        # the planes' nominal depths), reconstructed over +-(2 band + the size's margin planes) only
+        step = band / 4
+        zmax = 2 * band + size.margin_planes * step
+        entry["near_focus"] = {"z_step_um": step, "artifact_band_um": band, "reconstruction_z_max_um": zmax,
+                               "rows": near_focus(design, size, step, (0.0, 0.5 * band, band, 2 * band), device=device,
+                                                  design_index=design_index, seed=seed, protocol=prot, z_max_um=zmax)}
     if "timing_frame" in meas:
         entry["_timing_frame"] = meas["timing_frame"]
     return entry
@@ -378,21 +386,25 @@ def finish_timing(entry: dict, design: D.Design, size: D.Size, device: str, full
 
 
 def near_focus(design: D.Design, size: D.Size, z_step_um: float, depths_um, *, device: str = "cpu",
-               design_index: int = 0, seed: int = 0, protocol: P.Protocol | None = None) -> list[dict]:
+               design_index: int = 0, seed: int = 0, protocol: P.Protocol | None = None,
+               z_max_um: float | None = None) -> list[dict]:
     """The two-point resolution of a light-field design near its native focal plane on a finer depth grid.
 
     The benchmark's depth grid keeps every bead at least 0.15 of a plane step from the reconstruction
     planes (no inverse crime in z), so its "z = 0" beads sit 0.15-0.4 steps from focus (0.9-2.4 um at
     the 6 um step of ``--quick`` at 20x), where the low-resolution band of an LFM 1.0 is partly filled
     in.  This measures the same design with ``z_step_um`` planes at ``depths_um`` (same protocol,
-    own reconstruction grid) and returns, per depth, the beads' depths and the median and per-repeat
-    resolution beside the theory's (no convergence study, crop timing only).
+    own reconstruction grid: the design's depth range, or +-``z_max_um`` when given) and returns, per
+    depth, the beads' depths and the median and per-repeat resolution beside the theory's (no
+    convergence study, crop timing only).
     """
     from dataclasses import replace
 
     d = replace(design, z_step_um=float(z_step_um), depths_um=tuple(float(v) for v in depths_um))
-    e = measure(d, size, device=device, design_index=design_index, seed=seed, protocol=protocol,
-                convergence=False, full_camera_timing="extrapolate")
+    if z_max_um is not None:
+        d = replace(d, z_max_um=float(z_max_um))
+    e = measure(d, replace(size, near_focus=False), device=device, design_index=design_index, seed=seed,
+                protocol=protocol, convergence=False, full_camera_timing="extrapolate")
     return [{"z_um": r["z_um"], "bead_z_um": [p["z_um"] for p in r["bead_positions_um"]],
              "lateral_resolution_um": r["lateral_resolution_um"],
              "lateral_resolution_per_repeat_um": r["lateral_resolution_per_repeat_um"],

@@ -322,3 +322,30 @@ def test_a_worker_error_reaches_the_caller(tmp_path, monkeypatch):
     out.mkdir()
     with pytest.raises(ValueError, match="finite depths"):
         tradeoff.run(size, [ds[0], bad], out, device="cpu", progress=False, plots=False, jobs=2)
+
+
+def test_full_run_measures_each_lfm_near_focus(tmp_path, monkeypatch):
+    """The full size adds a near-focus study to each LFM 1.0 (a grid of a quarter band half-width,
+    beads within 0.1 band of 0, 0.5, 1 and 2 band half-widths); it is rendered in results.md."""
+    import dataclasses
+
+    from benchmarks import report
+
+    assert designs.SIZES["full"].near_focus and not designs.SIZES["quick"].near_focus
+    monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path / "cache"))
+    size = dataclasses.replace(designs.SIZES["smallest"], near_focus=True)
+    ds = designs.standard_designs(size)
+    i = next(k for k, d in enumerate(ds) if d.kind == "lfm" and d.microscope.pixels_per_lenslet == 7)
+    e = tradeoff.measure(ds[i], size, device="cpu", design_index=i, full_camera_timing="extrapolate")
+    nf = e["near_focus"]
+    band = e["artifact_band_um"]
+    assert nf["z_step_um"] == pytest.approx(band / 4)
+    assert [r["z_um"] for r in nf["rows"]] == pytest.approx([0.0, 0.5 * band, band, 2 * band])
+    for r in nf["rows"]:
+        assert all(abs(z - r["z_um"]) <= 0.1 * band + 1e-9 for z in r["bead_z_um"])
+        assert len(r["lateral_resolution_per_repeat_um"]) == 3
+    res = {"size": "smallest", "device": "cpu", "device_name": "cpu", "started": "-", "wall_seconds": 1.0,
+           "settings": {"description": "-"}, "threshold_um": 4.0, "designs": [e], "convergence": [],
+           "protocol": {"photons_per_bead": 1e4, "background_photons_per_pixel": 0.0, "repeats": 3},
+           "published": [], "notes": []}
+    assert "## Near focus" in report.render_markdown(res)
