@@ -242,13 +242,18 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
             lw, aw = _wf_fwhm(ctx, single[r], rep["pos"]), math.nan
         lat.append(lw)
         ax.append(aw)
-    for t, p in enumerate(photon_levels, start=1):
-        if float(p) == prot.photons_per_bead:
-            continue
-        fr = frames_for([rep["pats"][1:] for rep in repeats], p,
-                        lambda r, t=t: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 1000 + t), True)
+    # the convergence study's other photon budgets: (seed key, photons)
+    levels = [(t, float(p)) for t, p in enumerate(photon_levels, start=1) if float(p) != prot.photons_per_bead]
+
+    def at_photons(partners, photons, rng_of, single, sep_list, per) -> list[list[bool]]:
+        fr = frames_for(partners, photons, rng_of, single)
         out = reconstruct(fr, [ctx.iterations])[ctx.iterations] if lfm else fr
-        resolved[("photons", float(p))] = decide(out, seps, n)
+        return decide(out, sep_list, per)
+
+    for t, p in levels:
+        resolved[("photons", p)] = at_photons(
+            [rep["pats"][1:] for rep in repeats], p,
+            lambda r, t=t: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 1000 + t), True, seps, n)
 
     # refine below a resolved smallest separation (the same left beads, new partners, fresh noise)
     refined = 0
@@ -260,27 +265,22 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
             break
         refined += 1
         new = np.asarray(extra)
+        partners = [_patterns(ctx, rep["pos"], new, left=False) for rep in repeats]
         for rep in repeats:
-            rep["new"] = _patterns(ctx, rep["pos"], new, left=False)
             rep["pos"]["x_right_um"] = [float(rep["pos"]["x_left_um"] + v) for v in new] + rep["pos"]["x_right_um"]
-        partners = [rep["new"] for rep in repeats]
+
+        def prepend(key, decisions) -> None:  # the new (smaller) separations go first
+            resolved[key] = [d + old for d, old in zip(decisions, resolved[key])]
+
         rng_r = lambda r, i=refined: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 2000 + i)  # noqa: E731
         outs_r = reconstruct(frames_for(partners, prot.photons_per_bead, rng_r, False), want)
         for k in want:
-            for r, d in enumerate(decide(outs_r[k], new, len(new))):
-                resolved[k][r] = d + resolved[k][r]
-        for t, p in enumerate(photon_levels, start=1):
-            if float(p) == prot.photons_per_bead:
-                continue
+            prepend(k, decide(outs_r[k], new, len(new)))
+        for t, p in levels:
             rng_p = lambda r, i=refined, t=t: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r,  # noqa: E731
                                                            2000 + 100 * t + i)
-            fr = frames_for(partners, p, rng_p, False)
-            out = reconstruct(fr, [ctx.iterations])[ctx.iterations] if lfm else fr
-            for r, d in enumerate(decide(out, new, len(new))):
-                resolved[("photons", float(p))][r] = d + resolved[("photons", float(p))][r]
+            prepend(("photons", p), at_photons(partners, p, rng_p, False, new, len(new)))
         seps = np.concatenate([new, seps])
-        for rep in repeats:
-            rep.pop("new")
 
     main = _summarise(seps, resolved[key_main])
     conv = []

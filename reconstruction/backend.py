@@ -339,10 +339,16 @@ def matmul(a, b):
     return out
 
 
-def _split_last(n: int) -> list[tuple[int, int]]:
+def _in_parts(n: int, work) -> None:
+    """``work(i, j)`` over [0, n) split into one part per thread (parts of >= 64), on the thread pool."""
     workers = min(cpu_threads(), max(1, n // 64))
+    if workers == 1:
+        work(0, n)
+        return
     edges = np.linspace(0, n, workers + 1).astype(int)
-    return list(zip(edges[:-1], edges[1:]))
+    jobs = [_pool().submit(work, int(i), int(j)) for i, j in zip(edges[:-1], edges[1:])]
+    for job in jobs:
+        job.result()
 
 
 def channel_sum(x, k):
@@ -353,12 +359,7 @@ def channel_sum(x, k):
         return _cupy().einsum("bcf,cf->bf", x, k)
     b, _, f = x.shape
     out = np.empty((b, f), dtype=np.result_type(x, k))
-    parts = _split_last(f)
-    if len(parts) == 1:
-        return np.einsum("bcf,cf->bf", x, k, out=out)
-    jobs = [_pool().submit(np.einsum, "bcf,cf->bf", x[:, :, i:j], k[:, i:j], out=out[:, i:j]) for i, j in parts]
-    for job in jobs:
-        job.result()
+    _in_parts(f, lambda i, j: np.einsum("bcf,cf->bf", x[:, :, i:j], k[:, i:j], out=out[:, i:j]))
     return out
 
 
@@ -369,10 +370,5 @@ def channel_outer(y, k):
         return y[:, None, :] * k[None, :, :]
     b, f = y.shape
     out = np.empty((b, k.shape[0], f), dtype=np.result_type(y, k))
-    parts = _split_last(f)
-    if len(parts) == 1:
-        return np.multiply(y[:, None, :], k[None, :, :], out=out)
-    jobs = [_pool().submit(np.multiply, y[:, None, i:j], k[None, :, i:j], out=out[:, :, i:j]) for i, j in parts]
-    for job in jobs:
-        job.result()
+    _in_parts(f, lambda i, j: np.multiply(y[:, None, i:j], k[None, :, i:j], out=out[:, :, i:j]))
     return out
