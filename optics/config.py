@@ -536,14 +536,6 @@ class Microscope:
                 mult = -(-s_default // k)
                 s_default = k * (mult + (mult % 2 == 0))
             object.__setattr__(self, "volume", dataclasses.replace(self.volume, voxels_per_lenslet=s_default))
-        if self.kind != "flfm":
-            from .pupil import is_radial
-
-            odd = [j for j in self.aberrations.coefficients if not is_radial(j)]
-            if odd and self.simulation.vectorial:
-                raise _err("simulation.vectorial", True,
-                           f"Noll {odd} are not radially symmetric: their 2-D pupil integral (optics.debye2d) is "
-                           "scalar; use false, or radially symmetric terms only")
         if self.kind == "flfm":
             self._check_flfm()
         elif self.kind == "widefield":

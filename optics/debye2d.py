@@ -16,7 +16,19 @@ On a Cartesian grid of s the integrand factorises per sample, so the field on a 
 is two matrix products, U = E_y W E_xᵀ with E_x[i, p] = e^{-i k x_i s_p}.  The grid step keeps
 the aliased copies of the field (period 2 pi / (k ds)) beyond twice the evaluated extent and
 samples the defocus and aberration phases at least 4 times per cycle; the disc's edge is the hard
-edge band-limited to the grid (``optics.lenslets.edge_amplitude``).  Scalar fields only.
+edge band-limited to the grid (``optics.lenslets.edge_amplitude``).
+
+Vectorial (Richards & Wolf 1959, ``simulation.vectorial``): each focal-field component is the same
+integral with P = sqrt(cos t) and a polarisation factor, the field of light polarised along x (or y)
+in the pupil being, in units of 1/2 of the radial integrals' (x-polarised)
+
+    2 E_x = (1 + c) - (s_x^2 - s_y^2) / (1 + c),   2 E_y = -2 s_x s_y / (1 + c),   2 E_z = -2 s_x
+
+(c = cos t; (c - 1) cos 2 phi = -(s_x^2 - s_y^2) / (1 + c) with no 0/0 on the axis), and for y the
+same with x and y exchanged.  Integrated over phi these are I0 + I2 cos 2phi, I2 sin 2phi and
+2i I1 cos phi of ``optics.debye.vectorial_integrals``, so without W the components equal the radial
+table's (``optics.lfpsf._RadialTable.components``, same order and weights; the test suite checks it).
+An aberration multiplies every component's pupil by the same e^{2 pi i W}.
 """
 
 from __future__ import annotations
@@ -71,15 +83,16 @@ class PupilTable:
 
     Interface of ``optics.lfpsf._RadialTable`` (``components``, ``grid_components``) for offsets
     up to ``r_max_obj`` (µm, object space).  ``conj`` must be False (an aberrated field has no
-    z-conjugation symmetry).
+    z-conjugation symmetry).  Scalar: one component; vectorial: the five of ``_RadialTable`` (x- and
+    y-polarised E_x, E_y, E_z of an unpolarised emitter, weighted 1/sqrt 2, the two equal cross
+    terms merged into one of weight 1), whose |.|^2 sum to the intensity.
     """
-
-    vectorial = False
 
     def __init__(self, m, z_um: float, r_max_obj: float, margin: float = _ALIAS_MARGIN):
         from .lfpsf import pupil_phase_waves
 
         k, alpha = m.wavenumber, m.objective.half_angle
+        self.vectorial = bool(m.simulation.vectorial)
         sa = math.sin(alpha)
         ds = pupil_grid_step(k, alpha, z_um, r_max_obj, _phase_slope(m, z_um) / sa, margin)
         n = 2 * math.ceil(sa / ds) + 1
@@ -90,19 +103,21 @@ class PupilTable:
         inside = rad < sa + 8 * step
         cos_t = np.sqrt(np.clip(1 - np.minimum(rad, sa) ** 2, 0.0, None))
         amp = np.zeros_like(rad)
-        amp[inside] = (edge_amplitude(sa - rad[inside], step) * _apodization(m.simulation.apodization, cos_t[inside])
+        apod = "sqrtcos" if self.vectorial else m.simulation.apodization  # Richards-Wolf: sqrt(cos)
+        amp[inside] = (edge_amplitude(sa - rad[inside], step) * _apodization(apod, cos_t[inside])
                        / cos_t[inside]) * step**2 / (2 * math.pi)
         rho = np.minimum(rad / sa, 1.0)  # held at 1 in the band-limited rim beyond the edge
         phase = k * z_um * cos_t + 2 * math.pi * pupil_phase_waves(m, rho, np.arctan2(sy, sx), z_um)
-        self.w = np.where(amp > 0, amp * np.exp(1j * phase), 0.0)
+        w = np.where(amp > 0, amp * np.exp(1j * phase), 0.0)
+        self.w = [w] if not self.vectorial else [f * w for f in _polarisation_factors(sy, sx, rad, sa)]
         self.s, self.k, self.r_max = s, k, float(r_max_obj)
 
     def _field(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         if max(np.abs(y).max(initial=0.0), np.abs(x).max(initial=0.0)) > self.r_max * 1.0001:
             raise ValueError(f"offset beyond the table's {self.r_max:.4g} µm")
         ey = np.exp(-1j * self.k * np.outer(y, self.s))
-        ex = np.exp(-1j * self.k * np.outer(x, self.s))
-        return (ey @ self.w) @ ex.T
+        ex = np.exp(-1j * self.k * np.outer(x, self.s)).T
+        return [(ey @ w) @ ex for w in self.w]
 
     def components(self, y_obj: np.ndarray, x_obj: np.ndarray, conj: bool) -> list[np.ndarray]:
         """The field at the grid of offsets ``y_obj`` (a column, (ny, 1)) x ``x_obj`` (a row, (1, nx))."""
@@ -111,9 +126,20 @@ class PupilTable:
         y, x = np.asarray(y_obj), np.asarray(x_obj)
         if y.ndim != 2 or x.ndim != 2 or y.shape[1] != 1 or x.shape[0] != 1:
             raise ValueError("PupilTable.components takes a grid: y as a column (ny, 1) and x as a row (1, nx)")
-        return [self._field(y[:, 0], x[0, :])]
+        return self._field(y[:, 0], x[0, :])
 
     def grid_components(self, c_obj: np.ndarray, conj: bool, dtype) -> list[np.ndarray]:
         """``components`` on the square grid ``c_obj`` x ``c_obj``, as ``dtype``."""
         c = np.asarray(c_obj, dtype=np.float64)
-        return [self.components(c[:, None], c[None, :], conj)[0].astype(dtype)]
+        return [f.astype(dtype) for f in self.components(c[:, None], c[None, :], conj)]
+
+
+def _polarisation_factors(sy: np.ndarray, sx: np.ndarray, rad: np.ndarray, sa: float) -> list[np.ndarray]:
+    """Richards-Wolf factors of the five vectorial components (module docstring) at direction sines
+    (sy, sx); in the band-limited rim beyond the edge (|s| > sin a) the direction is held on the edge."""
+    scale = np.where(rad > sa, sa / np.where(rad > 0, rad, 1.0), 1.0)
+    ty, tx = sy * scale, sx * scale
+    c = np.sqrt(np.clip(1.0 - ty**2 - tx**2, 0.0, None))
+    g = 1 / math.sqrt(2)
+    diff = (tx**2 - ty**2) / (1 + c)
+    return [g * ((1 + c) - diff), -2 * tx * ty / (1 + c), g * (-2 * tx), g * ((1 + c) + diff), g * (-2 * ty)]

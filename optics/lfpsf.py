@@ -744,8 +744,8 @@ def _widefield_patch(m: Microscope, x: float, y: float, z: float, *, image_shape
         cy_ = ((np.arange(a0, a1) * p)[:, None] + 0.5 * p * g[None, :]).reshape(-1) - oy
         cx_ = ((np.arange(b0, b1) * p)[:, None] + 0.5 * p * g[None, :]).reshape(-1) - ox
         # margin 4: a wide-field window is small, and its far rings are what the edge would dim
-        field = PupilTable(m, float(z), r_max, margin=4.0).components(cy_[:, None], cx_[None, :], False)[0]
-        inten = (field.real**2 + field.imag**2).reshape(a1 - a0, q, b1 - b0, q)
+        fields = PupilTable(m, float(z), r_max, margin=4.0).components(cy_[:, None], cx_[None, :], False)
+        inten = sum(f.real**2 + f.imag**2 for f in fields).reshape(a1 - a0, q, b1 - b0, q)
         pix = (inten * w2.reshape(1, q, 1, q)).sum(axis=(1, 3), dtype=np.float64) / nip_power(m)
         return pix, (centre[0] + iy + a0, centre[1] + ix + b0)
     table = _RadialTable(m, table_depth(m, z)[0], r_max)  # |U|^2: the conjugate's is the same

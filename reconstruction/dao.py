@@ -27,11 +27,10 @@ Warping the views corrects what the aberration does to the views' positions, not
 on our wave-optics model of a 20x/0.5W sLFM with 0.15 waves rms of spherical aberration, the warp
 alone estimated 0.091 waves and left the beads blurrier (light within one voxel of them 0.59,
 against 0.74 uncorrected).  ``run_dao`` therefore also puts the estimate into the model: each round
-recomputes the kernels with the terms estimated so far (every term: non-radial ones through the 2-D
-pupil integral, ``optics.debye2d``; radially symmetric ones only for vectorial kernels) and
-estimates what remains against them (the Protocol's calibration loop, FAMILIES.md section 3.6, with
-the data's own views in place of a bead stack); terms the kernels cannot take stay corrected by the
-warp.  Measured on that example (tests/reconstruction/test_dao.py): 0.091, 0.123, 0.139 waves after
+recomputes the kernels with the terms estimated so far (non-radial ones through the 2-D pupil
+integral, ``optics.debye2d``, scalar or vectorial) and estimates what remains against them (the
+Protocol's calibration loop, FAMILIES.md section 3.6, with the data's own views in place of a bead
+stack).  Measured on that example (tests/reconstruction/test_dao.py): 0.091, 0.123, 0.139 waves after
 rounds 1-3, light near the beads 0.59, 0.90, 0.95 (0.98 from unaberrated data).  ``subfields``
 repeats the estimate in S x S parts of the field of view (multi-site DAO).
 """
@@ -356,7 +355,7 @@ def _dao_fingerprint(frames, psf, iterations: int, rounds: int, indices, subfiel
 
 
 def _load_dao_checkpoint(path, fingerprint: str):
-    """(next round, modelled, warped, history) of a DAO checkpoint of this run, or None."""
+    """(next round, modelled, history) of a DAO checkpoint of this run, or None."""
     import json
     from pathlib import Path
 
@@ -371,12 +370,14 @@ def _load_dao_checkpoint(path, fingerprint: str):
     if state.get("fingerprint") != fingerprint:
         raise ValueError(f"checkpoint {str(p)!r} belongs to another DAO run (frames, kernels, iterations, rounds or "
                          "sub-fields differ); delete it or pass another checkpoint path")
+    if any(state.get("warped", [])):  # written when vectorial kernels could not take non-radial terms
+        raise ValueError(f"checkpoint {str(p)!r} holds terms corrected by the view warp only, from an older "
+                         "lfmsim whose vectorial kernels could not take them; delete it to start the run again")
     modelled = {int(j): float(c) for j, c in state["modelled"].items()}
-    warped = [{int(j): float(c) for j, c in w.items()} for w in state["warped"]]
-    return int(state["next_round"]), modelled, warped, state["history"]
+    return int(state["next_round"]), modelled, state["history"]
 
 
-def _save_dao_checkpoint(path, fingerprint: str, next_round: int, modelled, warped, hist) -> None:
+def _save_dao_checkpoint(path, fingerprint: str, next_round: int, modelled, hist) -> None:
     import json
 
     from optics.io import atomic_write
@@ -385,7 +386,7 @@ def _save_dao_checkpoint(path, fingerprint: str, next_round: int, modelled, warp
         return json.loads(json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else float(o)))
 
     state = {"fingerprint": fingerprint, "next_round": next_round, "modelled": {str(j): c for j, c in modelled.items()},
-             "warped": [{str(j): c for j, c in w.items()} for w in warped], "history": clean(hist)}
+             "history": clean(hist)}
 
     def write(tmp):
         with open(tmp, "wb") as fh:
@@ -401,19 +402,16 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
 
     Each round reconstructs ``frames`` from a fresh start by ``phase_space_rl`` with the view warp
     (``DigitalAO``, in ``subfields`` x ``subfields`` sub-fields) on kernels that carry the terms
-    estimated so far (every term for scalar kernels, ``optics.debye2d``; radially symmetric ones for
-    vectorial kernels; their mean over the sub-fields, the kernels being one for the whole field)
-    and the other terms' view shifts corrected from the first pass; the modelled terms it estimates
-    are residuals (added), the others the whole field (replaced).  Stops early when no term changes by ``min_change`` waves.  Returns (volume,
-    Aberration).
+    estimated so far (non-radial ones through ``optics.debye2d``; their mean over the sub-fields, the
+    kernels being one for the whole field); what a round estimates is a residual (added).  Stops
+    early when no term changes by ``min_change`` waves.  Returns (volume, Aberration).
 
     ``checkpoint``: an ``.npz`` path written atomically after every round but the last with what the
-    next round needs (the terms in the kernels, the warped terms, the history); a run restarted with
+    next round needs (the terms in the kernels and the history); a run restarted with
     the same frames, kernels and settings resumes at the next round (a round is the unit: one killed
     mid-round starts that round again).
     """
     from optics import compute_psf
-    from optics.pupil import is_radial
 
     from .phasespace import PhaseSpaceViews, phase_space_rl
 
@@ -421,15 +419,9 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
         raise ValueError(f"rounds = {rounds!r} is invalid: expected an integer >= 1")
     m = psf.microscope
 
-    def takes(j: int) -> bool:  # the kernels take every term (optics.debye2d), but scalar only
-        return is_radial(j) or not m.simulation.vectorial
-
     modelled: dict[int, float] = {}  # in the kernels
-    warped: list[dict[int, float]] = []  # per sub-field: corrected by the warp only (the other terms)
     hist: list = []
     vol = ab = None
-    rho = view_pupil_coordinates(m)
-    step_um = m.lenslet_pitch_object_um / m.scan.steps
     first = 0
     fp = _dao_fingerprint(frames, psf, iterations, rounds, indices, subfields, min_change) if checkpoint else ""
     if checkpoint is not None:
@@ -439,7 +431,7 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
             raise FileNotFoundError(f"checkpoint folder {str(Path(checkpoint).parent)!r} does not exist")
         state = _load_dao_checkpoint(checkpoint, fp)
         if state is not None:
-            first, modelled, warped, hist = state
+            first, modelled, hist = state
             log.info("DAO: resuming at round %d of %d from %s", first + 1, rounds, checkpoint)
     for r in range(first, int(rounds)):
         if modelled:
@@ -450,33 +442,19 @@ def run_dao(frames, psf, device: str, iterations: int, *, rounds: int = DEFAULT_
             p_r = psf
         views = PhaseSpaceViews(p_r, device, np.float32, progress=progress)
         del p_r
-        initial = None
-        if warped and warped[0]:  # the previous round's field of the warped terms, corrected from the first pass
-            terms = tuple(warped[0])
-            basis = zernike_shift_basis(m, rho, views.weights, terms)
-            fields = [sum(b[j] * bb for j, bb in zip(terms, basis)) / step_um for b in warped]
-            initial = np.stack(fields).reshape(subfields, subfields, *fields[0].shape)
-        hook = DigitalAO(views, indices=indices, initial=initial, subfields=subfields)
+        hook = DigitalAO(views, indices=indices, subfields=subfields)
         vol = phase_space_rl(frames, views, iterations, progress=progress, callback=callback, correction=hook)
         ab = hook.result()
-        blocks = [b["zernike_waves"] for b in ab.subfields] if ab.subfields else [ab.zernike_waves]
-        # the terms the kernels take: a residual against kernels that carry the estimate so far;
-        # the others: the whole field (measured against kernels without them, warped)
-        step = {j: c for j, c in ab.zernike_waves.items() if takes(j)}
-        new = [{j: c for j, c in b.items() if not takes(j)} for b in blocks]
-        moved = [abs(c - (warped[i].get(j, 0.0) if warped else 0.0)) for i, b in enumerate(new) for j, c in b.items()]
+        step = ab.zernike_waves  # a residual against kernels that carry the estimate so far
         hist.append({"round": r + 1, "modelled": dict(modelled), "estimate": ab.zernike_waves,
                      "passes": ab.history})
         for j, c in step.items():
             modelled[j] = modelled.get(j, 0.0) + c
-        warped = new
         del views
-        change = max([abs(c) for c in step.values()] + moved, default=0.0)
+        change = max([abs(c) for c in step.values()], default=0.0)
         if r + 1 < rounds and change < min_change:
             break
         if checkpoint is not None and r + 1 < rounds:
-            _save_dao_checkpoint(checkpoint, fp, r + 1, modelled, warped, hist)
-    total = {j: float(np.mean([b[j] for b in warped])) for j in warped[0]} if warped and warped[0] else {}
-    total.update(modelled)
-    sub = [{**b, "zernike_waves": {**w, **modelled}} for b, w in zip(ab.subfields, warped)] if ab.subfields else []
-    return vol, Aberration(total, ab.view_shifts_um, ab.weights, ab.fit_rms_um, hist, sub)
+            _save_dao_checkpoint(checkpoint, fp, r + 1, modelled, hist)
+    sub = [{**b, "zernike_waves": dict(modelled)} for b in ab.subfields]
+    return vol, Aberration(dict(modelled), ab.view_shifts_um, ab.weights, ab.fit_rms_um, hist, sub)

@@ -47,8 +47,6 @@ def test_config_keys_and_refusals(tmp_path, small_flfm):
     out = save_config(m, tmp_path / "a.toml")
     assert "zernike_waves = {11 = 0.05, 22 = -0.02}" in out.read_text()
     assert load_config(out) == m
-    with pytest.raises(ConfigError, match=r"simulation\.vectorial.*Noll \[5\].*scalar"):
-        presets.get("lfm-20x-0.5w", aberrations={"zernike_waves": {"5": 0.1}}, simulation={"vectorial": True})
     assert presets.get("lfm-20x-0.5w", aberrations={"zernike_waves": {"5": 0.1}}).aberrations.coefficients == {5: 0.1}
     with pytest.raises(ConfigError, match=r"aberrations\.zernike_waves.*Noll index"):
         presets.get("lfm-20x-0.5w", aberrations={"zernike_waves": {"x": 0.1}})

@@ -246,3 +246,18 @@ def test_dao_resumes_from_its_round_checkpoint(beads, tmp_path, monkeypatch):
     assert [h["round"] for h in est.history] == [1, 2]
     with pytest.raises(ValueError, match="another DAO run"):
         run_dao(frames, psf, "cpu", 3, rounds=2, progress=False, min_change=0.0, checkpoint=ck)
+
+
+def test_a_checkpoint_with_warp_only_terms_from_an_older_version_is_refused(tmp_path):
+    """Older lfmsim kept non-radial terms of vectorial kernels in the view warp only (its kernels could
+    not take them) and checkpointed them as "warped": such a checkpoint cannot be resumed faithfully."""
+    from reconstruction.dao import _load_dao_checkpoint
+
+    path = tmp_path / "old.npz"
+    state = {"fingerprint": "f", "next_round": 1, "modelled": {"11": 0.1}, "warped": [{"6": 0.05}], "history": []}
+    np.savez(path, dao_state=np.array(json.dumps(state)))
+    with pytest.raises(ValueError, match="view warp only.*delete it"):
+        _load_dao_checkpoint(path, "f")
+    state["warped"] = [{}]
+    np.savez(path, dao_state=np.array(json.dumps(state)))
+    assert _load_dao_checkpoint(path, "f") == (1, {11: 0.1}, [])
