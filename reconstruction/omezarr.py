@@ -106,22 +106,37 @@ def open_image(path, mode: str = "r"):
 class _TiffFrames:
     """Frames of a (t, Y, X) TIFF read one page at a time (the file is not loaded whole): the pages,
     when they are all 2-D frames of one shape (a stack written page by page, or an ImageJ
-    hyperstack), else the first series."""
+    hyperstack), else the first series.
+
+    Uncompressed pages stored contiguously (what cameras and ``tifffile`` write) are read at their
+    data offsets, recorded once when the view is made: finding page i through the file's chain of
+    directories reads i directories (39 ms for page 5000 of a 225^2 stack, as long as the
+    reconstruction of a small frame), so a long series would cost a time quadratic in its length.
+    A contiguous series that is not page-per-frame is memory-mapped; anything else (compressed
+    pages) is read through ``tifffile``.
+    """
 
     def __init__(self, path):
         import tifffile
 
         self.path = str(path)
+        self.offsets = self.series_offset = None
         with tifffile.TiffFile(self.path) as tf:
-            shapes = {tuple(p.shape) for p in tf.pages}
+            pages = list(tf.pages)
+            shapes = {tuple(p.shape) for p in pages}
             self.by_page = len(shapes) == 1 and len(next(iter(shapes))) == 2
+            self.byteorder = tf.byteorder
             if self.by_page:
-                self.shape = (len(tf.pages), *next(iter(shapes)))
-                self.dtype = np.dtype(tf.pages[0].dtype)
+                self.shape = (len(pages), *next(iter(shapes)))
+                self.dtype = np.dtype(pages[0].dtype)
+                if all(p.is_contiguous and p.predictor == 1 and p.fillorder == 1 and np.dtype(p.dtype) == self.dtype
+                       for p in pages):
+                    self.offsets = np.array([p.dataoffsets[0] for p in pages], dtype=np.int64)
             else:
                 series = tf.series[0]
                 self.shape = tuple(series.shape) if len(series.shape) > 2 else (1, *series.shape)
                 self.dtype = np.dtype(series.dtype)
+                self.series_offset = series.dataoffset  # None unless contiguous and uncompressed
 
     def __len__(self):
         return self.shape[0]
@@ -130,6 +145,18 @@ class _TiffFrames:
         import tifffile
 
         start, stop, _ = sl.indices(self.shape[0])
+        stored = self.dtype.newbyteorder(self.byteorder)
+        if self.offsets is not None:
+            count = self.shape[1] * self.shape[2]
+            out = np.empty((max(0, stop - start), *self.shape[1:]), dtype=self.dtype)
+            with open(self.path, "rb") as fh:
+                for j, i in enumerate(range(start, stop)):
+                    fh.seek(int(self.offsets[i]))
+                    out[j] = np.fromfile(fh, dtype=stored, count=count).reshape(self.shape[1:])
+            return out
+        if self.series_offset is not None:
+            mm = np.memmap(self.path, dtype=stored, mode="r", offset=self.series_offset, shape=self.shape)
+            return np.array(mm[start:stop], dtype=self.dtype)
         with tifffile.TiffFile(self.path) as tf:
             if self.by_page:
                 return np.stack([tf.pages[i].asarray() for i in range(start, stop)])
