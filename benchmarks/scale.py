@@ -1,6 +1,6 @@
 """Scale-out: throughput of a simulated time series vs dask workers, peak memory, out of core.
 
-``python -m benchmarks scale [--frames 200] [--workers 1 2] [--out DIR]`` simulates a (t, Y, X)
+``python -m benchmarks scale [--frames 200] [--workers 1 2] [--frames-per-task F] [--out DIR]`` simulates a (t, Y, X)
 stack of raw camera frames (beads of the 20x/0.5W preset on 15 x 15 lenslets, each frame its own
 camera noise), writes it as a TIFF, and reconstructs it with ``reconstruction.reconstruct_series``
 into OME-Zarr: serially in this process, and on a LocalCluster of each number of workers (one
@@ -66,7 +66,8 @@ def _peak_rss_mb() -> float:
     return peak_memory_bytes("cpu") / 2**20
 
 
-def _run(m, stack: Path, out: Path, iterations: int, workers: int | None, worker_memory: str | None) -> dict:
+def _run(m, stack: Path, out: Path, iterations: int, workers: int | None, worker_memory: str | None,
+         frames_per_task: int = 1) -> dict:
     from reconstruction.distributed import reconstruct_series
 
     if out.exists():
@@ -83,7 +84,8 @@ def _run(m, stack: Path, out: Path, iterations: int, workers: int | None, worker
         client = Client(cluster)
     try:
         t0 = time.perf_counter()
-        res = reconstruct_series(m, stack, out, iterations=iterations, client=client, progress=False)
+        res = reconstruct_series(m, stack, out, iterations=iterations, client=client, progress=False,
+                                 frames_per_task=frames_per_task)
         wall = time.perf_counter() - t0
         worker_mb = []
         if client is not None:
@@ -102,6 +104,8 @@ def _parser():
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="LocalCluster sizes (default 1 2)")
     p.add_argument("--lenslets", type=int, default=15, help="lenslets per side of the frame (default 15)")
     p.add_argument("--iterations", type=int, default=8, help="RL iterations per frame (default 8)")
+    p.add_argument("--frames-per-task", type=int, default=1,
+                   help="frames one task deconvolves together (batched RL; default 1)")
     p.add_argument("--worker-memory", default=None,
                    help="memory limit per worker (dask notation, e.g. 400MB); default the operator x 3 + 400 MB")
     p.add_argument("--out", default=None, help="output folder (default a new results/scale-<time>)")
@@ -118,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     frames = 40 if args.quick else args.frames
-    if frames < 1 or any(w < 1 for w in args.workers):
-        print("error: --frames and --workers must be >= 1", file=sys.stderr)
+    if frames < 1 or args.frames_per_task < 1 or any(w < 1 for w in args.workers):
+        print("error: --frames, --frames-per-task and --workers must be >= 1", file=sys.stderr)
         return 2
     out = Path(args.out or f"results/scale-{datetime.now():%Y%m%d-%H%M%S}")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -143,13 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     from dask.utils import parse_bytes
 
     out_of_core = size > parse_bytes(worker_memory)
-    rows = [_run(m, stack, out / "serial.ome.zarr", args.iterations, None, None)]
+    fpt = args.frames_per_task
+    rows = [_run(m, stack, out / "serial.ome.zarr", args.iterations, None, None, fpt)]
     for w in args.workers:
-        rows.append(_run(m, stack, out / f"w{w}.ome.zarr", args.iterations, w, worker_memory))
+        rows.append(_run(m, stack, out / f"w{w}.ome.zarr", args.iterations, w, worker_memory, fpt))
     base = rows[0]["wall_s"]
     device = backend.device_name("cpu")
     lines = [f"# Scale-out: {frames} frames of {m.image_shape[0]} x {m.image_shape[1]} px, volume {m.volume_shape}, "
-             f"{args.iterations} RL iterations, device {device} ({platform.node()})", "",
+             f"{args.iterations} RL iterations, {fpt} frame(s) per task, device {device} ({platform.node()})", "",
              f"Stack {size / 2**20:.1f} MiB on disk (simulated in {sim_s:.1f} s); operator {op_mb:.0f} MiB; "
              f"worker memory limit {worker_memory} ({'smaller than the stack: out of core' if out_of_core else 'larger than this stack'}); "
              f"driver peak RSS {_peak_rss_mb():.0f} MB.", "",
@@ -164,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     from optics.io import atomic_write_bytes
 
     atomic_write_bytes(out / "scale.md", text.encode(), overwrite=True)
-    atomic_write_bytes(out / "scale.json", json.dumps({"frames": frames, "device": device, "rows": rows,
+    atomic_write_bytes(out / "scale.json", json.dumps({"frames": frames, "frames_per_task": fpt, "iterations": args.iterations,
+                                                       "device": device, "rows": rows,
                                                        "stack_mib": size / 2**20, "operator_mib": op_mb, "out_of_core": out_of_core,
                                                        "driver_peak_rss_mb": _peak_rss_mb(),
                                                        "worker_memory": worker_memory}, indent=1).encode(),
