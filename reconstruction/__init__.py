@@ -7,7 +7,8 @@ its exact transpose, evaluated as a multi-channel convolution on the lenslet gri
 Stefanoiu et al. 2019, ``reconstruction.filters``), and ``reconstruct`` runs the whole chain from
 a config; ``reconstruct_recorded`` does it for a real microscope's frame (white-frame
 ``calibrate``, correction, rectification), ``reconstruct_series`` for a long time series on
-dask.distributed into OME-Zarr; ``reconstruction.metrics`` measures the results.  ``python -m reconstruction`` is the
+dask.distributed into OME-Zarr, ``depth_split_rl`` for one frame with its depths over dask workers
+(the Fourier LFM's scale-out); ``reconstruction.metrics`` measures the results.  ``python -m reconstruction`` is the
 command line.  Submodules load lazily.
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "reconstruct_recorded",
     "calibrate",
     "reconstruct_series",
+    "depth_split_rl",
     "get_device",
     "backend",
     "filters",
@@ -43,6 +45,7 @@ _LAZY = {
     "reconstruct_recorded": ("reconstruction.recorded", "reconstruct_recorded"),
     "calibrate": ("reconstruction.calibration", "calibrate"),
     "reconstruct_series": ("reconstruction.distributed", "reconstruct_series"),
+    "depth_split_rl": ("reconstruction.depthsplit", "depth_split_rl"),
     "get_device": ("reconstruction.backend", "get_device"),
     "backend": ("reconstruction.backend", None),
     "filters": ("reconstruction.filters", None),

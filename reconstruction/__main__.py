@@ -99,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
                            "--out must be OME-Zarr (.zarr), written as volumes finish; a rerun resumes")
     dist.add_argument("--scheduler", metavar="ADDRESS", help="use a running dask scheduler (tcp://host:8786) instead")
     dist.add_argument("--frames-per-task", type=int, default=1, metavar="F", help="frames per task (default 1)")
+    dist.add_argument("--depth-groups", type=int, default=None, metavar="G",
+                      help="one frame, its depths split into G contiguous groups over the workers, each holding "
+                           "its depths' kernels and estimate (how a Fourier LFM scales out; "
+                           "reconstruction.depthsplit); --out a TIFF")
     p.add_argument("--tiles", default=None, metavar="auto|L",
                    help="deconvolve in independent tiles of L lenslets with halos of the kernels' reach "
                         "(auto: the largest that fits the memory; smaller after an out-of-memory error)")
@@ -222,7 +226,7 @@ def _series(args, out: Path) -> int:
         raise ValueError("--workers and --scheduler are exclusive: start a local cluster, or use a running one")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers = {args.workers} is invalid: expected an integer >= 1")
-    _refuse(args, ("white", "calibration", "dark", "psf", "method", "dao", "rolling", "checkpoint", "tiles"),
+    _refuse(args, ("white", "calibration", "dark", "psf", "method", "dao", "rolling", "checkpoint", "tiles", "depth_groups"),
             "with an OME-Zarr series output")
     m = load_microscope(args.config)
     summary = reconstruct_series(m, args.frame, out, iterations=args.iterations, workers=args.workers,
@@ -232,6 +236,38 @@ def _series(args, out: Path) -> int:
                                  progress=not args.no_progress)
     print(f"wrote {out} (OME-Zarr, t z y x, {summary['frames']} volumes: {summary['written']} now, "
           f"{summary['done_before']} already there; {summary['seconds']:.1f} s)")
+    return 0
+
+
+def _depth_split(args, m, image, is_stack, psf, read_noise, out: Path) -> int:
+    """The ``--depth-groups`` path of ``main`` (reconstruction.depthsplit); errors propagate to main."""
+    from optics import compute_psf
+    from optics.io import write_tiff
+
+    from .depthsplit import depth_split_rl
+
+    if args.workers is None and args.scheduler is None:
+        raise ValueError("--depth-groups needs a cluster: --workers N or --scheduler ADDRESS")
+    if args.workers is not None and args.scheduler is not None:
+        raise ValueError("--workers and --scheduler are exclusive: start a local cluster, or use a running one")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers = {args.workers} is invalid: expected an integer >= 1")
+    if is_stack:
+        raise ValueError("--depth-groups deconvolves one frame; a (t, Y, X) stack goes to --out VOLS.ome.zarr "
+                         "--workers N (frames over the workers)")
+    _refuse(args, ("method", "dao", "rolling", "checkpoint", "tiles"), "with --depth-groups")
+    if m.kind == "slfm":
+        raise ValueError("--depth-groups is for one-frame kinds; a scanning LFM's frames go through the joint RL")
+    if psf is None:
+        psf = compute_psf(m, progress=not args.no_progress)
+    volume = depth_split_rl(image, psf, args.iterations, workers=args.workers, scheduler=args.scheduler,
+                            groups=args.depth_groups, device=args.device, background=args.background,
+                            read_noise=read_noise, progress=not args.no_progress)
+    vz, vy, vx = m.volume.z_step_um, m.voxel_um, m.voxel_um
+    write_tiff(out, volume, axes="ZYX", voxel_um=(vz, vy, vx), overwrite=args.overwrite,
+               metadata={"iterations": args.iterations, "method": "joint", "depth_groups": args.depth_groups})
+    print(f"wrote {out} (ZYX, shape {tuple(volume.shape)}, voxel {vy:.4g} x {vx:.4g} um, z step {vz:g} um; "
+          f"depths in {args.depth_groups} groups)")
     return 0
 
 
@@ -246,7 +282,8 @@ def _recorded(args, m, out: Path) -> int:
     if args.white is None and args.calibration is None:
         raise ValueError(f"{args.config!r} describes a calibrated camera (camera.calibrated = true): give --white "
                          "WHITE.tif (and --dark DARK.tif) or --calibration CAL.json")
-    _refuse(args, ("psf", "method", "dao", "rolling", "checkpoint", "tiles"), "for recorded frames (--white/--calibration)")
+    _refuse(args, ("psf", "method", "dao", "rolling", "checkpoint", "tiles", "depth_groups"),
+            "for recorded frames (--white/--calibration)")
     cal_out = out.with_name(out.stem + ".calibration.json") if args.white is not None else None
     fig_out = out.with_name(out.stem + ".calibration.png") if args.white is not None else None
     for p in (cal_out, fig_out):
@@ -306,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         from .omezarr import is_zarr_path
 
-        if is_zarr_path(out) or args.workers is not None or args.scheduler is not None:
+        if is_zarr_path(out) or ((args.workers is not None or args.scheduler is not None) and args.depth_groups is None):
             return _series(args, out)
         if out.suffix.lower() not in (".tif", ".tiff"):
             raise ValueError(f"--out = {args.out!r} is invalid: expected a .tif or .tiff file name (or .zarr for OME-Zarr)")
@@ -345,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         get_device(args.device)
         psf = load_operator(args.psf, m) if args.psf is not None else None
         dao = False if args.dao is None else (True if args.dao == -1 else args.dao)
+        if args.depth_groups is not None:
+            return _depth_split(args, m, image, is_stack, psf, read_noise, out)
         volume = reconstruct(m, image, iterations=args.iterations, device=args.device, filter=args.filter,
                              progress=not args.no_progress, raw=False, checkpoint=args.checkpoint,
                              checkpoint_every=args.checkpoint_every, psf=psf, method=args.method, dao=dao,

@@ -317,7 +317,9 @@ def _tiled(y, is_stack, psf, dev, iterations, tiles, m, method, checkpoint, roll
 
     if m.shift_invariant or m.kind == "slfm" or method != "joint" or rolling is not None:
         raise ValueError(f"tiles = {tiles!r} is for the joint RL of the periodic light-field kinds ('lfm', "
-                         f"'lfm-defocused'), not kind {m.kind!r} / method {method!r}")
+                         f"'lfm-defocused'), not kind {m.kind!r} / method {method!r}"
+                         + ("; a Fourier LFM's PSF spans the sensor: split its depths over dask workers instead "
+                            "(reconstruction.depthsplit, --depth-groups)" if m.kind == "flfm" else ""))
     if checkpoint is not None or filter not in (None, "none"):
         raise ValueError("tiles cannot be combined with checkpoint or filter")
     if tiles != "auto" and (isinstance(tiles, bool) or not isinstance(tiles, (int, np.integer)) or tiles < 1):

@@ -167,6 +167,50 @@ def _resolve_filter(filter, op):
     raise ValueError(f"filter = {filter!r} is invalid: expected None, 'none', 'lanczos' or a callable")
 
 
+class RatioTerms:
+    """The ratio of a Richardson-Lucy step, w ⊙ y ⊘ H x or, with a background b and read noise sigma,
+    (y + sigma²)₊ ⊘ (max(H x, 0) + b + sigma²) (``richardson_lucy``; the one home of the rule, also
+    used by ``reconstruction.depthsplit``).  ``y`` on the device, ``b`` None or an array
+    broadcastable to it, ``eps`` None for 1e-12 max(y)."""
+
+    def __init__(self, y, b, sigma: float, eps, xp, dtype):
+        self.y, self.xp, self.dtype = y, xp, np.dtype(dtype)
+        self.eps = 1e-12 * max(float(y.max()), np.finfo(self.dtype).tiny) if eps is None else eps
+        # the shifted model's additive term c = b + sigma² and numerator (y + sigma²)₊; None: classical RL
+        self.c = self.y_shift = self.c_pos = None
+        if b is not None or sigma > 0:
+            s2 = self.dtype.type(sigma * sigma)
+            self.c = xp.asarray(s2, dtype=self.dtype) if b is None else (b + s2 if sigma > 0 else b)
+            self.y_shift = xp.maximum(y + s2, 0) if sigma > 0 else y
+            if not float(self.c.min()) > 0:  # a background map with zeros and no read noise: guard those pixels
+                self.c_pos = self.c > 0
+
+    def ratio(self, hx):
+        """The ratio for the forward projection ``hx`` (a new array of ``dtype``)."""
+        xp, y, eps, dt = self.xp, self.y, self.eps, self.dtype
+        if self.c is None:
+            return xp.where(hx > eps, y / xp.where(hx > eps, hx, 1), 0).astype(dt, copy=False)
+        den = xp.maximum(hx, 0)  # max(H x, 0) + b + sigma² >= b + sigma² > 0 (round-off negatives clipped)
+        den += self.c
+        if self.c_pos is None:
+            return (self.y_shift / den).astype(dt, copy=False)
+        ok = self.c_pos | (den > eps)
+        return xp.where(ok, self.y_shift / xp.where(ok, den, 1), 0).astype(dt, copy=False)
+
+
+def rl_update(op, x, ratio, inv_ht1, flt=None):
+    """x ⊙ Hᵀ ratio ⊘ Hᵀ1 (formed in the adjoint's new array, no temporaries), filtered by ``flt`` and
+    clipped at 0: the update is >= 0 in exact arithmetic, but Hᵀ's FFTs leave round-off negatives
+    (~ -1e-10) where the ratio is 0, so an estimate is a valid x0 again."""
+    upd = op.adjoint(ratio)
+    upd *= inv_ht1
+    upd *= x
+    if flt is not None:
+        upd = flt(upd)
+    op.xp.maximum(upd, 0, out=upd)
+    return upd
+
+
 def richardson_lucy(
     image,
     operator,
@@ -306,16 +350,7 @@ def richardson_lucy(
         ht1 = op.ones_adjoint()
     inv_ht1 = xp.where(ht1 > 0, 1 / xp.where(ht1 > 0, ht1, 1), 0).astype(op.dtype)
     total = ht1.reshape((shape[0], -1) if batched and w is not None else (-1,)).sum(axis=-1, dtype=xp.float64)
-    if eps is None:
-        eps = 1e-12 * max(float(y.max()), np.finfo(op.dtype).tiny)
-    # the shifted model's additive term c = b + sigma² and numerator (y + sigma²)₊; None: classical RL
-    c = y_shift = c_pos = None
-    if b is not None or sigma > 0:
-        s2 = op.dtype.type(sigma * sigma)
-        c = xp.asarray(s2, dtype=op.dtype) if b is None else (b + s2 if sigma > 0 else b)
-        y_shift = xp.maximum(y + s2, 0) if sigma > 0 else y
-        if not float(c.min()) > 0:  # a background map with zeros and no read noise: guard those pixels
-            c_pos = c > 0
+    terms = RatioTerms(y, b, sigma, eps, xp, op.dtype)
 
     ckpt = Path(checkpoint) if checkpoint is not None else None
     fp = (_fingerprint(backend.to_host(y), op, None if b is None else backend.to_host(b), sigma)
@@ -348,28 +383,10 @@ def richardson_lucy(
                    disable=None if sys.stderr.isatty() else True)
     try:
         for k in steps:
-            hx = op.forward(x)
-            if c is None:
-                ratio = xp.where(hx > eps, y / xp.where(hx > eps, hx, 1), 0).astype(op.dtype, copy=False)
-            else:  # max(H x, 0) + b + sigma² >= b + sigma² > 0 (H x's round-off negatives clipped)
-                den = xp.maximum(hx, 0)
-                den += c
-                if c_pos is None:
-                    ratio = (y_shift / den).astype(op.dtype, copy=False)
-                else:
-                    ok = c_pos | (den > eps)
-                    ratio = xp.where(ok, y_shift / xp.where(ok, den, 1), 0).astype(op.dtype, copy=False)
+            ratio = terms.ratio(op.forward(x))
             if w is not None:
                 ratio *= w
-            upd = op.adjoint(ratio)  # a new array: x * Hᵀratio / Hᵀ1 formed in it, no temporaries
-            upd *= inv_ht1
-            upd *= x
-            x = upd
-            if flt is not None:
-                x = flt(x)
-            # the update is >= 0 in exact arithmetic, but Hᵀ's FFTs leave round-off negatives
-            # (~ -1e-10) where the ratio is 0; clipped, so an estimate is a valid x0 again
-            xp.maximum(x, 0, out=x)
+            x = rl_update(op, x, ratio, inv_ht1, flt)
             if callback is not None:
                 callback(k + 1, x)
             if ckpt is not None and ((k + 1) % checkpoint_every == 0 or k + 1 == iterations):
