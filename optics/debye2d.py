@@ -19,10 +19,10 @@ samples the defocus and aberration phases at least 4 times per cycle; the disc's
 edge band-limited to the grid (``optics.lenslets.edge_amplitude``).
 
 Vectorial (Richards & Wolf 1959, ``simulation.vectorial``): each focal-field component is the same
-integral with P = sqrt(cos t) and a polarisation factor, the field of light polarised along x (or y)
-in the pupil being, in units of 1/2 of the radial integrals' (x-polarised)
+integral with P = sqrt(cos t) times a polarisation factor: for light polarised along x in the pupil,
+twice the components of Richards and Wolf's polarisation vector,
 
-    2 E_x = (1 + c) - (s_x^2 - s_y^2) / (1 + c),   2 E_y = -2 s_x s_y / (1 + c),   2 E_z = -2 s_x
+    f_x = (1 + c) - (s_x^2 - s_y^2) / (1 + c),   f_y = -2 s_x s_y / (1 + c),   f_z = -2 s_x
 
 (c = cos t; (c - 1) cos 2 phi = -(s_x^2 - s_y^2) / (1 + c) with no 0/0 on the axis), and for y the
 same with x and y exchanged.  Integrated over phi these are I0 + I2 cos 2phi, I2 sin 2phi and
@@ -112,7 +112,7 @@ class PupilTable:
         self.w = [w] if not self.vectorial else [f * w for f in _polarisation_factors(sy, sx, rad, sa)]
         self.s, self.k, self.r_max = s, k, float(r_max_obj)
 
-    def _field(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def _field(self, y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
         if max(np.abs(y).max(initial=0.0), np.abs(x).max(initial=0.0)) > self.r_max * 1.0001:
             raise ValueError(f"offset beyond the table's {self.r_max:.4g} µm")
         ey = np.exp(-1j * self.k * np.outer(y, self.s))

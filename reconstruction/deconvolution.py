@@ -198,6 +198,12 @@ class RatioTerms:
         return xp.where(ok, self.y_shift / xp.where(ok, den, 1), 0).astype(dt, copy=False)
 
 
+def inverse_ht1(ht1, op):
+    """1 / Hᵀw where it is > 0, else 0 (voxels no pixel sees are left as they start), in ``op.dtype``."""
+    xp = op.xp
+    return xp.where(ht1 > 0, 1 / xp.where(ht1 > 0, ht1, 1), 0).astype(op.dtype)
+
+
 def rl_update(op, x, ratio, inv_ht1, flt=None):
     """x ⊙ Hᵀ ratio ⊘ Hᵀ1 (formed in the adjoint's new array, no temporaries), filtered by ``flt`` and
     clipped at 0: the update is >= 0 in exact arithmetic, but Hᵀ's FFTs leave round-off negatives
@@ -348,7 +354,7 @@ def richardson_lucy(
         ht1 = op.adjoint(xp.ascontiguousarray(w))  # (t, ...) when batched: each frame its own Hᵀw
     else:
         ht1 = op.ones_adjoint()
-    inv_ht1 = xp.where(ht1 > 0, 1 / xp.where(ht1 > 0, ht1, 1), 0).astype(op.dtype)
+    inv_ht1 = inverse_ht1(ht1, op)
     total = ht1.reshape((shape[0], -1) if batched and w is not None else (-1,)).sum(axis=-1, dtype=xp.float64)
     terms = RatioTerms(y, b, sigma, eps, xp, op.dtype)
 

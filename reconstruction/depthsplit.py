@@ -55,13 +55,13 @@ class _Group:
     """One worker's depths: the operator, 1 / H_Gᵀ 1 and sum(H_Gᵀ 1) (built on the worker)."""
 
     def __init__(self, psf, device: str, dtype):
+        from .deconvolution import inverse_ht1
         from .scanned import make_operator
 
         self.op = make_operator(psf, device, dtype)
         ht1 = self.op.ones_adjoint()
-        xp = self.op.xp
-        self.inv_ht1 = xp.where(ht1 > 0, 1 / xp.where(ht1 > 0, ht1, 1), 0).astype(self.op.dtype)
-        self.ht1_sum = float(ht1.sum(dtype=xp.float64))
+        self.inv_ht1 = inverse_ht1(ht1, self.op)
+        self.ht1_sum = float(ht1.sum(dtype=self.op.xp.float64))
         self.nbytes = int(self.op.nbytes)
 
 
@@ -159,7 +159,8 @@ def _run(client, y, b, sigma, eps, psf, iterations, groups, device, dtype, progr
     sums = client.gather([on(i, _summary, g) for i, g in enumerate(grp)])
     total = sum(v for v, _ in sums)
     log.info("depth_split_rl: operators of %s MB on the workers", ", ".join(f"{nb / 2**20:.0f}" for _, nb in sums))
-    signal = y if b is None else y - b  # the background is not the volume's
+    # richardson_lucy's uniform start: sum(H x0) = max(sum(y - b), 0) (the background is not the volume's)
+    signal = y if b is None else y - b
     flux = max(float(signal.sum(dtype=np.float64)), 0.0)
     level = flux / total if total > 0 else 0.0
     x = [on(i, _start, g, level) for i, g in enumerate(grp)]

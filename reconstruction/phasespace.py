@@ -34,6 +34,7 @@ from optics.scan import PhaseSpacePSF, phase_space_psf, realign
 
 from . import backend
 from .checks import clip_roundoff_negatives
+from .deconvolution import inverse_ht1
 from .operator import LightFieldOperator
 
 __all__ = ["ViewPSF", "PhaseSpaceViews", "view_order", "phase_space_rl", "DEFAULT_WEIGHT_MAX", "MIN_ENERGY"]
@@ -140,8 +141,7 @@ class PhaseSpaceViews:
         """1 / H_vᵀ1 of view ``uv`` (0 where H_vᵀ1 = 0), cached within ``MAX_CACHE_BYTES``."""
         if uv in self._inv:
             return self._inv[uv]
-        xp, h = self.xp, self.ht1(uv)
-        out = xp.where(h > 0, 1 / xp.where(h > 0, h, 1), 0).astype(self.dtype)
+        out = inverse_ht1(self.ht1(uv), self.ops[uv])
         if len(self._inv) < self._cache_views:
             self._inv[uv] = out
         return out
