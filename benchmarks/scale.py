@@ -11,6 +11,12 @@ not grow with the number of frames (compare ``--frames 40`` with 200), and a sta
 the limit runs (the table says whether this one is).  It prints a table naming the device:
 volumes/s, speed-up over the serial run measured in the same run, peak RSS of the driver and of
 each worker, and writes ``scale.md`` / ``scale.json``.
+
+``--depth-split`` measures instead one Fourier LFM frame deconvolved with its depths split over the
+workers (``reconstruction.depthsplit``, one contiguous depth group per worker) against
+``richardson_lucy`` with the whole operator in this process: seconds per frame, each worker's
+operator and peak RSS (a worker holds 1/G of the kernel spectra and of RL's volumes), and the
+relative difference of the volumes.
 """
 
 from __future__ import annotations
@@ -61,9 +67,11 @@ def _stack(m, frames: int, path: Path, seed: int = 0) -> int:
 
 
 def _peak_rss_mb() -> float:
-    from reconstruction.backend import peak_memory_bytes
+    """This process's own peak RSS (``VmHWM``: a worker's ``ru_maxrss`` starts at the high-water mark of
+    the process that started it, here the driver's, so it would report the driver's peak)."""
+    from benchmarks.peer_pyolaf import own_peak_rss_bytes
 
-    return peak_memory_bytes("cpu") / 2**20
+    return own_peak_rss_bytes() / 2**20
 
 
 def _run(m, stack: Path, out: Path, iterations: int, workers: int | None, worker_memory: str | None,
@@ -98,6 +106,83 @@ def _run(m, stack: Path, out: Path, iterations: int, workers: int | None, worker
             "median_task_s": float(np.median(res["task_seconds"])), "worker_peak_rss_mb": worker_mb}
 
 
+def _flfm(side: int):
+    """A Fourier LFM of 3 x 3 lenslets (20x/0.5W, f2 = 20 mm) on ``side``^2 pixels, 21 depths."""
+    from optics.config import Microscope
+
+    return Microscope.from_dict({
+        "microscope": {"kind": "flfm", "wavelength_um": 0.52, "name": f"flfm-20x-0.5w-3x3-{side}px"},
+        "objective": {"magnification": 20, "na": 0.5, "immersion_index": 1.33, "tube_lens_focal_um": 200000},
+        "mla": {"pitch_um": 333.0, "focal_um": 4000.0, "fourier_lens_focal_um": 20000.0, "lenslets": [3, 3]},
+        "camera": {"pixel_um": 6.5, "shape": [side, side]},
+        "volume": {"z_min_um": -30, "z_max_um": 30, "z_step_um": 3}})
+
+
+def _depth_split(args, out: Path) -> int:
+    """``--depth-split``: one Fourier LFM frame, serial RL against its depths over 1, 2, ... workers."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from optics import compute_psf
+    from optics.simulation import point_photon_image
+    from reconstruction import backend
+    from reconstruction.deconvolution import richardson_lucy
+    from reconstruction.depthsplit import depth_split_rl
+    from reconstruction.operator import LightFieldOperator
+
+    m = _flfm(args.flfm_pixels)
+    psf = compute_psf(m, progress=False)
+    rng = np.random.default_rng(0)
+    half = 0.35 * m.fov_um[0]
+    beads = [(float(rng.uniform(-half, half)), float(rng.uniform(-half, half)), float(rng.uniform(-25, 25)))
+             for _ in range(8)]
+    y = rng.poisson(point_photon_image(m, beads, photons_per_point=2e4)).astype(np.float32)
+    t0 = time.perf_counter()
+    op = LightFieldOperator(psf, "cpu")
+    build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref = richardson_lucy(y, op, args.iterations, progress=False)
+    serial = time.perf_counter() - t0
+    op_mb = op.nbytes / 2**20
+    del op
+    rows = [{"workers": 0, "seconds": build + serial, "build_s": build, "operator_mb": [op_mb], "worker_peak_rss_mb": [],
+             "relative_difference": 0.0}]
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    for w in args.workers:
+        with LocalCluster(n_workers=w, threads_per_worker=max(1, 2 // w), processes=True, dashboard_address=":0",
+                          silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
+            info: dict = {}
+            t0 = time.perf_counter()
+            vol = depth_split_rl(y, psf, args.iterations, client=client, device="cpu", progress=False, info=info)
+            wall = time.perf_counter() - t0
+            rss = sorted(client.run(_peak_rss_mb).values())
+        rows.append({"workers": w, "seconds": wall, "groups": info["groups"],
+                     "operator_mb": [b / 2**20 for b in info["operator_bytes"]], "worker_peak_rss_mb": rss,
+                     "relative_difference": float(np.linalg.norm(vol - ref) / np.linalg.norm(ref))})
+    device = backend.device_name("cpu")
+    lines = [f"# Depth split: one Fourier LFM frame ({m.name}), {m.image_shape[0]} x {m.image_shape[1]} px, "
+             f"volume {m.volume_shape}, {args.iterations} RL iterations, device {device} ({platform.node()})", "",
+             f"Seconds include each run's operator build (serial: {build:.2f} s of {build + serial:.2f} s); the "
+             "PSF is computed once before.", "",
+             "| run | seconds (build + RL) | operator MB per worker | worker peak RSS MB | volume vs serial (rel. L2) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        name = "serial richardson_lucy (this process)" if r["workers"] == 0 else \
+            f"depth_split_rl, {r['workers']} worker(s), groups {r['groups']}"
+        lines.append(f"| {name} | {r['seconds']:.2f} | {', '.join(f'{v:.0f}' for v in r['operator_mb'])} | "
+                     f"{', '.join(f'{v:.0f}' for v in r['worker_peak_rss_mb']) or '-'} | {r['relative_difference']:.1e} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    from optics.io import atomic_write_bytes
+
+    atomic_write_bytes(out / "scale.md", text.encode(), overwrite=True)
+    atomic_write_bytes(out / "scale.json", json.dumps({"mode": "depth-split", "microscope": m.name, "device": device,
+                                                       "iterations": args.iterations, "rows": rows}, indent=1).encode(),
+                       overwrite=True)
+    return 0
+
+
 def _parser():
     p = argparse.ArgumentParser(prog="python -m benchmarks scale", description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", type=int, default=200, help="frames in the simulated stack (default 200)")
@@ -111,6 +196,10 @@ def _parser():
     p.add_argument("--out", default=None, help="output folder (default a new results/scale-<time>)")
     p.add_argument("--overwrite", action="store_true", help="write into an existing non-empty --out")
     p.add_argument("--quick", action="store_true", help="40 frames, workers 1 2")
+    p.add_argument("--depth-split", action="store_true",
+                   help="one Fourier LFM frame with its depths over the workers (reconstruction.depthsplit) "
+                        "against serial RL, instead of a time series")
+    p.add_argument("--flfm-pixels", type=int, default=301, help="--depth-split: camera pixels per side (default 301)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress messages (INFO)")
     p.add_argument("--no-progress", action="store_true", help="accepted like the other commands (no bars here)")
     return p
@@ -130,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --out {str(out)!r} exists and is not empty; pass --overwrite", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
+    if args.depth_split:
+        return _depth_split(args, out)
     from reconstruction import backend
     from reconstruction.scanned import make_operator
 

@@ -94,7 +94,7 @@ def _to_host(x) -> np.ndarray:
 def depth_split_rl(image, psf, iterations: int = 8, *, client=None, workers: int | None = None,
                    scheduler: str | None = None, groups: int | None = None, device: str = "auto",
                    dtype=np.float32, background=None, read_noise: float | None = None, eps: float | None = None,
-                   progress: bool = True) -> np.ndarray:
+                   progress: bool = True, info: dict | None = None) -> np.ndarray:
     """Richardson-Lucy of one frame ``image`` (``psf.microscope.image_shape``) with its depths split
     into ``groups`` contiguous ranges, one per dask worker (module docstring).
 
@@ -105,7 +105,8 @@ def depth_split_rl(image, psf, iterations: int = 8, *, client=None, workers: int
     on its worker from its own kernels (only they are sent) and stays there with its estimate;
     ``device`` is each worker's ("auto": its GPU when it has one).  ``background``, ``read_noise`` and
     ``eps`` as in ``richardson_lucy`` (the same validation and ratio).  Returns the volume (nz, Y', X')
-    as a NumPy array of ``dtype``.
+    as a NumPy array of ``dtype``.  ``info``, a dict, receives the groups' depth ranges, their
+    workers and their operators' bytes.
     """
     from .checks import clip_roundoff_negatives
     from .deconvolution import _check_background, _check_read_noise, _check_read_noise_negatives
@@ -131,7 +132,8 @@ def depth_split_rl(image, psf, iterations: int = 8, *, client=None, workers: int
 
     c, close = _client(client, workers, scheduler, progress)
     try:
-        return _run(c, y, b, sigma, eps, psf, int(iterations), groups, device, host.dtype, progress)
+        return _run(c, y, b, sigma, eps, psf, int(iterations), groups, device, host.dtype, progress,
+                    {} if info is None else info)
     finally:
         if close:
             cluster = getattr(c, "cluster", None)
@@ -140,7 +142,7 @@ def depth_split_rl(image, psf, iterations: int = 8, *, client=None, workers: int
                 cluster.close()
 
 
-def _run(client, y, b, sigma, eps, psf, iterations, groups, device, dtype, progress) -> np.ndarray:
+def _run(client, y, b, sigma, eps, psf, iterations, groups, device, dtype, progress, info: dict) -> np.ndarray:
     from .deconvolution import RatioTerms
 
     host = SimpleNamespace(xp=np, dtype=np.dtype(dtype), device="cpu")
@@ -159,6 +161,8 @@ def _run(client, y, b, sigma, eps, psf, iterations, groups, device, dtype, progr
     sums = client.gather([on(i, _summary, g) for i, g in enumerate(grp)])
     total = sum(v for v, _ in sums)
     log.info("depth_split_rl: operators of %s MB on the workers", ", ".join(f"{nb / 2**20:.0f}" for _, nb in sums))
+    info.update({"groups": [list(r) for r in ranges], "workers": [w[0] for w in where],
+                 "operator_bytes": [int(nb) for _, nb in sums]})
     # richardson_lucy's uniform start: sum(H x0) = max(sum(y - b), 0) (the background is not the volume's)
     signal = y if b is None else y - b
     flux = max(float(signal.sum(dtype=np.float64)), 0.0)
