@@ -19,7 +19,8 @@ volume series (``reconstruction.omezarr``), one task per batch of frames:
   ``LocalCluster`` of ``workers`` processes with one thread each (the FFTs and products of one
   task then use one core; several tasks run side by side), closed at the end.  Without any of the
   three the tasks run in this process, one after the other (the serial reference: a distributed
-  run equals it exactly).
+  run equals it exactly).  Several GPUs: a dask-cuda cluster gives each worker one GPU
+  (``CUDA_VISIBLE_DEVICES``), and a task's ``device="auto"`` builds its operator there.
 
 dask and distributed are an optional extra (``pip install 'lfmsim[distributed]'``): a single
 machine reconstructs without them, and they pull in a scheduler, a dashboard and their own
