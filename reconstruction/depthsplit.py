@@ -106,7 +106,9 @@ def depth_split_rl(image, psf, iterations: int = 8, *, client=None, workers: int
     ``device`` is each worker's ("auto": its GPU when it has one).  ``background``, ``read_noise`` and
     ``eps`` as in ``richardson_lucy`` (the same validation and ratio).  Returns the volume (nz, Y', X')
     as a NumPy array of ``dtype``.  ``info``, a dict, receives the groups' depth ranges, their
-    workers and their operators' bytes.
+    workers and their operators' bytes.  A worker lost mid-frame loses its group's estimate, and
+    the frame fails (run it again); resilience to lost workers is the time series' (its tasks are
+    whole frames, ``reconstruction.distributed``).
     """
     from .checks import clip_roundoff_negatives
     from .deconvolution import _check_background, _check_read_noise, _check_read_noise_negatives
@@ -153,8 +155,10 @@ def _run(client, y, b, sigma, eps, psf, iterations, groups, device, dtype, progr
              ", ".join(f"{lo}..{hi - 1}" for lo, hi in ranges))
     where = [[workers[i % len(workers)]] for i in range(len(ranges))]
 
-    def on(i, fn, *args):  # a task pinned to group i's worker, where its operator and estimate live
-        return client.submit(fn, *args, workers=where[i], allow_other_workers=False, pure=False)
+    def on(i, fn, *args):
+        # a task for group i's worker, where its operator and estimate live (data locality keeps it
+        # there; the restriction is loose so that a lost worker fails the frame instead of hanging)
+        return client.submit(fn, *args, workers=where[i], allow_other_workers=True, pure=False)
 
     grp = [on(i, _build, client.scatter(sub_psf(psf, lo, hi), workers=where[i], direct=True), device, dtype)
            for i, (lo, hi) in enumerate(ranges)]
