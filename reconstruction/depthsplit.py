@@ -128,6 +128,11 @@ def depth_split_rl(image, psf, iterations: int = 8, *, client=None, workers: int
         y = clip_roundoff_negatives(y, hint="RL needs non-negative data: subtract the camera offset and clip "
                                             "first, or pass read_noise for offset-subtracted data")
     b = _check_background(background, host, y.shape)
+    if psf.microscope.kind == "slfm":
+        raise ValueError("microscope.kind = 'slfm' is invalid here: depth_split_rl deconvolves one frame; a "
+                         "scanning LFM's K^2 frames go through richardson_lucy or reconstruct()")
+    if groups is not None:
+        depth_groups(len(psf.z_um), groups)  # refused before the cluster starts
     if client is None and workers is None and scheduler is None:
         raise ValueError("depth_split_rl needs a cluster: pass client, workers or scheduler")
     from .distributed import _client

@@ -79,6 +79,10 @@ def test_bad_input_is_refused_before_any_work(frame, client):
         depth_split_rl(y, psf, -1, client=client)
     with pytest.raises(ValueError, match="read_noise"):
         depth_split_rl(y, psf, 2, client=client, read_noise=-1)
+    with pytest.raises(ValueError, match="groups = 9 is invalid"):
+        depth_split_rl(y, psf, 2, workers=2, groups=9)  # before a cluster is started
+    with pytest.raises(ValueError, match="needs a cluster"):
+        depth_split_rl(y, psf, 2)
 
 
 def test_command_line_depth_groups(frame, tmp_path, capsys):
