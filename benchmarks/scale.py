@@ -106,8 +106,9 @@ def _run(m, stack: Path, out: Path, iterations: int, workers: int | None, worker
             "median_task_s": float(np.median(res["task_seconds"])), "worker_peak_rss_mb": worker_mb}
 
 
-def _flfm(side: int):
-    """A Fourier LFM of 3 x 3 lenslets (20x/0.5W, f2 = 20 mm) on ``side``^2 pixels, 21 depths."""
+def small_flfm(side: int):
+    """A Fourier LFM of 3 x 3 lenslets (20x/0.5W, f2 = 20 mm) on ``side``^2 pixels, 21 depths (also the
+    test suite's small Fourier LFM)."""
     from optics.config import Microscope
 
     return Microscope.from_dict({
@@ -131,7 +132,7 @@ def _depth_split(args, out: Path) -> int:
     from reconstruction.depthsplit import depth_split_rl
     from reconstruction.operator import LightFieldOperator
 
-    m = _flfm(args.flfm_pixels)
+    m = small_flfm(args.flfm_pixels)
     psf = compute_psf(m, progress=False)
     rng = np.random.default_rng(0)
     half = 0.35 * m.fov_um[0]

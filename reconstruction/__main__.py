@@ -213,6 +213,14 @@ def _tiles_arg(v):
     return n
 
 
+def _check_cluster_args(args) -> None:
+    """--workers and --scheduler: one of them, a positive worker count."""
+    if args.workers is not None and args.scheduler is not None:
+        raise ValueError("--workers and --scheduler are exclusive: start a local cluster, or use a running one")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers = {args.workers} is invalid: expected an integer >= 1")
+
+
 def _series(args, out: Path) -> int:
     """The OME-Zarr / dask path of ``main`` (reconstruction.distributed); errors propagate to main."""
     from .api import load_microscope
@@ -222,10 +230,7 @@ def _series(args, out: Path) -> int:
     if not is_zarr_path(out):
         raise ValueError(f"--out = {args.out!r} is invalid with --workers / --scheduler: a volume series is written "
                          "as OME-Zarr (a path ending in .zarr), volume by volume as the tasks finish")
-    if args.workers is not None and args.scheduler is not None:
-        raise ValueError("--workers and --scheduler are exclusive: start a local cluster, or use a running one")
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers = {args.workers} is invalid: expected an integer >= 1")
+    _check_cluster_args(args)
     _refuse(args, ("white", "calibration", "dark", "psf", "method", "dao", "rolling", "checkpoint", "tiles", "depth_groups"),
             "with an OME-Zarr series output")
     m = load_microscope(args.config)
@@ -248,10 +253,7 @@ def _depth_split(args, m, image, is_stack, psf, read_noise, out: Path) -> int:
 
     if args.workers is None and args.scheduler is None:
         raise ValueError("--depth-groups needs a cluster: --workers N or --scheduler ADDRESS")
-    if args.workers is not None and args.scheduler is not None:
-        raise ValueError("--workers and --scheduler are exclusive: start a local cluster, or use a running one")
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers = {args.workers} is invalid: expected an integer >= 1")
+    _check_cluster_args(args)
     if is_stack:
         raise ValueError("--depth-groups deconvolves one frame; a (t, Y, X) stack goes to --out VOLS.ome.zarr "
                          "--workers N (frames over the workers)")

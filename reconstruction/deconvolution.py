@@ -167,6 +167,20 @@ def _resolve_filter(filter, op):
     raise ValueError(f"filter = {filter!r} is invalid: expected None, 'none', 'lanczos' or a callable")
 
 
+def check_image_values(y, sigma: float):
+    """RL's checks of the data's values: finite; with read noise sigma > 0, negatives down to
+    ~ -8 sigma are data (``_check_read_noise_negatives``); without, round-off negatives (e.g. of
+    op.forward's FFTs) are clipped to 0 and real negatives refused.  Returns y (clipped)."""
+    xp = backend.xp_of(y)
+    if not bool(xp.isfinite(y).all()):
+        raise ValueError("image contains NaN or infinite values; RL needs finite, non-negative data")
+    if sigma > 0:
+        _check_read_noise_negatives(y, sigma)
+        return y
+    return clip_roundoff_negatives(y, hint="RL needs non-negative data: subtract the camera offset and clip "
+                                           "first, or pass read_noise for offset-subtracted data")
+
+
 class RatioTerms:
     """The ratio of a Richardson-Lucy step, w ⊙ y ⊘ H x or, with a background b and read noise sigma,
     (y + sigma²)₊ ⊘ (max(H x, 0) + b + sigma²) (``richardson_lucy``; the one home of the rule, also
@@ -330,13 +344,7 @@ def richardson_lucy(
             f"image has shape {shape}; expected {op.image_shape} or (t, *{op.image_shape}) for a time series"
         )
     y = backend.to_device(image, op.device, dtype=op.dtype) if on_host else image.astype(op.dtype, copy=False)
-    if not bool(xp.isfinite(y).all()):
-        raise ValueError("image contains NaN or infinite values; RL needs finite, non-negative data")
-    if sigma > 0:  # offset-subtracted data with read noise: negatives down to ~ -8 sigma are data
-        _check_read_noise_negatives(y, sigma)
-    else:  # round-off negatives (e.g. of op.forward's FFTs) are clipped to 0; real negatives are refused
-        y = clip_roundoff_negatives(y, hint="RL needs non-negative data: subtract the camera offset and clip "
-                                            "first, or pass read_noise for offset-subtracted data")
+    y = check_image_values(y, sigma)
     b = _check_background(background, op, shape)
     vol_shape = ((shape[0],) if batched else ()) + op.volume_shape
     img_axes = tuple(range(-nd, 0))

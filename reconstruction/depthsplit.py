@@ -110,8 +110,7 @@ def depth_split_rl(image, psf, iterations: int = 8, *, client=None, workers: int
     the frame fails (run it again); resilience to lost workers is the time series' (its tasks are
     whole frames, ``reconstruction.distributed``).
     """
-    from .checks import clip_roundoff_negatives
-    from .deconvolution import _check_background, _check_read_noise, _check_read_noise_negatives
+    from .deconvolution import _check_background, _check_read_noise, check_image_values
 
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
         raise ValueError(f"iterations = {iterations!r} is invalid: expected an integer >= 0")
@@ -119,14 +118,8 @@ def depth_split_rl(image, psf, iterations: int = 8, *, client=None, workers: int
     y = np.asarray(image, dtype=host.dtype)
     if y.shape != tuple(psf.image_shape):
         raise ValueError(f"image has shape {y.shape}; expected one frame of {tuple(psf.image_shape)}")
-    if not np.isfinite(y).all():
-        raise ValueError("image contains NaN or infinite values; RL needs finite, non-negative data")
     sigma = _check_read_noise(read_noise)
-    if sigma > 0:
-        _check_read_noise_negatives(y, sigma)
-    else:
-        y = clip_roundoff_negatives(y, hint="RL needs non-negative data: subtract the camera offset and clip "
-                                            "first, or pass read_noise for offset-subtracted data")
+    y = check_image_values(y, sigma)
     b = _check_background(background, host, y.shape)
     if psf.microscope.kind == "slfm":
         raise ValueError("microscope.kind = 'slfm' is invalid here: depth_split_rl deconvolves one frame; a "
@@ -135,7 +128,7 @@ def depth_split_rl(image, psf, iterations: int = 8, *, client=None, workers: int
         depth_groups(len(psf.z_um), groups)  # refused before the cluster starts
     if client is None and workers is None and scheduler is None:
         raise ValueError("depth_split_rl needs a cluster: pass client, workers or scheduler")
-    from .distributed import _client
+    from .distributed import _client, _release
 
     c, close = _client(client, workers, scheduler, progress)
     try:
@@ -143,16 +136,13 @@ def depth_split_rl(image, psf, iterations: int = 8, *, client=None, workers: int
                     {} if info is None else info)
     finally:
         if close:
-            cluster = getattr(c, "cluster", None)
-            c.close()
-            if cluster is not None:
-                cluster.close()
+            _release(c)
 
 
 def _run(client, y, b, sigma, eps, psf, iterations, groups, device, dtype, progress, info: dict) -> np.ndarray:
     from .deconvolution import RatioTerms
 
-    host = SimpleNamespace(xp=np, dtype=np.dtype(dtype), device="cpu")
+    dt = np.dtype(dtype)
     workers = sorted(client.scheduler_info()["workers"])
     nz = len(psf.z_um)
     ranges = depth_groups(nz, min(len(workers), nz) if groups is None else groups)
@@ -177,7 +167,7 @@ def _run(client, y, b, sigma, eps, psf, iterations, groups, device, dtype, progr
     flux = max(float(signal.sum(dtype=np.float64)), 0.0)
     level = flux / total if total > 0 else 0.0
     x = [on(i, _start, g, level) for i, g in enumerate(grp)]
-    terms = RatioTerms(y, b, sigma, eps, np, host.dtype)
+    terms = RatioTerms(y, b, sigma, eps, np, dt)
     bar = None
     if progress and iterations:
         from tqdm.auto import tqdm
@@ -187,7 +177,7 @@ def _run(client, y, b, sigma, eps, psf, iterations, groups, device, dtype, progr
     try:
         for k in range(iterations):
             parts = client.gather([on(i, _forward, g, xi) for i, (g, xi) in enumerate(zip(grp, x))])
-            hx = parts[0].astype(host.dtype, copy=True)
+            hx = parts[0].astype(dt, copy=True)
             for p in parts[1:]:
                 hx += p
             ratio = client.scatter(terms.ratio(hx), broadcast=True)
@@ -199,4 +189,4 @@ def _run(client, y, b, sigma, eps, psf, iterations, groups, device, dtype, progr
     finally:
         if bar is not None:
             bar.close()
-    return np.concatenate(vols, axis=0).astype(host.dtype, copy=False)
+    return np.concatenate(vols, axis=0).astype(dt, copy=False)

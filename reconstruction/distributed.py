@@ -174,6 +174,14 @@ def _client(client, workers, scheduler, progress: bool = False):
     return c, True
 
 
+def _release(c) -> None:
+    """Close a client ``_client`` opened, and its LocalCluster if it started one."""
+    cluster = getattr(c, "cluster", None)
+    c.close()
+    if cluster is not None:
+        cluster.close()
+
+
 def reconstruct_series(config, stack, out, *, iterations: int = 8, workers: int | None = None,
                        scheduler: str | None = None, client=None, device: str = "auto", raw: bool | None = None,
                        read_noise: float | None = None, background: float | None = None,
@@ -284,10 +292,7 @@ def reconstruct_series(config, stack, out, *, iterations: int = 8, workers: int 
         if bar is not None:
             bar.close()
         if close:
-            cluster = getattr(c, "cluster", None)
-            c.close()
-            if cluster is not None:
-                cluster.close()
+            _release(c)
     return {"frames": shape[0], "done_before": len(done), "written": sum(r["t1"] - r["t0"] for r in results),
             "seconds": time.perf_counter() - t_start, "task_seconds": [r["seconds"] for r in results],
             "workers": sorted(set(r["pid"] for r in results))}

@@ -18,12 +18,7 @@ def m():
 @pytest.fixture(scope="module")
 def small_flfm():
     """A tiny Fourier LFM: 20x/0.5W, f2 = 20 mm (1 mm pupil), 3 x 3 lenslets of 333 um, f = 4 mm
-    (M_T = 4), 201 x 201 pixels of 6.5 um, 5 depths."""
-    from optics.config import Microscope
+    (M_T = 4), 201 x 201 pixels of 6.5 um, 5 depths (``benchmarks.scale``'s Fourier LFM)."""
+    from benchmarks.scale import small_flfm as make
 
-    return Microscope.from_dict({
-        "microscope": {"kind": "flfm", "wavelength_um": 0.52},
-        "objective": {"magnification": 20, "na": 0.5, "immersion_index": 1.33, "tube_lens_focal_um": 200000},
-        "mla": {"pitch_um": 333.0, "focal_um": 4000.0, "fourier_lens_focal_um": 20000.0, "lenslets": [3, 3]},
-        "camera": {"pixel_um": 6.5, "shape": [201, 201]},
-        "volume": {"z_min_um": -20, "z_max_um": 20, "z_step_um": 10}})
+    return make(201).replace(volume={"z_min_um": -20, "z_max_um": 20, "z_step_um": 10})

@@ -5,6 +5,8 @@ Independent references: the radial Richards-Wolf integrals I0, I1, I2 (Bessel qu
 ``optics.lfpsf._RadialTable``) for a radially symmetric term, where both paths apply; the on-axis
 intensity of an astigmatic and comatic pupil by a direct midpoint quadrature over (theta, phi) of
 the Richards-Wolf integrand; and a Zernike tilt, which moves every component of the field alike.
+The LFM kernels of the 2-D integral against the radial ones: tests/optics/test_aberrations.py
+(``test_2d_pupil_integral_equals_the_radial_debye_integral[vectorial]``).
 """
 
 import math
@@ -12,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from optics import compute_psf, presets
+from optics import presets
 from optics.config import Microscope
 from optics.debye2d import PupilTable
 from optics.lfpsf import _RadialTable, sensor_pattern
@@ -83,23 +85,6 @@ def test_on_axis_intensity_of_astigmatism_and_coma_against_a_polar_quadrature():
 
     assert ratio(True) == pytest.approx(reference, rel=1.5e-3)
     assert abs(ratio(False) - reference) > 0.01 * reference
-
-
-def test_vectorial_lfm_kernels_of_the_2d_integral_equal_the_radial_ones(monkeypatch):
-    """The LFM kernels (20x/0.5W, vectorial, Noll 11) through the 2-D pupil integral against the radial
-    Richards-Wolf path: 0.3% (L2; measured 0.10%); the scalar model's kernels are 0.4-1.2% away from the
-    vectorial ones, so the tolerance separates the two models."""
-    import optics.lfpsf as lfpsf
-
-    m = presets.get("lfm-20x-0.5w", camera={"shape": [75, 75]}, aberrations={"zernike_waves": {"11": 0.1}},
-                    simulation={"vectorial": True},
-                    volume={"z_min_um": -10, "z_max_um": 10, "z_step_um": 10, "voxels_per_lenslet": 3})
-    radial = compute_psf(m, cache=False, progress=False)
-    monkeypatch.setattr(lfpsf, "_non_radial", lambda mm: True)
-    pupil = compute_psf(m, cache=False, progress=False)
-    for a, b in zip(radial.kernels, pupil.kernels):
-        assert a.shape == b.shape
-        assert np.linalg.norm(a - b) / np.linalg.norm(a) < 3e-3
 
 
 def test_vectorial_widefield_tilt_is_a_shift_and_astigmatism_keeps_its_axes():

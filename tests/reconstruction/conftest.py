@@ -1,4 +1,5 @@
-"""Fixtures of the reconstruction tests: the array module ``xp`` (numpy; cupy with a GPU)."""
+"""Fixtures of the reconstruction tests: the array module ``xp`` (numpy; cupy with a GPU) and a dask
+LocalCluster of 2 worker processes per test module (``client``; the module skips without distributed)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,15 @@ def roundoff_projection(small_op32):
         y = y - (y.min() + np.float32(1e-7) * y.max())
     assert (y < 0).any() and float(y.min()) >= -1e-5 * float(np.abs(y).max())
     return y
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A client of a LocalCluster of 2 single-threaded worker processes, one per test module."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()

@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("distributed")
 
 from optics import compute_psf  # noqa: E402
-from optics.config import Microscope  # noqa: E402
 from optics.simulation import point_photon_image  # noqa: E402
 from reconstruction.deconvolution import richardson_lucy  # noqa: E402
 from reconstruction.depthsplit import depth_groups, depth_split_rl, sub_psf  # noqa: E402
@@ -19,12 +18,10 @@ from reconstruction.operator import LightFieldOperator  # noqa: E402
 
 
 def _flfm():
-    return Microscope.from_dict({
-        "microscope": {"kind": "flfm", "wavelength_um": 0.52},
-        "objective": {"magnification": 20, "na": 0.5, "immersion_index": 1.33, "tube_lens_focal_um": 200000},
-        "mla": {"pitch_um": 333.0, "focal_um": 4000.0, "fourier_lens_focal_um": 20000.0, "lenslets": [3, 3]},
-        "camera": {"pixel_um": 6.5, "shape": [121, 121]},
-        "volume": {"z_min_um": -20, "z_max_um": 20, "z_step_um": 10}})
+    """The 3 x 3-lenslet Fourier LFM of ``benchmarks scale --depth-split`` on 121^2 px, 5 depths."""
+    from benchmarks.scale import small_flfm
+
+    return small_flfm(121).replace(volume={"z_min_um": -20, "z_max_um": 20, "z_step_um": 10})
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +30,6 @@ def frame():
     psf = compute_psf(m, cache=False, progress=False)
     y = point_photon_image(m, [(3.1, -2.4, 7.3), (-6.0, 5.2, -12.6)], photons_per_point=2e4)
     return psf, np.random.default_rng(1).poisson(y).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
 
 
 def test_groups_are_contiguous_and_cover_the_depths():

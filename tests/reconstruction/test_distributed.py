@@ -53,17 +53,6 @@ def setup(tmp_path_factory):
     return {"m": m, "psf": psf, "stack": path, "serial": open_image(serial)[1][:], "tmp": tmp}
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def test_distributed_equals_serial(setup, client):
     out = setup["tmp"] / "dist.ome.zarr"
     res = reconstruct_series(setup["m"], setup["stack"], out, iterations=3, psf=setup["psf"], client=client,
