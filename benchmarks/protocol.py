@@ -21,8 +21,13 @@
   point_photon_image``, the convention of ``optics.scan``), with the same finer model and wider
   window as the LFM's (the window of the farthest shifted position).  Each frame has its own shot
   and read noise.
-* **Repeats**: ``repeats`` independent realisations (positions and noise) per point, each from
-  its own seeded generator (``repeat_rng``), so any point can be reproduced alone.
+* **Repeats**: ``repeats`` realisations (positions and noise) per point, each from its own seeded
+  generator (``repeat_rng``), so any point can be reproduced alone.  The pair's position along the
+  separation axis is stratified over the repeats (``PLACEMENT``): repeat k of n draws it from the
+  k-th n-th of one lenslet pitch, so the n repeats see the pair at n different phases of the
+  lenslet grid.  At the native focal plane of an LFM 1.0 the outcome depends on that phase (a pair
+  is resolved when a lenslet boundary lies between its beads: probability s/d for a separation
+  s < d), and independent draws could put all repeats on the same side of the boundary.
 """
 
 from __future__ import annotations
@@ -38,13 +43,16 @@ from optics.scan import scan_shifts_um
 from optics.simulation import point_photon_image
 from optics.support import window_lenslets
 
-__all__ = ["Protocol", "MIN_OFF_GRID", "repeat_rng", "off_grid", "draw_pair", "simulation_microscope",
+__all__ = ["Protocol", "MIN_OFF_GRID", "PLACEMENT", "repeat_rng", "off_grid", "draw_pair", "simulation_microscope",
            "bead_patterns", "mean_photons", "noisy_frames", "to_electrons"]
 
 #: Smallest distance of a drawn coordinate from the reconstruction grid, in grid steps.
 MIN_OFF_GRID = 0.1
 #: Default detected photons per bead: a bright fluorescent bead or a labelled soma in one frame.
 DEFAULT_PHOTONS = 1.0e4
+
+#: How the repeats of a point place the pair along the lenslet grid (``draw_pair``'s ``stratum``).
+PLACEMENT = "stratified: repeat k of n in the k-th n-th of one lenslet pitch (wide-field: of 10 pixels)"
 
 
 @dataclass(frozen=True)
@@ -101,18 +109,28 @@ def off_grid(coord: float, centres: np.ndarray) -> bool:
 
 
 def draw_pair(rng: np.random.Generator, xc: np.ndarray, yc: np.ndarray, z_nominal: float, z_step: float,
-              separations, centre_range_um: float, z_planes: np.ndarray | None = None) -> dict:
+              separations, centre_range_um: float, z_planes: np.ndarray | None = None,
+              stratum: tuple[int, int] | None = None) -> dict:
     """Off-grid positions of one repeat: the left bead and, for each separation s, its partner at +s in x.
 
     The left bead is at x = c - median(s)/2, y ~ U(-r/2, r/2) with c ~ U(-r/2, r/2) (r =
     ``centre_range_um``), redrawn until it, every partner and y are ``MIN_OFF_GRID`` away from the
     voxel centres ``xc``/``yc``.  z = z_nominal +- U(0.15, 0.4) z_step (random sign), off the
     reconstruction planes ``z_planes`` (default: the grid of step ``z_step`` through 0).
+
+    ``stratum = (k, n)``: c ~ U of the k-th of n equal parts of (-r/2, r/2) instead (stratified
+    sampling: the n repeats of a point then place the pair at n different phases of the period r,
+    e.g. the lenslet pitch, instead of n independent ones; see ``PLACEMENT``).
     """
     seps = np.asarray(separations, dtype=np.float64)
     planes = np.array([0.0, z_step]) if z_planes is None or len(z_planes) < 2 else np.asarray(z_planes)
+    if stratum is not None:
+        k, n = (int(v) for v in stratum)
+        if not (n >= 1 and 0 <= k < n):
+            raise ValueError(f"stratum = {stratum!r} is invalid: expected (k, n) with 0 <= k < n")
     for _ in range(10000):
-        c = rng.uniform(-0.5, 0.5) * centre_range_um
+        u = rng.uniform(0.0, 1.0) if stratum is None else (k + rng.uniform(0.0, 1.0)) / n
+        c = (u - 0.5) * centre_range_um
         y = rng.uniform(-0.5, 0.5) * centre_range_um
         z = z_nominal + rng.choice((-1.0, 1.0)) * rng.uniform(0.15, 0.4) * z_step
         x_left = c - 0.5 * float(np.median(seps))

@@ -164,6 +164,12 @@ def notes(res: dict, size: D.Size) -> list[str]:
         "the reconstruction planes, so the z = 0 row measures 0.15-0.4 steps from focus, where the LFM 1.0's "
         "low-resolution band is partly filled in; benchmarks.tradeoff.near_focus measures a design on a finer "
         "grid (40x/0.95 N = 7 at 0.5 um: 1.75 um = the pitch within 0.2 um of focus, 1.46 um 0.5-2 um away).",
+        "Band at the native focal plane (LFM 1.0, scanning LFM): inside n d/(2 M NA) a pair is resolved when a lenslet "
+        "boundary lies between its beads (probability s M/d), so each repeat's resolution is the distance from its "
+        "left bead to the next boundary and the median over repeats reads about d/(2M) by construction; the repeats "
+        f"place the pair {p.get('placement', 'at random')}, and the band is judged on the worst repeat, against theory's "
+        "d/M (benchmarks.focusband; 'shown' when the worst repeat inside the band is coarser than the worst at every "
+        "measured depth where theory is below (1 - 1/n) d/M).",
         f"Wide-field: raw camera image (no reconstruction), {D.WIDEFIELD_PIXEL_UM:g} um camera pixel; axial FWHM from "
         "through-focus stacks of noisy frames.",
         "FOV and resolvable voxels are for the full camera (min(sensor, 22 mm field number) / M); the measurement uses a "
@@ -198,6 +204,17 @@ def _range(r) -> str:
     if not r or r[0] is None:
         return ""
     return f" [{_fmt(r[0])}, {_fmt(r[1])}]"
+
+
+def _band_cells(rows) -> str:
+    if not rows:
+        return "-"
+    return ", ".join(f"{'not resolved' if r['worst_um'] is None else _fmt(r['worst_um'])} [{r['z_um']:.3g}]"
+                     for r in rows)
+
+
+def _shown(v) -> str:
+    return "-" if v is None else ("yes" if v else "no")
 
 
 def _fps(res: dict) -> float:
@@ -253,6 +270,17 @@ def render_markdown(res: dict) -> str:
                          f"{_range(r['lateral_resolution_range_um'])}{ub} | "
                          f"{_fmt(r['theory_lateral_resolution_um'])} | {_fmt(r['lateral_fwhm_um'])}{lf} | "
                          f"{_fmt(r['axial_resolution_um'])}{af} |")
+    bands = [e for e in res["designs"] if e.get("focus_band")]
+    if bands:
+        lines += ["", "## Band at the native focal plane (worst repeat; benchmarks.focusband)", "",
+                  "| design | band half-width (um) | theory in band (um) | worst in band (um) [z] "
+                  "| worst where theory < (1 - 1/n) of it (um) [z] | shown |", "|---|---|---|---|---|---|"]
+        for e in bands:
+            for tag, fb in (("", e["focus_band"]), (" (near focus)", (e.get("near_focus") or {}).get("focus_band"))):
+                if fb:
+                    lines.append(f"| {e['name']}{tag} | {fb['artifact_band_um']:.3g} | {fb['in_band_theory_um']:.3g} | "
+                                 f"{_band_cells(fb['in_band'])} | {_band_cells(fb['compared'])} | "
+                                 f"{_shown(fb['shown'])} |")
     near = [e for e in res["designs"] if e.get("near_focus")]
     if near:
         lines += ["", "## Near focus (LFM 1.0, finer depth grid: the band at the native plane)", "",
@@ -291,6 +319,12 @@ def summary(res: dict) -> str:
                    f"{e['usable_depth_range_um']:9.3g} {f'[{ps[0]:.3g}, {ps[1]:.3g}]':>15s} "
                    f"{e['resolvable_voxels']:9.3g} {_fmt(e['seconds_per_volume']):>8s} "
                    f"{_fmt(e['seconds_per_volume_full_camera']):>9s} {_rate(e):>16s}")
+    for e in res["designs"]:
+        fb = e.get("focus_band")
+        if fb:
+            worst = "not resolved" if fb["worst_in_band_unresolved"] else f"{_fmt(fb['worst_in_band_um'])} um"
+            out.append(f"  band at focus {e['name']}: worst repeat inside +-{fb['artifact_band_um']:.3g} um {worst} "
+                       f"(theory d/M {fb['in_band_theory_um']:.3g} um); shown: {_shown(fb['shown'])}")
     for c in res["convergence"]:
         out.append(f"  convergence {c['design']} z = {c['z_um']:g}: {c['variable']} {c['value']:g} -> "
                    f"{_fmt(c['lateral_resolution_um'])}{_range(c['lateral_resolution_range_um'])} um")

@@ -22,6 +22,9 @@ objectives and several lenslet pitches on one camera) and each depth z, on both 
   same photons per bead per volume split over the K^2 scan frames (``benchmarks.protocol``), all
   frames reconstructed jointly (``reconstruction.scanned.make_operator``), the artifact band of the
   scan step d / K;
+* the **band at the native focal plane** of each LFM 1.0 and scanning LFM (``benchmarks.focusband``):
+  inside it the resolution depends on where the pair falls against the lenslets (the repeats are
+  stratified over one pitch), so it is judged on the worst repeat against theory's d/M;
 * a **convergence study** (resolution vs RL iterations and vs photons) for one LFM and the
   wide-field design of the same objective, so each number can be read as limited by physics, noise
   or the solver, and the published figures (Prevedel 2014; Broxton 2013's band limit) beside ours.
@@ -47,8 +50,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import designs as D
+from benchmarks import focusband, report, timing, twopoint
 from benchmarks import protocol as P
-from benchmarks import report, timing, twopoint
 from optics import theory
 from optics.io import atomic_write, atomic_write_bytes
 from optics.lfpsf import compute_psf
@@ -360,6 +363,8 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
     }
     entry["theory"]["fov_um"] = fov
     entry["best_lateral_resolution_um"] = best_lateral(entry)
+    if m.kind in ("lfm", "slfm") and band > 0:  # the band about the native focal plane (benchmarks.focusband)
+        entry["focus_band"] = focusband.focus_band(rows, band, theory.in_band_resolution_um(m), prot.repeats)
     if size.near_focus and m.kind == "lfm" and band > 0:
         # the band at the native plane on a grid of a quarter band half-width (beads within 0.1 band of
         # the planes' nominal depths), reconstructed over +-(2 band + the size's margin planes) only
@@ -368,6 +373,8 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
         entry["near_focus"] = {"z_step_um": step, "artifact_band_um": band, "reconstruction_z_max_um": zmax,
                                "rows": near_focus(design, size, step, (0.0, 0.5 * band, band, 2 * band), device=device,
                                                   design_index=design_index, seed=seed, protocol=prot, z_max_um=zmax)}
+        entry["near_focus"]["focus_band"] = focusband.focus_band(entry["near_focus"]["rows"], band,
+                                                                 theory.in_band_resolution_um(m), prot.repeats)
     if "timing_frame" in meas:
         entry["_timing_frame"] = meas["timing_frame"]
     return entry
@@ -407,6 +414,7 @@ def near_focus(design: D.Design, size: D.Size, z_step_um: float, depths_um, *, d
                 protocol=protocol, convergence=False, full_camera_timing="extrapolate")
     return [{"z_um": r["z_um"], "bead_z_um": [p["z_um"] for p in r["bead_positions_um"]],
              "lateral_resolution_um": r["lateral_resolution_um"],
+             "lateral_resolution_range_um": r["lateral_resolution_range_um"],
              "lateral_resolution_per_repeat_um": r["lateral_resolution_per_repeat_um"],
              "theory_lateral_resolution_um": r["theory_lateral_resolution_um"]} for r in e["per_depth"]]
 
@@ -541,7 +549,7 @@ def run(size: D.Size, design_list: list[D.Design], out_dir: Path, *, device: str
         "benchmark": "tradeoff", "size": size.name, "device": dev, "device_name": backend.device_name(dev),
         "started": started, "threshold_um": threshold_um, "seed": seed, "jobs": njobs,
         "protocol": {**prot.as_dict(), "simulation_model": prot.simulation_model(), "mirrored_z": False,
-                     "camera_read_noise_e": sorted({float(d.microscope.camera.read_noise_e) for d in design_list}),
+                     "placement": P.PLACEMENT, "camera_read_noise_e": sorted({float(d.microscope.camera.read_noise_e) for d in design_list}),
                      "resolved_fraction": metrics.RESOLVED_FRACTION, "min_dip": MIN_DIP},
         "settings": {"description": size.describe(), "crop_lenslets": size.crop_lenslets,
                      "max_voxels_per_lenslet": size.max_voxels_per_lenslet, "iterations": size.iterations,

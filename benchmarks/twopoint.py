@@ -188,7 +188,7 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
         rng = P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r)
         centre_range = ctx.m_rec.lenslet_pitch_object_um if lfm else 10 * ctx.m_rec.voxel_um
         pos = P.draw_pair(rng, ctx.xc, ctx.yc, z_nominal, ctx.z_step, seps, centre_range,
-                          ctx.zs if lfm else None)
+                          ctx.zs if lfm else None, stratum=(r, prot.repeats))
         repeats.append({"pos": pos, "pats": _patterns(ctx, pos, seps), "rng": rng})
 
     n = len(seps) + 1

@@ -82,6 +82,7 @@ __all__ = [
     "lfm_pixel_limit_um",
     "lfm_lateral_resolution_um",
     "artifact_band_um",
+    "in_band_resolution_um",
     "useful_range_um",
     "field_of_view_um",
     "widefield_spots_per_axis",
@@ -557,8 +558,21 @@ def lateral_resolution_m(m, z_um, min_dip: float = 0.0):
     # and the fallback of the LFM with the lenslet sampling d replaced by the scan step d / K)
     step = m.mla.pitch_um / m.scan_steps
     band = artifact_band_um(o.na, o.immersion_index, step, o.magnification)
-    d_m = rendering_resolution_um(step, o.magnification)
-    return _out(np.where(np.abs(z) < band, np.maximum(res, d_m), res))
+    return _out(np.where(np.abs(z) < band, np.maximum(res, in_band_resolution_um(m)), res))
+
+
+def in_band_resolution_um(m) -> float:
+    """The fallback inside the artifact band of an LFM (kinds "lfm", "lfm-defocused") or scanning
+    LFM: one sample per lenslet, d/M (L06), or per scan step, d/(K M).
+
+    It is the separation resolved wherever the pair falls: at the native focal plane a bead's light
+    reaches one lenslet and the pixels behind it record only its angles, so two beads behind one
+    lenslet give the same pattern, and a pair of separation s < d/M is resolved only when a lenslet
+    boundary lies between them (probability s M / d for a uniform placement; tested in
+    tests/benchmarks/test_focus_band.py)."""
+    if m.mla is None or m.kind == "flfm":
+        raise ValueError(f"kind = {m.kind!r} has no artifact band; expected 'lfm', 'lfm-defocused' or 'slfm'")
+    return rendering_resolution_um(m.mla.pitch_um / m.scan_steps, m.objective.magnification)
 
 
 def theory_summary(m, field_number_um: float = DEFAULT_FIELD_NUMBER_UM) -> dict:
