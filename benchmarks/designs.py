@@ -38,7 +38,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from optics import presets
+from benchmarks.twopoint import MIN_DIP
+from optics import presets, theory
 from optics.config import Microscope, load_config
 
 __all__ = ["Size", "SIZES", "Design", "standard_designs", "design_from_config", "OBJECTIVES", "FAMILY_PRESETS",
@@ -93,6 +94,8 @@ class Size:
     slfm_nnum: int = 15                  # ... of the objectives SLFM_OBJECTIVES
     slfm_depth_fractions: tuple[float, ...] | None = None  # their depths (None: the LFMs' depth_fractions)
     slfm_passes: int = 3                 # their reconstruction: passes of the published phase-space RL
+    slfm_max_voxels_per_lenslet: int | None = None  # their voxel cap (None: max_voxels_per_lenslet); the full
+    #                                      size's 15 puts the 3x3 and 5x5 scans on one grid (15 = 5 x 3 = 3 x 5)
     near_focus: bool = False             # also measure each LFM 1.0 near focus on a finer depth grid
     #                                      (``benchmarks.tradeoff.near_focus``: the band at the native plane)
 
@@ -120,7 +123,7 @@ SIZES = {
                  z_max_um={"lfm-20x-0.5w": 100.0, "lfm-40x-0.95": 24.0},
                  z_step_um={"lfm-20x-0.5w": 4.0, "lfm-40x-0.95": 1.5},
                  widefield_depths_um={k: _both(d) for k, d in _WF_DEPTHS.items()},
-                 widefield_crop_px=96, slfm_scans=(3, 5), near_focus=True),
+                 widefield_crop_px=96, slfm_scans=(3, 5), slfm_max_voxels_per_lenslet=15, near_focus=True),
     "quick": Size("quick", nnums=(7, 15), crop_lenslets=7, max_voxels_per_lenslet=9, voxel_target=1.2,
                   iterations=20,
                   depth_fractions=(-1.0, -0.4, 0.0, 0.2, 0.4, 1.0),
@@ -337,7 +340,7 @@ def reconstruction_microscope(design: Design, size: Size) -> Microscope:
     """The measured crop: ``size.crop_lenslets`` lenslets, s = min(N, size.max_voxels_per_lenslet), z grid."""
     m = design.microscope
     if m.kind == "widefield":
-        c = size.widefield_crop_px
+        c = widefield_crop_px(design, size)
         return m.replace(camera={"shape": [c, c]})
     zmax = design.z_max_um
     nsteps = int(math.ceil(zmax / design.z_step_um - 1e-9))
@@ -355,14 +358,36 @@ def reconstruction_microscope(design: Design, size: Size) -> Microscope:
     return m.replace(camera={"shape": [c, c]}, volume=zgrid | {"voxels_per_lenslet": s})
 
 
+#: The wide-field crop spans this many times the coarsest resolution theory's wave model expects at
+#: its depths (``theory.lateral_resolution_m`` with the benchmark's contrast): the two-point sweep tests
+#: separations up to 0.4 of the field (``benchmarks.tradeoff.measure_widefield``), so it then reaches
+#: 1.6x that resolution.  A fixed 64-pixel crop capped the 40x/0.95 sweep at 1.25 um where the wave
+#: model puts the resolution 2 um from focus at 4.4 um.  (The blur-disk model, 12 um there for the
+#: dry NA 0.95, is a ray bound that ignores how the defocused PSF concentrates its energy inwards;
+#: its sweep is cut at the same field.)
+WIDEFIELD_FIELD_FACTOR = 4.0
+
+
+def widefield_crop_px(design: Design, size: Size) -> int:
+    """Side of the measured wide-field crop (pixels): ``size.widefield_crop_px``, or more where the
+    design's depths need it (``WIDEFIELD_FIELD_FACTOR``)."""
+    m = design.microscope
+    z = np.asarray(design.depths_um, dtype=np.float64)
+    coarsest = float(np.max(theory.lateral_resolution_m(m, z, MIN_DIP)))
+    need = int(math.ceil(WIDEFIELD_FIELD_FACTOR * coarsest / m.voxel_um - 1e-9))
+    return max(int(size.widefield_crop_px), need)
+
+
 def voxels_per_lenslet(m: Microscope, size: Size) -> int:
     """Reconstruction s: the smallest odd s with a voxel d/(M s) <= voxel_target lambda0/NA, within 1..min(N, max).
 
     Scanning LFM (K = ``m.scan.steps``): each scan step d / K must be a whole number of voxels and the
     config takes s <= K N (``optics.config``), so s is the smallest odd multiple of K that meets the
-    voxel target, capped at the largest odd multiple of K <= min(K N, ``size.max_voxels_per_lenslet``);
-    K itself when K exceeds that cap.  (The cap can leave the sLFM with coarser voxels than the LFM of
-    the same optics, e.g. 5 for a 5 x 5 scan where the LFM has 7: the size's voxel budget wins.)
+    voxel target, capped at the largest odd multiple of K <= min(K N, cap), cap =
+    ``size.slfm_max_voxels_per_lenslet`` (default ``size.max_voxels_per_lenslet``); K itself when K
+    exceeds that cap.  (A cap below 15 can leave a 5 x 5 scan with coarser voxels than the 3 x 3 or
+    the LFM of the same optics, e.g. 5 where they have 9: the size's voxel budget wins; the full
+    size's cap of 15 gives both scans the same 15 voxels per lenslet.)
     """
     target = size.voxel_target * m.wavelength_um / m.objective.na
     s = max(1, math.ceil(m.lenslet_pitch_object_um / target - 1e-9))
@@ -370,7 +395,8 @@ def voxels_per_lenslet(m: Microscope, size: Size) -> int:
         k = m.scan.steps
         mult = -(-s // k)
         mult += 1 - mult % 2                     # odd multiple of K at or above the target
-        cap = min(k * m.pixels_per_lenslet, size.max_voxels_per_lenslet) // k
+        budget = size.max_voxels_per_lenslet if size.slfm_max_voxels_per_lenslet is None else size.slfm_max_voxels_per_lenslet
+        cap = min(k * m.pixels_per_lenslet, budget) // k
         cap -= 1 - cap % 2                       # largest odd multiple of K within the cap (0 if none)
         return int(k * max(1, min(mult, cap)))
     s += 1 - s % 2

@@ -48,6 +48,9 @@ def reductions(size: D.Size) -> list[str]:
     if size.slfm_scans != full.slfm_scans:
         out.append(f"scanning LFMs {[f'{k}x{k}' for k in size.slfm_scans]} "
                    f"(full: {[f'{k}x{k}' for k in full.slfm_scans]})")
+    if size.slfm_scans and size.slfm_max_voxels_per_lenslet != full.slfm_max_voxels_per_lenslet:
+        cap = size.slfm_max_voxels_per_lenslet or size.max_voxels_per_lenslet
+        out.append(f"scanning LFMs <= {cap} voxels per lenslet (full: {full.slfm_max_voxels_per_lenslet})")
     if size.slfm_scans and size.slfm_depth_fractions is not None:
         out.append(f"{len(size.slfm_depth_fractions)} depths for the scanning LFMs (full: as the LFMs)")
     if full.near_focus and not size.near_focus:
@@ -170,8 +173,9 @@ def notes(res: dict, size: D.Size) -> list[str]:
         f"place the pair {p.get('placement', 'at random')}, and the band is judged on the worst repeat, against theory's "
         "d/M (benchmarks.focusband; 'shown' when the worst repeat inside the band is coarser than the worst at every "
         "measured depth where theory is below (1 - 1/n) d/M).",
-        f"Wide-field: raw camera image (no reconstruction), {D.WIDEFIELD_PIXEL_UM:g} um camera pixel; axial FWHM from "
-        "through-focus stacks of noisy frames.",
+        f"Wide-field: raw camera image (no reconstruction), {D.WIDEFIELD_PIXEL_UM:g} um camera pixel, a crop of "
+        f"{D.WIDEFIELD_FIELD_FACTOR:g}x the coarsest theory resolution of its depths or more (benchmarks.designs."
+        "widefield_crop_px: the sweep reaches 1.6x theory); axial FWHM from through-focus stacks of noisy frames.",
         "FOV and resolvable voxels are for the full camera (min(sensor, 22 mm field number) / M); the measurement uses a "
         "central crop. Seconds per volume (one reconstruction; RL iterations of the size): 'crop' timed on the measured "
         "crop, 'full camera' per benchmarks.timing (method in results.json); a volume is one camera frame for the LFM, "

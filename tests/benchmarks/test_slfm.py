@@ -48,8 +48,9 @@ def test_slfm_designs_in_the_sweep(size_name, scans):
 
 
 def test_slfm_voxels_per_lenslet_rule():
-    """An odd multiple of K: the smallest meeting the voxel target, within min(K N, max_voxels_per_lenslet);
-    K when K exceeds that cap; the config accepts every result."""
+    """An odd multiple of K: the smallest meeting the voxel target, within min(K N, the scanning LFMs'
+    cap: slfm_max_voxels_per_lenslet, else max_voxels_per_lenslet); K when K exceeds that cap; the
+    config accepts every result."""
     full, quick, smallest = D.SIZES["full"], D.SIZES["quick"], D.SIZES["smallest"]
     lfm = D._matched_lfm(D.presets.get("lfm-20x-0.5w"), 15, 10.0, 20480.0)
     got = {}
@@ -61,10 +62,13 @@ def test_slfm_voxels_per_lenslet_rule():
             assert s % k == 0 and (s // k) % 2 == 1
             d = D.Design(m.name, m, "20x/0.5W", (0.0,), 10.0, 5.0)
             assert D.reconstruction_microscope(d, size).voxels_per_lenslet == s  # a valid config
-    # d/M = 7.5 um; full: target 0.52 um -> 15 -> capped at 11: 9 (3x3), 5 (5x5); quick: 1.25 um -> 7 ->
-    # 9 (3x3), 15 capped at 9 -> 5 (5x5); smallest: cap 3 -> 3, and K = 5 above the cap -> 5
-    assert got == {("full", 3): 9, ("full", 5): 5, ("quick", 3): 9, ("quick", 5): 5,
+    # d/M = 7.5 um; full: target 0.52 um -> 15, the scans' cap 15: 15 for both (one grid); quick: 1.25 um
+    # -> 7 -> 9 (3x3), 15 capped at 9 -> 5 (5x5); smallest: cap 3 -> 3, and K = 5 above the cap -> 5
+    assert got == {("full", 3): 15, ("full", 5): 15, ("quick", 3): 9, ("quick", 5): 5,
                    ("smallest", 3): 3, ("smallest", 5): 5}
+    # without the scans' own cap the full size's 11 applies: 9 (3x3), 5 (5x5)
+    capped = dataclasses.replace(full, slfm_max_voxels_per_lenslet=None)
+    assert [D.voxels_per_lenslet(D.scanned_lfm(lfm, k), capped) for k in (3, 5)] == [9, 5]
     # the config's s <= K N: a 3-pixel lenslet with a fine target and a generous cap stops at 9
     small = D._matched_lfm(D.presets.get("lfm-20x-0.5w"), 3, 10.0, 300.0)
     fine = dataclasses.replace(quick, voxel_target=0.05, max_voxels_per_lenslet=99)

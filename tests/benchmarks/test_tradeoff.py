@@ -362,3 +362,26 @@ def test_full_run_measures_each_lfm_near_focus(tmp_path, monkeypatch):
     assert nf["focus_band"]["artifact_band_um"] == pytest.approx(band)
     md = report.render_markdown(res)
     assert "## Near focus" in md and "## Band at the native focal plane" in md
+
+
+def test_widefield_crop_holds_the_sweep_at_every_depth():
+    """The wide-field crop grows with the design's depths so the two-point sweep (separations up to
+    0.4 of the field) reaches 1.6x theory's resolution at the deepest one: 355 px (17.7 um) for the
+    40x/0.95 at +-2 um (theory 4.43 um), where the fixed 64 px capped it at 1.25 um; the size's
+    crop when that is larger (the smallest size's 48 px at +-1 um of the 20x)."""
+    from optics import theory
+
+    for name in ("quick", "full", "smallest"):
+        size = designs.SIZES[name]
+        for d in designs.standard_designs(size):
+            if d.kind != "widefield":
+                continue
+            m = designs.reconstruction_microscope(d, size)
+            side = m.image_shape[1]
+            coarsest = max(float(theory.lateral_resolution_m(d.microscope, z, twopoint.MIN_DIP)) for z in d.depths_um)
+            assert side >= size.widefield_crop_px
+            assert 0.4 * (side - 1) * m.voxel_um >= 1.6 * coarsest - m.voxel_um
+            if d.name == "widefield-40x-0.95" and name == "quick":
+                assert side == 355
+            if name == "smallest":
+                assert side == 48
