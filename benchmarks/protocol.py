@@ -26,8 +26,8 @@
   separation axis is stratified over the repeats (``PLACEMENT``): repeat k of n draws it from the
   k-th n-th of one lenslet pitch, so the n repeats see the pair at n different phases of the
   lenslet grid.  At the native focal plane of an LFM 1.0 the outcome depends on that phase (a pair
-  is resolved when a lenslet boundary lies between its beads: probability s/d for a separation
-  s < d), and independent draws could put all repeats on the same side of the boundary.
+  s < d apart can be resolved only when a lenslet boundary lies between its beads), and
+  independent draws could put all repeats on the same side of the boundary.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ resolved when at least 2/3 of the repeats resolve it; each repeat's resolution i
 separation from which on it resolves all (``metrics.two_point_resolution``), reported as median and
 [min, max] over repeats.  A sweep whose every separation is resolved (an upper bound at its start)
 is refined below its smallest separation (``REFINE_FACTORS``, same left beads, new off-grid partners,
-fresh noise) down to a floor of 1.2 grid steps, so no result is bounded by the sweep's guess.  The
+fresh noise) down to a floor of 1.2 grid steps, and a sweep whose largest separation some repeat
+leaves unresolved is extended above it (``EXTEND_FACTORS``, up to the sweep's ceiling), so no result
+is bounded by the sweep's guess.  The
 same frames, reconstructed to other iteration counts, and the same bead patterns with other photon
 budgets, give the convergence study (refined alike).
 """
@@ -169,8 +171,34 @@ def _refinement(ctx: Context, repeats: list, smallest: float, floor: float, quan
     return sorted(v for v in out if floor - 1e-9 <= v < smallest - 1e-9)
 
 
+#: Extension above a sweep whose largest separation some repeat did not resolve (its resolution
+#: then unknown): new separations at these multiples of the largest tested one (up to the
+#: ``ceiling_um`` of ``measure_point``), up to ``MAX_EXTEND_ROUNDS`` rounds.
+EXTEND_FACTORS = (1.3, 1.7)
+MAX_EXTEND_ROUNDS = 2
+
+
+def _extension(ctx: Context, repeats: list, largest: float, ceiling: float, quantum: float) -> list[float]:
+    """Separations above ``largest`` (<= ``ceiling``) on multiples of ``quantum``, each the nearest to an
+    ``EXTEND_FACTORS`` target whose partner is off the grid for every repeat's left bead."""
+    q = quantum
+    out: list[float] = []
+    for f in EXTEND_FACTORS:
+        target = min(ceiling, f * largest)
+        lo, hi = math.floor(largest / q + 1e-9) + 1, math.floor(ceiling / q + 1e-9)
+        for k in sorted(range(lo, hi + 1), key=lambda k: abs(k * q - target)):
+            v = round(k * q, 6)
+            if v in out:
+                continue
+            if all(P.off_grid(rep["pos"]["x_left_um"] + v, ctx.xc) for rep in repeats):
+                out.append(v)
+                break
+    return sorted(v for v in out if largest + 1e-9 < v <= ceiling + 1e-9)
+
+
 def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.ndarray, *,
-                  checkpoints=(), photon_levels=(), floor_um: float | None = None, quantum: float = 0.25) -> dict:
+                  checkpoints=(), photon_levels=(), floor_um: float | None = None, quantum: float = 0.25,
+                  ceiling_um: float | None = None) -> dict:
     """Measure one (design, depth): see the module docstring.
 
     ``checkpoints``: extra RL iteration counts whose two-point results are also reported
@@ -178,7 +206,10 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
     patterns, fresh noise (``convergence_photons``).  ``floor_um``: the smallest separation worth
     testing; when every separation of the sweep is resolved and the smallest is above it, the sweep
     is refined downwards (``REFINE_FACTORS``; the same left beads, new partners, fresh noise) on
-    multiples of ``quantum`` grid steps.  Returns the row for results.json.
+    multiples of ``quantum`` grid steps.  ``ceiling_um``: the largest separation worth testing; when
+    some repeat does not resolve the largest separation of the sweep (its resolution would be
+    unknown), the sweep is extended upwards (``EXTEND_FACTORS``) to at most it.  Returns the row for
+    results.json.
     """
     prot = ctx.protocol
     lfm = ctx.op is not None
@@ -282,6 +313,33 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
             prepend(("photons", p), at_photons(partners, p, rng_p, False, new, len(new)))
         seps = np.concatenate([new, seps])
 
+    # extend above a largest separation that some repeat left unresolved (the same left beads, new
+    # partners, fresh noise), so a repeat's resolution is measured rather than unknown
+    extended = 0
+    while (ceiling_um is not None and extended < MAX_EXTEND_ROUNDS
+           and not all(r[-1] for r in resolved[key_main]) and seps[-1] < ceiling_um - 1e-9):
+        extra = _extension(ctx, repeats, float(seps[-1]), float(ceiling_um), quantum * step)
+        if not extra:
+            break
+        extended += 1
+        new = np.asarray(extra)
+        partners = [_patterns(ctx, rep["pos"], new, left=False) for rep in repeats]
+        for rep in repeats:
+            rep["pos"]["x_right_um"] = rep["pos"]["x_right_um"] + [float(rep["pos"]["x_left_um"] + v) for v in new]
+
+        def append(key, decisions) -> None:  # the new (larger) separations go last
+            resolved[key] = [old + d for d, old in zip(decisions, resolved[key])]
+
+        rng_e = lambda r, i=extended: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 3000 + i)  # noqa: E731
+        outs_e = reconstruct(frames_for(partners, prot.photons_per_bead, rng_e, False), want)
+        for k in want:
+            append(k, decide(outs_e[k], new, len(new)))
+        for t, p in levels:
+            rng_p = lambda r, i=extended, t=t: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r,  # noqa: E731
+                                                            3000 + 100 * t + i)
+            append(("photons", p), at_photons(partners, p, rng_p, False, new, len(new)))
+        seps = np.concatenate([seps, new])
+
     main = _summarise(seps, resolved[key_main])
     conv = []
     for k in want:
@@ -291,7 +349,7 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
         s_p = main if float(p) == prot.photons_per_bead else _summarise(seps, resolved[("photons", float(p))])
         conv.append({"variable": "photons", "value": float(p), **_conv(s_p)})
     row = {"z_um": float(z_nominal), "separations_um": [float(v) for v in seps],
-           "refined_rounds": refined,
+           "refined_rounds": refined, "extended_rounds": extended,
            "bead_positions_um": [{k: v for k, v in rep["pos"].items()} for rep in repeats],
            "bead_fraction_on_crop": in_crop, "crop_px": list(cam_crop)}
     lmed = metrics.repeat_spread(lat)

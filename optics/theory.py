@@ -567,9 +567,8 @@ def in_band_resolution_um(m) -> float:
 
     It is the separation resolved wherever the pair falls: at the native focal plane a bead's light
     reaches one lenslet and the pixels behind it record only its angles, so two beads behind one
-    lenslet give the same pattern, and a pair of separation s < d/M is resolved only when a lenslet
-    boundary lies between them (probability s M / d for a uniform placement; tested in
-    tests/benchmarks/test_focus_band.py)."""
+    lenslet give the same pattern, and a pair of separation s < d/M can be resolved only when a
+    lenslet boundary lies between them (both cases in tests/benchmarks/test_focus_band.py)."""
     if m.mla is None or m.kind == "flfm":
         raise ValueError(f"kind = {m.kind!r} has no artifact band; expected 'lfm', 'lfm-defocused' or 'slfm'")
     return rendering_resolution_um(m.mla.pitch_um / m.scan_steps, m.objective.magnification)

@@ -95,35 +95,38 @@ def test_stratified_placement_puts_each_repeat_in_its_part_of_the_pitch():
 
 
 def _row(z, per, theory_um):
-    return {"z_um": z, "lateral_resolution_per_repeat_um": per,
-            "lateral_resolution_um": None if None in per else float(np.median(per)),
+    finite = sorted(v for v in per if v is not None)
+    med = float(np.median(per)) if len(finite) == len(per) else (finite[len(per) // 2] if len(finite) > len(per) // 2
+                                                                  else None)
+    return {"z_um": z, "lateral_resolution_per_repeat_um": per, "lateral_resolution_um": med,
             "theory_lateral_resolution_um": theory_um}
 
 
-def test_focus_band_judges_the_worst_repeat_against_depths_where_theory_is_finer():
-    rows = [_row(-12.0, [3.0, 3.1, 3.2], 3.04),   # theory above (1 - 1/3) 3.75 = 2.5: not compared
+def test_focus_band_compares_the_median_with_depths_where_theory_is_clearly_finer():
+    rows = [_row(-12.0, [3.0, 3.1, 3.2], 3.04),   # theory above 2/3 of 3.75 = 2.5: not compared
             _row(-3.0, [2.4, 2.5, 2.4], 0.76),
-            _row(0.0, [1.5, 1.9, 3.2], 3.75),     # median 1.9 (about d/2): the worst shows the band
+            _row(0.0, [1.5, 3.0, 4.7], 3.75),     # median 3.0, worst 4.7
             _row(3.0, [2.4, 2.4, 2.6], 0.76)]
-    fb = focus_band(rows, 1.97, 3.75, 3)
+    fb = focus_band(rows, 1.97, 3.75)
     assert fb["shown"] is True
-    assert fb["worst_in_band_um"] == pytest.approx(3.2)
-    assert fb["worst_in_band_over_theory"] == pytest.approx(3.2 / 3.75)
+    assert fb["median_in_band_um"] == pytest.approx(3.0) and fb["worst_in_band_um"] == pytest.approx(4.7)
+    assert fb["median_in_band_over_theory"] == pytest.approx(3.0 / 3.75)
     assert [c["z_um"] for c in fb["compared"]] == [-3.0, 3.0]
     assert fb["compared_below_um"] == pytest.approx(2.5)
-    # a compared depth as coarse as the band hides it
-    rows[3] = _row(3.0, [2.4, 3.3, 2.6], 0.76)
-    assert focus_band(rows, 1.97, 3.75, 3)["shown"] is False
-    # an unresolved repeat inside the band is coarser than anything; one outside it hides the band
-    rows[3] = _row(3.0, [2.4, 2.4, 2.6], 0.76)
-    rows[2] = _row(0.0, [1.5, None, 3.2], 3.75)
-    fb = focus_band(rows, 1.97, 3.75, 3)
-    assert fb["shown"] is True and fb["worst_in_band_unresolved"] and fb["worst_in_band_um"] is None
-    rows[1] = _row(-3.0, [2.4, None, 2.4], 0.76)
-    assert focus_band(rows, 1.97, 3.75, 3)["shown"] is False
+    # a compared depth whose median is as coarse as the band's hides it (one coarse repeat does not)
+    rows[3] = _row(3.0, [2.4, 3.3, 3.6], 0.76)
+    assert focus_band(rows, 1.97, 3.75)["shown"] is False
+    rows[3] = _row(3.0, [2.4, 2.4, 3.6], 0.76)
+    assert focus_band(rows, 1.97, 3.75)["shown"] is True
+    # most repeats unresolved: coarser than anything, inside (shows the band) or outside (hides it)
+    rows[2] = _row(0.0, [1.5, None, None], 3.75)
+    fb = focus_band(rows, 1.97, 3.75)
+    assert fb["shown"] is True and fb["median_in_band_um"] is None and fb["worst_in_band_um"] is None
+    rows[1] = _row(-3.0, [2.4, None, None], 0.76)
+    assert focus_band(rows, 1.97, 3.75)["shown"] is False
     # nothing inside the band, or nothing to compare with: no verdict
-    assert focus_band([r for r in rows if r["z_um"] != 0.0], 1.97, 3.75, 3)["shown"] is None
-    assert focus_band([rows[0], rows[2]], 1.97, 3.75, 3)["shown"] is None
-    for args, name in (((0.0, 3.75, 3), "band_um"), ((1.97, -1.0, 3), "in_band_um"), ((1.97, 3.75, 1), "repeats")):
+    assert focus_band([r for r in rows if r["z_um"] != 0.0], 1.97, 3.75)["shown"] is None
+    assert focus_band([rows[0], rows[2]], 1.97, 3.75)["shown"] is None
+    for args, name in (((0.0, 3.75), "band_um"), ((1.97, -1.0), "in_band_um")):
         with pytest.raises(ValueError, match=name):
             focus_band(rows, *args)

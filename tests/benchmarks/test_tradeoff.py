@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -256,6 +257,34 @@ def test_worker_processes_do_not_change_results(smallest_run, tmp_path, monkeypa
     assert "_timing_frame" not in there and "timing_frame" not in there
 
 
+def test_a_sweep_left_unresolved_is_extended_upwards():
+    """When a repeat does not resolve the largest tested separation its resolution is unknown (the
+    sweep's guess was too low, e.g. just outside an LFM's artifact band where theory drops sharply):
+    the sweep is extended above it (same left beads, new off-grid partners) up to the ceiling, so the
+    wide-field resolution at focus (~0.57 um at 20x/0.5W) is measured from a sweep of 0.2-0.4 um."""
+    from optics import theory
+
+    size = designs.SIZES["smallest"]
+    d = [x for x in designs.standard_designs(size) if x.kind == "widefield"][0]
+    m = designs.reconstruction_microscope(d, size)
+    xc, yc = twopoint.voxel_centres(m)
+    prot = protocol.Protocol()
+    ctx = twopoint.Context(m, protocol.simulation_microscope(m, prot), None, xc, yc, None, 0.5, prot, 3, 0, 0)
+    px = m.voxel_um
+    start = np.array([2, 3, 4]) * px  # all below the two-point distance
+    r0 = twopoint.measure_point(ctx, 0, 0.0, start)
+    assert r0["extended_rounds"] == 0 and r0["lateral_resolution_um"] is None
+    r = twopoint.measure_point(ctx, 0, 0.0, start, quantum=0.5, ceiling_um=1.5)
+    assert r["extended_rounds"] >= 1
+    seps = np.array(r["separations_um"])
+    assert seps.max() > start.max() and seps.max() <= 1.5 + 1e-9 and np.all(np.diff(seps) > 0)
+    assert all(v is not None for v in r["lateral_resolution_per_repeat_um"])
+    assert abs(r["lateral_resolution_um"] / float(theory.lateral_resolution_m(m, 0.0, twopoint.MIN_DIP)) - 1) < 0.25
+    for p in r["bead_positions_um"]:  # every partner, old and new, off the pixel grid
+        assert len(p["x_right_um"]) == len(seps)
+        assert all(protocol.off_grid(x, xc) for x in p["x_right_um"])
+
+
 def test_jobs_argument_is_checked():
     assert tradeoff.resolve_jobs("auto", "gpu", 5) == 1
     assert tradeoff.resolve_jobs(8, "cpu", 3) == 3
@@ -293,31 +322,32 @@ def test_a_sweep_resolved_everywhere_is_refined_downwards():
     assert r0["refined_rounds"] == 0 and r0["upper_bound"] and r0["lateral_resolution_um"] == start.min()
 
 
-@pytest.mark.slow
 def test_the_low_resolution_band_at_focus_is_measured_near_focus():
-    """An LFM 1.0 resolves no finer than its lenslet pitch at the native focal plane wherever the pair
-    falls (Broxton et al. 2013): measured on a 0.5 um depth grid (beads within 0.2 um of focus) the
-    40x/0.95 N = 7 design's worst repeat there is within a third of the pitch d / M = 1.75 um (the
-    three repeats are stratified over the pitch), and its repeats spread over a third of the pitch
-    or more, the signature of the lenslet boundaries, more than at 1 and 2 um from focus (measured:
-    0.88-1.46 um at focus, 1.46 at 1 um, 1.17-1.46 at 2 um; theory 0.54 and 1.09 there; ~30 s).
-    Whether the worst repeat stands out of the off-focus ones (``benchmarks.focusband``'s "shown") is
-    not asserted: off focus the measurement reads 1.46 um where theory reads 0.54-1.09, and
-    three repeats place the worst one anywhere in [2/3, 1] d / M."""
+    """An LFM 1.0 resolves no finer than its lenslet pitch at the native focal plane (Broxton et al.
+    2013): measured at the full run's sampling (7 voxels per lenslet, 0.25 um) on a depth grid of a
+    quarter band half-width (beads within 0.1 band of 0, b/2, b, 2b; b = 0.92 um), the 40x/0.95
+    N = 7 design's median two-point resolution at focus is the pitch d / M = 1.75 um and finer
+    outside the band (measured 1.75 at focus, 1.25 at b/2, 1.125 at b, 1.25 at 2b; ~10 s), so
+    ``benchmarks.focusband`` calls the band shown.  (At the quick size's 3 voxels per lenslet the
+    off-focus rows read 1.46 um, 2.5 voxels: sampling-limited, and the band is not separable.)"""
     from benchmarks.focusband import focus_band
 
-    size = designs.SIZES["quick"]
-    ds = designs.standard_designs(size)
+    quick, full = designs.SIZES["quick"], designs.SIZES["full"]
+    size = dataclasses.replace(quick, voxel_target=full.voxel_target, max_voxels_per_lenslet=full.max_voxels_per_lenslet)
+    ds = designs.standard_designs(quick)
     i = next(k for k, d in enumerate(ds) if d.name == "lfm-40x-0.95-N7")
-    rows = tradeoff.near_focus(ds[i], size, 0.5, (0.0, 1.0, 2.0), design_index=i)
-    m = ds[i].microscope
+    m = designs.reconstruction_microscope(ds[i], size)
+    assert m.volume.voxels_per_lenslet == 7
+    band = tradeoff.artifact_band(m)
+    rows = tradeoff.near_focus(ds[i], size, band / 4, (0.0, 0.5 * band, band, 2 * band), design_index=i,
+                               z_max_um=2.5 * band)
     pitch = m.lenslet_pitch_object_um
-    assert max(abs(z) for z in rows[0]["bead_z_um"]) < 0.25
-    fb = focus_band(rows, tradeoff.artifact_band(m), pitch, 3)
-    assert fb["worst_in_band_um"] >= (2 / 3) * pitch - 1e-9, fb
-    assert [c["z_um"] for c in fb["compared"]] == [1.0, 2.0]
-    spread = [max(r["lateral_resolution_per_repeat_um"]) - min(r["lateral_resolution_per_repeat_um"]) for r in rows]
-    assert spread[0] >= 0.3 * pitch and all(spread[0] > v for v in spread[1:]), spread
+    assert max(abs(z) for z in rows[0]["bead_z_um"]) <= 0.1 * band + 1e-9
+    fb = focus_band(rows, band, pitch)
+    assert fb["median_in_band_um"] >= 0.95 * pitch, fb
+    assert [c["z_um"] for c in fb["compared"]] == pytest.approx([band, 2 * band])
+    assert all(c["median_um"] < 0.8 * pitch for c in fb["compared"]), fb
+    assert fb["shown"] is True
 
 
 def test_a_worker_error_reaches_the_caller(tmp_path, monkeypatch):
