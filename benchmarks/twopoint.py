@@ -383,7 +383,8 @@ def _widefield_patterns(ctx: Context, pos: dict, seps: np.ndarray) -> list[np.nd
     values moved by j pixels (``sensor_pattern`` places the same patch j pixels further).  The
     separations are multiples of half a pixel, so every partner is the left bead's pattern or the
     pattern of a source half a pixel to its right, shifted; both are computed on a camera wider by
-    the largest shift, so the shifted crops are exact.
+    the largest shift on either side (same rows: the shifts are along x only), so the shifted crops
+    are exact.
     """
     px = ctx.m_rec.voxel_um
     k = np.rint(np.asarray(seps) / (px / 2)).astype(int)
@@ -391,10 +392,10 @@ def _widefield_patterns(ctx: Context, pos: dict, seps: np.ndarray) -> list[np.nd
         raise ValueError("wide-field separations must be multiples of half a pixel")
     h, w = ctx.m_rec.image_shape
     mg = int(k.max() // 2 + 2)
-    big = ctx.m_sim.replace(camera={"shape": [h + 2 * mg, w + 2 * mg]})
+    big = ctx.m_sim.replace(camera={"shape": [h, w + 2 * mg]})  # the axis stays at the crop's centre
     x, y, z = pos["x_left_um"], pos["y_um"], pos["z_um"]
     base = P.bead_patterns(big, [(x, y, z), (x + px / 2, y, z)], ctx.protocol)
-    crop = lambda c, j: c[mg:mg + h, mg - j:mg - j + w]
+    crop = lambda c, j: c[:, mg - j:mg - j + w]
     return [crop(base[0], 0)] + [crop(base[kk % 2], kk // 2) for kk in k]
 
 

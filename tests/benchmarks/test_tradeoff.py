@@ -415,3 +415,22 @@ def test_widefield_crop_holds_the_sweep_at_every_depth():
                 assert side == 355
             if name == "smallest":
                 assert side == 48
+
+
+def test_widefield_partner_patterns_are_the_exact_patterns_at_their_positions():
+    """The wide-field partners are shifted crops of two patterns computed on a wider camera (same rows):
+    each equals the pattern computed directly at the partner's position on the crop, to round-off."""
+    size = designs.SIZES["smallest"]
+    d = [x for x in designs.standard_designs(size) if x.kind == "widefield"][0]
+    m = designs.reconstruction_microscope(d, size)
+    prot = protocol.Protocol()
+    xc, yc = twopoint.voxel_centres(m)
+    ctx = twopoint.Context(m, protocol.simulation_microscope(m, prot), None, xc, yc, None, 0.5, prot, 3, 0, 0)
+    pos = {"x_left_um": -0.33 - 0.0123, "y_um": 0.17 + 0.0071, "z_um": 0.7}
+    seps = np.array([0.35, 0.5, 1.05, 2.2])
+    got = twopoint._patterns(ctx, pos, seps)
+    pts = [(pos["x_left_um"] + s, pos["y_um"], pos["z_um"]) for s in np.concatenate([[0.0], seps])]
+    want = protocol.bead_patterns(ctx.m_sim, pts, prot)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape == m.image_shape
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-12 * w.max())
