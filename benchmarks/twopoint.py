@@ -286,7 +286,29 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
             [rep["pats"][1:] for rep in repeats], p,
             lambda r, t=t: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 1000 + t), True, seps, n)
 
-    # refine below a resolved smallest separation (the same left beads, new partners, fresh noise)
+    def add(new: np.ndarray, key_base: int, below: bool) -> None:
+        """Measure the new separations ``new`` (the same left beads, new partners, fresh noise from
+        streams ``key_base`` + ...) and merge them below (``below``) or above the sweep."""
+        nonlocal seps
+        partners = [_patterns(ctx, rep["pos"], new, left=False) for rep in repeats]
+        for rep in repeats:
+            xs = [float(rep["pos"]["x_left_um"] + v) for v in new]
+            rep["pos"]["x_right_um"] = xs + rep["pos"]["x_right_um"] if below else rep["pos"]["x_right_um"] + xs
+
+        def merge(key, decisions) -> None:
+            resolved[key] = [d + old if below else old + d for d, old in zip(decisions, resolved[key])]
+
+        rng_n = lambda r: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, key_base)  # noqa: E731
+        outs_n = reconstruct(frames_for(partners, prot.photons_per_bead, rng_n, False), want)
+        for k in want:
+            merge(k, decide(outs_n[k], new, len(new)))
+        for t, p in levels:
+            rng_p = lambda r, t=t: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r,  # noqa: E731
+                                                key_base + 100 * t)
+            merge(("photons", p), at_photons(partners, p, rng_p, False, new, len(new)))
+        seps = np.concatenate([new, seps] if below else [seps, new])
+
+    # refine below a resolved smallest separation
     refined = 0
     step = float(ctx.xc[1] - ctx.xc[0])
     while (floor_um is not None and refined < MAX_REFINE_ROUNDS
@@ -295,26 +317,9 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
         if not extra:
             break
         refined += 1
-        new = np.asarray(extra)
-        partners = [_patterns(ctx, rep["pos"], new, left=False) for rep in repeats]
-        for rep in repeats:
-            rep["pos"]["x_right_um"] = [float(rep["pos"]["x_left_um"] + v) for v in new] + rep["pos"]["x_right_um"]
-
-        def prepend(key, decisions) -> None:  # the new (smaller) separations go first
-            resolved[key] = [d + old for d, old in zip(decisions, resolved[key])]
-
-        rng_r = lambda r, i=refined: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 2000 + i)  # noqa: E731
-        outs_r = reconstruct(frames_for(partners, prot.photons_per_bead, rng_r, False), want)
-        for k in want:
-            prepend(k, decide(outs_r[k], new, len(new)))
-        for t, p in levels:
-            rng_p = lambda r, i=refined, t=t: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r,  # noqa: E731
-                                                           2000 + 100 * t + i)
-            prepend(("photons", p), at_photons(partners, p, rng_p, False, new, len(new)))
-        seps = np.concatenate([new, seps])
-
-    # extend above a largest separation that some repeat left unresolved (the same left beads, new
-    # partners, fresh noise), so a repeat's resolution is measured rather than unknown
+        add(np.asarray(extra), 2000 + refined, below=True)
+    # extend above a largest separation that some repeat left unresolved, so that repeat's
+    # resolution is measured rather than unknown
     extended = 0
     while (ceiling_um is not None and extended < MAX_EXTEND_ROUNDS
            and not all(r[-1] for r in resolved[key_main]) and seps[-1] < ceiling_um - 1e-9):
@@ -322,23 +327,7 @@ def measure_point(ctx: Context, depth_index: int, z_nominal: float, seps: np.nda
         if not extra:
             break
         extended += 1
-        new = np.asarray(extra)
-        partners = [_patterns(ctx, rep["pos"], new, left=False) for rep in repeats]
-        for rep in repeats:
-            rep["pos"]["x_right_um"] = rep["pos"]["x_right_um"] + [float(rep["pos"]["x_left_um"] + v) for v in new]
-
-        def append(key, decisions) -> None:  # the new (larger) separations go last
-            resolved[key] = [old + d for d, old in zip(decisions, resolved[key])]
-
-        rng_e = lambda r, i=extended: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r, 3000 + i)  # noqa: E731
-        outs_e = reconstruct(frames_for(partners, prot.photons_per_bead, rng_e, False), want)
-        for k in want:
-            append(k, decide(outs_e[k], new, len(new)))
-        for t, p in levels:
-            rng_p = lambda r, i=extended, t=t: P.repeat_rng(ctx.seed, ctx.design_index, depth_index, r,  # noqa: E731
-                                                            3000 + 100 * t + i)
-            append(("photons", p), at_photons(partners, p, rng_p, False, new, len(new)))
-        seps = np.concatenate([seps, new])
+        add(np.asarray(extra), 3000 + extended, below=False)
 
     main = _summarise(seps, resolved[key_main])
     conv = []
