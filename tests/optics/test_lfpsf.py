@@ -472,3 +472,22 @@ def test_cpu_threads_follows_the_environment(monkeypatch):
         threads.cpu_threads()
     monkeypatch.delenv(threads.ENV)
     assert threads.cpu_threads() >= 1
+
+
+def test_radial_table_spline_evaluation_equals_scipy_to_round_off():
+    """The radial tables evaluate their cubic splines on the uniform radius grid without an interval
+    search (``lfpsf._UniformSpline``): the same polynomials as ``CubicSpline.__call__``, at radii on
+    and between the knots, at 0 and at the last knot."""
+    from scipy.interpolate import CubicSpline
+
+    from optics.lfpsf import _UniformSpline
+
+    h = 0.013
+    r = np.arange(0.0, 7.0 + 4 * h, h)
+    y = np.exp(2.3j * r) * np.sinc(0.9 * r)
+    ref = CubicSpline(r, y)
+    fast = _UniformSpline(ref, h)
+    pts = np.concatenate([r, np.random.default_rng(1).uniform(0.0, r[-1], 5000), [0.0, r[-1]]])
+    np.testing.assert_allclose(fast(pts), ref(pts), rtol=0, atol=1e-13)
+    grid = np.hypot(*np.meshgrid(np.linspace(-4, 4, 41), np.linspace(-4, 4, 41)))
+    np.testing.assert_allclose(fast(grid), ref(grid), rtol=0, atol=1e-13)
