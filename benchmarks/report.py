@@ -167,7 +167,8 @@ def notes(res: dict, size: D.Size) -> list[str]:
         "down to the floor of 1.2 grid steps, or a FWHM below one grid step). Beads stay 0.15-0.4 plane steps off "
         "the reconstruction planes, so the z = 0 row measures 0.15-0.4 steps from focus, where the LFM 1.0's "
         "low-resolution band is partly filled in; benchmarks.tradeoff.near_focus measures a design on a finer "
-        "grid (40x/0.95 N = 7 at 0.5 um: 1.75 um = the pitch within 0.2 um of focus, 1.46 um 0.5-2 um away).",
+        "grid (the full run: a quarter of the band; 40x/0.95 N = 7 at the full run's sampling: 1.75 um = the pitch "
+        "within 0.1 um of focus, 1.1-1.25 um one and two band half-widths away).",
         "Band at the native focal plane (LFM 1.0, scanning LFM; benchmarks.focusband): theory puts the resolution "
         "inside n d/(2 M NA) at d/M; 'shown' when the median inside the band is coarser than the median at every "
         "measured depth where theory is below 2/3 of d/M. Inside the band a pair straddling a lenslet boundary can be "
