@@ -38,10 +38,7 @@ def _value(v) -> float:
 
 def _worst(row: dict) -> float:
     """Largest per-repeat resolution of a row (inf when a repeat resolved no separation)."""
-    per = row.get("lateral_resolution_per_repeat_um")
-    if per:
-        return max(_value(v) for v in per)
-    return _value((row.get("lateral_resolution_range_um") or [None, None])[1])
+    return max(_value(v) for v in row["lateral_resolution_per_repeat_um"])
 
 
 def _num(v: float) -> float | None:
@@ -50,8 +47,7 @@ def _num(v: float) -> float | None:
 
 def focus_band(rows: list[dict], band_um: float, in_band_um: float) -> dict:
     """Whether measured ``rows`` (results.json per-depth rows: ``z_um``, ``lateral_resolution_um``,
-    ``lateral_resolution_per_repeat_um`` or ``lateral_resolution_range_um``,
-    ``theory_lateral_resolution_um``) show the band of half-width ``band_um`` whose theory value is
+    ``lateral_resolution_per_repeat_um``, ``theory_lateral_resolution_um``) show the band of half-width ``band_um`` whose theory value is
     ``in_band_um``; see the module docstring.  Returns the entry for results.json."""
     if not (math.isfinite(band_um) and band_um > 0):
         raise ValueError(f"band_um = {band_um!r} is invalid: expected a positive half-width (um)")

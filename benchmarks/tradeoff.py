@@ -366,7 +366,8 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
     entry["theory"]["fov_um"] = fov
     entry["best_lateral_resolution_um"] = best_lateral(entry)
     if m.kind in ("lfm", "slfm") and band > 0:  # the band about the native focal plane (benchmarks.focusband)
-        entry["focus_band"] = focusband.focus_band(rows, band, theory.in_band_resolution_um(m))
+        in_band = theory.in_band_resolution_um(m)
+        entry["focus_band"] = focusband.focus_band(rows, band, in_band)
     if size.near_focus and m.kind == "lfm" and band > 0:
         # the band at the native plane on a grid of a quarter band half-width (beads within 0.1 band of
         # the planes' nominal depths), reconstructed over +-(2 band + the size's margin planes) only
@@ -375,8 +376,7 @@ def measure(design: D.Design, size: D.Size, *, device: str = "cpu", seed: int = 
         entry["near_focus"] = {"z_step_um": step, "artifact_band_um": band, "reconstruction_z_max_um": zmax,
                                "rows": near_focus(design, size, step, (0.0, 0.5 * band, band, 2 * band), device=device,
                                                   design_index=design_index, seed=seed, protocol=prot, z_max_um=zmax)}
-        entry["near_focus"]["focus_band"] = focusband.focus_band(entry["near_focus"]["rows"], band,
-                                                                 theory.in_band_resolution_um(m))
+        entry["near_focus"]["focus_band"] = focusband.focus_band(entry["near_focus"]["rows"], band, in_band)
     if "timing_frame" in meas:
         entry["_timing_frame"] = meas["timing_frame"]
     return entry
@@ -416,7 +416,6 @@ def near_focus(design: D.Design, size: D.Size, z_step_um: float, depths_um, *, d
                 protocol=protocol, convergence=False, full_camera_timing="extrapolate")
     return [{"z_um": r["z_um"], "bead_z_um": [p["z_um"] for p in r["bead_positions_um"]],
              "lateral_resolution_um": r["lateral_resolution_um"],
-             "lateral_resolution_range_um": r["lateral_resolution_range_um"],
              "lateral_resolution_per_repeat_um": r["lateral_resolution_per_repeat_um"],
              "theory_lateral_resolution_um": r["theory_lateral_resolution_um"]} for r in e["per_depth"]]
 

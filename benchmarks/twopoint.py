@@ -153,14 +153,11 @@ REFINE_FACTORS = (0.55, 0.7, 0.85)
 MAX_REFINE_ROUNDS = 2
 
 
-def _refinement(ctx: Context, repeats: list, smallest: float, floor: float, quantum: float) -> list[float]:
-    """Separations below ``smallest`` (>= ``floor``) on multiples of ``quantum``, each the nearest to a
-    ``REFINE_FACTORS`` target whose partner is off the grid for every repeat's left bead."""
-    q = quantum
-    ks = range(max(1, math.ceil(floor / q - 1e-9)), math.ceil(smallest / q - 1e-9))
+def _pick(ctx: Context, repeats: list, ks, targets, q: float) -> list[float]:
+    """For each target, the multiple k q (k in ``ks``) nearest to it, not yet picked, whose partner is
+    off the grid for every repeat's left bead."""
     out: list[float] = []
-    for f in REFINE_FACTORS:
-        target = max(floor, f * smallest)
+    for target in targets:
         for k in sorted(ks, key=lambda k: abs(k * q - target)):
             v = round(k * q, 6)
             if v in out:
@@ -168,6 +165,15 @@ def _refinement(ctx: Context, repeats: list, smallest: float, floor: float, quan
             if all(P.off_grid(rep["pos"]["x_left_um"] + v, ctx.xc) for rep in repeats):
                 out.append(v)
                 break
+    return out
+
+
+def _refinement(ctx: Context, repeats: list, smallest: float, floor: float, quantum: float) -> list[float]:
+    """Separations below ``smallest`` (>= ``floor``) on multiples of ``quantum``, each the nearest to a
+    ``REFINE_FACTORS`` target whose partner is off the grid for every repeat's left bead."""
+    q = quantum
+    ks = range(max(1, math.ceil(floor / q - 1e-9)), math.ceil(smallest / q - 1e-9))
+    out = _pick(ctx, repeats, ks, [max(floor, f * smallest) for f in REFINE_FACTORS], q)
     return sorted(v for v in out if floor - 1e-9 <= v < smallest - 1e-9)
 
 
@@ -182,17 +188,8 @@ def _extension(ctx: Context, repeats: list, largest: float, ceiling: float, quan
     """Separations above ``largest`` (<= ``ceiling``) on multiples of ``quantum``, each the nearest to an
     ``EXTEND_FACTORS`` target whose partner is off the grid for every repeat's left bead."""
     q = quantum
-    out: list[float] = []
-    for f in EXTEND_FACTORS:
-        target = min(ceiling, f * largest)
-        lo, hi = math.floor(largest / q + 1e-9) + 1, math.floor(ceiling / q + 1e-9)
-        for k in sorted(range(lo, hi + 1), key=lambda k: abs(k * q - target)):
-            v = round(k * q, 6)
-            if v in out:
-                continue
-            if all(P.off_grid(rep["pos"]["x_left_um"] + v, ctx.xc) for rep in repeats):
-                out.append(v)
-                break
+    ks = range(math.floor(largest / q + 1e-9) + 1, math.floor(ceiling / q + 1e-9) + 1)
+    out = _pick(ctx, repeats, ks, [min(ceiling, f * largest) for f in EXTEND_FACTORS], q)
     return sorted(v for v in out if largest + 1e-9 < v <= ceiling + 1e-9)
 
 

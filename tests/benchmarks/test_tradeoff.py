@@ -264,12 +264,7 @@ def test_a_sweep_left_unresolved_is_extended_upwards():
     wide-field resolution at focus (~0.57 um at 20x/0.5W) is measured from a sweep of 0.2-0.4 um."""
     from optics import theory
 
-    size = designs.SIZES["smallest"]
-    d = [x for x in designs.standard_designs(size) if x.kind == "widefield"][0]
-    m = designs.reconstruction_microscope(d, size)
-    xc, yc = twopoint.voxel_centres(m)
-    prot = protocol.Protocol()
-    ctx = twopoint.Context(m, protocol.simulation_microscope(m, prot), None, xc, yc, None, 0.5, prot, 3, 0, 0)
+    m, xc, ctx = _smallest_widefield()
     px = m.voxel_um
     start = np.array([2, 3, 4]) * px  # all below the two-point distance
     r0 = twopoint.measure_point(ctx, 0, 0.0, start)
@@ -292,16 +287,21 @@ def test_jobs_argument_is_checked():
         tradeoff.resolve_jobs(0, "cpu", 3)
 
 
-def test_a_sweep_resolved_everywhere_is_refined_downwards():
-    """When the smallest tested separation is resolved, the result would only be an upper bound at the
-    sweep's start: the sweep is refined below it (same left beads, new off-grid partners), so the
-    wide-field resolution at focus is measured (~0.5 um at 20x/0.5W) from a sweep that began at 1.5 um."""
+def _smallest_widefield():
+    """The smallest size's wide-field design: its microscope, x voxel centres and a two-point context."""
     size = designs.SIZES["smallest"]
     d = [x for x in designs.standard_designs(size) if x.kind == "widefield"][0]
     m = designs.reconstruction_microscope(d, size)
     xc, yc = twopoint.voxel_centres(m)
     prot = protocol.Protocol()
-    ctx = twopoint.Context(m, protocol.simulation_microscope(m, prot), None, xc, yc, None, 0.5, prot, 3, 0, 0)
+    return m, xc, twopoint.Context(m, protocol.simulation_microscope(m, prot), None, xc, yc, None, 0.5, prot, 3, 0, 0)
+
+
+def test_a_sweep_resolved_everywhere_is_refined_downwards():
+    """When the smallest tested separation is resolved, the result would only be an upper bound at the
+    sweep's start: the sweep is refined below it (same left beads, new off-grid partners), so the
+    wide-field resolution at focus is measured (~0.5 um at 20x/0.5W) from a sweep that began at 1.5 um."""
+    m, xc, ctx = _smallest_widefield()
     px = m.voxel_um
     start = np.array([15, 20, 30]) * px  # all well above the Sparrow distance
     r = twopoint.measure_point(ctx, 0, 0.0, start, floor_um=1.2 * px, quantum=0.5)
@@ -420,17 +420,12 @@ def test_widefield_crop_holds_the_sweep_at_every_depth():
 def test_widefield_partner_patterns_are_the_exact_patterns_at_their_positions():
     """The wide-field partners are shifted crops of two patterns computed on a wider camera (same rows):
     each equals the pattern computed directly at the partner's position on the crop, to round-off."""
-    size = designs.SIZES["smallest"]
-    d = [x for x in designs.standard_designs(size) if x.kind == "widefield"][0]
-    m = designs.reconstruction_microscope(d, size)
-    prot = protocol.Protocol()
-    xc, yc = twopoint.voxel_centres(m)
-    ctx = twopoint.Context(m, protocol.simulation_microscope(m, prot), None, xc, yc, None, 0.5, prot, 3, 0, 0)
+    m, xc, ctx = _smallest_widefield()
     pos = {"x_left_um": -0.33 - 0.0123, "y_um": 0.17 + 0.0071, "z_um": 0.7}
     seps = np.array([0.35, 0.5, 1.05, 2.2])
     got = twopoint._patterns(ctx, pos, seps)
     pts = [(pos["x_left_um"] + s, pos["y_um"], pos["z_um"]) for s in np.concatenate([[0.0], seps])]
-    want = protocol.bead_patterns(ctx.m_sim, pts, prot)
+    want = protocol.bead_patterns(ctx.m_sim, pts, ctx.protocol)
     for g, w in zip(got, want):
         assert g.shape == w.shape == m.image_shape
         np.testing.assert_allclose(g, w, rtol=0, atol=1e-12 * w.max())
