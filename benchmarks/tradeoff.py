@@ -137,7 +137,9 @@ def measure_lfm(design: D.Design, size: D.Size, prot: P.Protocol, device: str, s
     psf = compute_psf(m_rec, progress=False)
     t_psf = time.perf_counter() - t0
     t0 = time.perf_counter()
-    op = make_operator(psf, device=device)  # a ScannedOperator (all K^2 frames) for a scanning LFM
+    # a ScannedOperator (all K^2 frames) for a scanning LFM; its kernel storage chosen for the batch
+    # each point reconstructs at once (every repeat's pairs and single bead, ``twopoint.measure_point``)
+    op = make_operator(psf, device=device, frames=prot.repeats * (len(size.separations) + 1))
     # a scanning LFM is reconstructed by its published phase-space RL (size.slfm_passes passes)
     views = PhaseSpaceViews(psf, device) if m_rec.kind == "slfm" else None
     iterations = size.slfm_passes if views is not None else size.iterations

@@ -52,6 +52,7 @@ __all__ = [
     "pixel_nodes",
     "window_lenslets",
     "sensor_pattern",
+    "sensor_patterns",
     "compute_psf",
     "build_report",
 ]
@@ -516,7 +517,11 @@ def _lfm_patterns(
     the fraction (P,) of the NIP power inside the window and the part of it the apertures pass.
 
     The window is centred on a lenslet.  When every offset is a whole number of field samples the
-    field is evaluated once on an enlarged grid and each source's field is a slice of it.
+    field is evaluated once on an enlarged grid and each source's field is a slice of it (one
+    quadrant, mirrored: ``grid_components``).  When the offsets differ from one another by whole
+    samples only (the positions of a scan, d / K apart, of one off-grid bead), the field is likewise
+    evaluated once, on an enlarged grid about their common lattice, where that takes fewer samples
+    than one window per source.
     """
     q, dx, mag = prop.q, prop.dx, m.objective.magnification
     n = w * m.pixels_per_lenslet * q
@@ -534,7 +539,16 @@ def _lfm_patterns(
         c = _grid(n + 2 * omax, dx) / mag
         base = table.grid_components(c, conj, prop.dtype)
     else:
-        c = _grid(n, dx)
+        # a common lattice: offsets ref + whole samples, ref (per axis) nearest the middle of their range
+        ref = qs[0] + np.round(0.5 * (qs.min(axis=0) + qs.max(axis=0)) - qs[0])
+        qi = np.round(qs - ref).astype(int)
+        omax = int(np.abs(qi).max(initial=0))
+        integer = (bool(np.all(np.abs(qs - ref - qi) < 1e-9)) and npos > 1
+                   and (n + 2 * omax) ** 2 < npos * n * n)
+        c = _grid(n + 2 * omax, dx) if integer else _grid(n, dx)
+        if integer:
+            comps = table.components(((c - ref[0] * dx) / mag)[:, None], ((c - ref[1] * dx) / mag)[None, :], conj)
+            base = [v.astype(prop.dtype) for v in comps]
     threads = min(worker_threads(), npos)
     # at most _BATCH_SAMPLES field samples in flight over all threads (one source each at least)
     # and the sources split evenly over the threads
@@ -622,6 +636,14 @@ def _check_point(point_um) -> tuple[float, float, float]:
     return x, y, z
 
 
+def _check_window(window_lenslets) -> None:
+    if window_lenslets is not None and (
+        isinstance(window_lenslets, bool) or int(window_lenslets) != window_lenslets
+        or window_lenslets < 1 or window_lenslets % 2 == 0
+    ):
+        raise ValueError(f"window_lenslets = {window_lenslets!r} is invalid; expected an odd integer >= 1")
+
+
 def _dtypes(precision: str):
     if precision == "single":
         return np.complex64
@@ -678,11 +700,7 @@ def sensor_pattern(
     """
     x, y, z = _check_point(point_um)
     dtype = _dtypes(precision)
-    if window_lenslets is not None and (
-        isinstance(window_lenslets, bool) or int(window_lenslets) != window_lenslets
-        or window_lenslets < 1 or window_lenslets % 2 == 0
-    ):
-        raise ValueError(f"window_lenslets = {window_lenslets!r} is invalid; expected an odd integer >= 1")
+    _check_window(window_lenslets)
     image = np.zeros(m.image_shape, dtype=np.float64)
     mag = m.objective.magnification
     ly, lx = m.n_lenslets
@@ -700,16 +718,51 @@ def sensor_pattern(
         patch = flfm_patterns(m, prop, [(x, y, z)], side)[0][0]
         _paste(image, patch, ly // 2, lx // 2)
         return image
+    return _lenslet_patterns(m, [(x, y)], z, window_lenslets, dtype)[0]
+
+
+def _lenslet_patterns(m: Microscope, xy, z: float, window_lenslets, dtype) -> np.ndarray:
+    """``sensor_pattern`` (P, Y, X) of sources at (x, y) pairs, all at depth z, of a lenslet microscope:
+    one window per source, centred on the lenslet of its image, all computed in one batch (and from
+    one field evaluation where their offsets within their lenslets differ by whole field samples)."""
+    mag = m.objective.magnification
+    ly, lx = m.n_lenslets
+    npx = m.pixels_per_lenslet
     d = m.mla.pitch_um
-    iy, ix = round(mag * y / d), round(mag * x / d)
-    off = np.array([[mag * y - iy * d, mag * x - ix * d]])
+    cells = [(round(mag * y / d), round(mag * x / d)) for x, y in xy]
+    off = np.array([[mag * y - iy * d, mag * x - ix * d] for (x, y), (iy, ix) in zip(xy, cells)])
     w = int(window_lenslets) if window_lenslets is not None else _default_window(m, z)
     q = field_oversampling(m)
     prop = _cached_propagator(m, q, dtype)
     table, conj = _table_for(m, z, w, pattern_table_reach_um(m))  # shared by the depth's sources
-    patch = _lfm_patterns(m, prop, table, conj, w, off)[0][0]
-    _paste(image, patch, (ly // 2 + iy) * npx + npx // 2, (lx // 2 + ix) * npx + npx // 2)
-    return image
+    patches = _lfm_patterns(m, prop, table, conj, w, off)[0]
+    images = np.zeros((len(xy), *m.image_shape), dtype=np.float64)
+    for image, patch, (iy, ix) in zip(images, patches, cells):
+        _paste(image, patch, (ly // 2 + iy) * npx + npx // 2, (lx // 2 + ix) * npx + npx // 2)
+    return images
+
+
+def sensor_patterns(m: Microscope, points_um, *, window_lenslets: int | None = None,
+                    precision: str = "single") -> np.ndarray:
+    """``sensor_pattern`` of each point, (P, Y, X): the same values, computed together.
+
+    The points of one depth are computed in one batch; where their offsets within their lenslets
+    differ by whole field samples (a scanning LFM's positions of one bead: d / K apart, a whole number
+    of samples when K divides N q) the Debye field is evaluated once for all of them.  Parameters as
+    ``sensor_pattern``; ``points_um`` is a sequence of (x, y, z).
+    """
+    pts = [_check_point(p) for p in points_um]
+    if not pts:
+        raise ValueError("points_um is empty; expected at least one (x, y, z) position in µm")
+    if m.mla is None or m.kind == "flfm":
+        return np.stack([sensor_pattern(m, p, window_lenslets=window_lenslets, precision=precision) for p in pts])
+    _check_window(window_lenslets)
+    dtype = _dtypes(precision)
+    out = np.empty((len(pts), *m.image_shape), dtype=np.float64)
+    for z in dict.fromkeys(p[2] for p in pts):
+        idx = [i for i, p in enumerate(pts) if p[2] == z]
+        out[idx] = _lenslet_patterns(m, [pts[i][:2] for i in idx], z, window_lenslets, dtype)
+    return out
 
 
 _PROPAGATORS: dict[tuple, _Propagator] = {}

@@ -145,7 +145,7 @@ def point_photon_image(m: Microscope, points_um, *, photons_per_point: float = 1
     passed to ``optics.lfpsf.sensor_pattern``.  For "slfm", (K^2, Y, X): each point translated by
     each scan position's ``optics.scan.scan_shifts_um``.
     """
-    from .lfpsf import sensor_pattern
+    from .lfpsf import sensor_patterns
 
     if not isinstance(m, Microscope):
         raise TypeError(f"m = {type(m).__name__} is invalid: expected an optics.Microscope")
@@ -156,9 +156,9 @@ def point_photon_image(m: Microscope, points_um, *, photons_per_point: float = 1
     # "slfm": each scan position sees the points translated by its shift (y, x); the points are (x, y, z)
     shifts = [(0.0, 0.0)] if m.kind != "slfm" else scan_shifts_um(m)
     frames = np.zeros((len(shifts), *m.image_shape), dtype=np.float64)
-    for frame, (dy, dx) in zip(frames, shifts):
-        for p in pts:
-            frame += sensor_pattern(m, (p[0] + dx, p[1] + dy, p[2]), window_lenslets=window_lenslets)
+    for p in pts:  # a point's scan positions together: they share one field evaluation (``sensor_patterns``)
+        frames += sensor_patterns(m, [(p[0] + dx, p[1] + dy, p[2]) for dy, dx in shifts],
+                                  window_lenslets=window_lenslets)
     frames *= ppp
     return frames if m.kind == "slfm" else frames[0]
 

@@ -280,7 +280,14 @@ def reconstruct(
     if tiles is not None:
         return _tiled(y, is_stack, psf, dev, iterations, tiles, m, method, checkpoint, rolling, filter,
                       dict(background=background, read_noise=read_noise, callback=callback))
-    op = make_operator(psf, dev, np.float32, progress=progress)
+    t = y.shape[0] if is_stack else 1
+    if is_stack and rolling is None and frames_per_batch is None:
+        # about 6 volumes per frame, and 2 per scan position for a scanning LFM's shifted copies
+        per_frame = 6 + (2 * m.scan_steps**2 if m.kind == "slfm" else 0)
+        frames_per_batch = max(1, int(4 * 2**30 // (per_frame * 4 * int(np.prod(m.volume_shape)))))
+    # the kernel storage is chosen for the frames each projection will carry (``LightFieldOperator``)
+    batch = 1 if rolling is not None else min(t, frames_per_batch or 1)
+    op = make_operator(psf, dev, np.float32, progress=progress, frames=batch)
     del psf
     if filter in (None, "none"):  # a Fourier LFM's field stop: the volume outside it stays empty
         from .filters import FieldMask
@@ -290,13 +297,8 @@ def reconstruct(
                   background=background, read_noise=read_noise)
     if not is_stack:
         return richardson_lucy(y, op, iterations, checkpoint=checkpoint, **kwargs)
-    t = y.shape[0]
     if rolling is not None:
         return _rolling(y, op, m, iterations, rolling, frames_per_batch, kwargs)
-    if frames_per_batch is None:
-        # about 6 volumes per frame, and 2 per scan position for a scanning LFM's shifted copies
-        per_frame = 6 + (2 * m.scan_steps**2 if m.kind == "slfm" else 0)
-        frames_per_batch = max(1, int(4 * 2**30 // (per_frame * 4 * int(np.prod(m.volume_shape)))))
     if frames_per_batch >= t:
         return richardson_lucy(y, op, iterations, checkpoint=checkpoint, **kwargs)
     out = np.empty((t, *m.volume_shape), dtype=np.float32)

@@ -28,7 +28,7 @@ DEVICE_RATES = {"cpu": (7e9, 13e9), "gpu": (2e13, 2.5e12)}
 
 @dataclass(frozen=True)
 class ProjectionCost:
-    """FLOPs and bytes of one projection (forward or adjoint, one frame) by two routes.
+    """FLOPs and bytes of one projection (forward or adjoint, of ``frames`` frames) by two routes.
 
     ``direct_*``: the multi-channel convolution evaluated tap by tap on the lenslet grid
     (2 FLOPs per multiply-add; bytes = kernels + volume + image read/written once).
@@ -62,7 +62,7 @@ def _fft_flops(n: int) -> float:
 
 def projection_cost(
     nz: int, s: int, n: int, lenslets: tuple[int, int], radii, tiles: tuple[int, int] = (1, 1),
-    fft_shape: tuple[int, int] | None = None, itemsize: int = 4, symmetry: str = "none",
+    fft_shape: tuple[int, int] | None = None, itemsize: int = 4, symmetry: str = "none", frames: int = 1,
 ) -> ProjectionCost:
     """Cost of one projection for nz depths, s voxels and n pixels per lenslet (see ``ProjectionCost``).
 
@@ -84,7 +84,12 @@ def projection_cost(
     symmetry : {"none", "mirror", "d4"}
         Kernel spectra stored for phases a, b < ceil(s/2) under 4 mirror images ("mirror") or
         a <= b < ceil(s/2) under the 8 elements of D4 ("d4"); see ``LightFieldOperator``.
+    frames : int
+        Frames projected together (a batch: extra matmul columns).  FLOPs and the bytes of the
+        volume and image spectra grow with it; the kernel spectra are read once per projection.
     """
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+        raise ValueError(f"frames = {frames!r} is invalid: expected an integer >= 1")
     ly, lx = lenslets
     radii = [int(r) for r in radii]
     rmax = max(radii)
@@ -99,17 +104,18 @@ def projection_cost(
     groups = len(GROUPS[symmetry])
     stored = len(phase_plan(s, symmetry)[0])
     taps = sum((2 * min(r, ly - 1) + 1) * (2 * min(r, lx - 1) + 1) for r in radii)
-    direct_flops = 2.0 * s * s * u * ly * lx * taps
+    direct_flops = 2.0 * s * s * u * ly * lx * taps * frames
     kernel_bytes = itemsize * s * s * sum(((2 * r + 1) * n) ** 2 for r in radii)
-    vol_img = itemsize * (c * ly * lx + u * ly * lx)
+    vol_img = itemsize * (c * ly * lx + u * ly * lx) * frames
     fz = [py * (px // 2 + 1) for py, px in shapes]  # frequencies of each depth's FFT grid
     hh = stored
-    matmul = sum(8.0 * f * u * hh * groups * ntile for f in fz)
-    ffts = sum(hh * groups * ntile * _fft_flops(py * px) for py, px in shapes)
-    ffts += sum(u * groups * ntile * _fft_flops(py * px) for py, px in set(shapes))  # one per distinct size
+    cols = groups * ntile * int(frames)  # matmul columns: group copies x tiles x frames
+    matmul = sum(8.0 * f * u * hh * cols for f in fz)
+    ffts = sum(hh * cols * _fft_flops(py * px) for py, px in shapes)
+    ffts += sum(u * cols * _fft_flops(py * px) for py, px in set(shapes))  # one per distinct size
     spectra = sum(2 * itemsize * f * u * hh for f in fz)
-    fourier_bytes = spectra + sum(2 * itemsize * f * hh * groups * ntile * 2 for f in fz)
-    fourier_bytes += sum(2 * itemsize * py * (px // 2 + 1) * u * groups * ntile * 2 for py, px in set(shapes))
+    fourier_bytes = spectra + sum(2 * itemsize * f * hh * cols * 2 for f in fz)
+    fourier_bytes += sum(2 * itemsize * py * (px // 2 + 1) * u * cols * 2 for py, px in set(shapes))
     big = (ly + 2 * rmax) * n
-    naive = c * 3 * _fft_flops(big * big)
+    naive = c * 3 * _fft_flops(big * big) * frames
     return ProjectionCost(direct_flops, kernel_bytes + vol_img, matmul + ffts, matmul, fourier_bytes, spectra, naive)

@@ -360,16 +360,24 @@ def test_full_spectra_filled_by_mirrors_equal_direct_ffts(n, s, lenslets, radii,
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-12 * np.abs(a).max())
 
 
-@pytest.mark.parametrize("case,s,lenslets,radii,want", [
+_Q40 = [12, 11, 10, 9, 8, 7, 6, 5, 3, 2, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]  # 40x/0.95 N = 15, quick crop
+
+
+@pytest.mark.parametrize("case,s,lenslets,radii,frames,want", [
     # P (25 x 25 lenslets of 15 px, 11 depths) with the kernel radii optics.compute_psf gives it;
     # ``want`` is what the forward projections measured fastest on the 2-core development machine
     # (cost.DEVICE_RATES): full at s = 5 (0.022 s against 0.026 mirror, 0.044 d4), symmetric at
     # s = 15 (0.097 mirror, 0.112 d4 against 0.134 full).  (W's full spectra, 4.5 GB, do not fit the
     # default budget; measured, full and mirror projections were within 20% of each other there.)
-    ("P-s5", 5, (25, 25), [5, 4, 3, 3, 2, 2, 3, 3, 4, 5, 6], {"none"}),
-    ("P-s15", 15, (25, 25), [5, 4, 3, 3, 2, 2, 3, 3, 4, 5, 6], {"mirror", "d4"}),
+    ("P-s5", 5, (25, 25), [5, 4, 3, 3, 2, 2, 3, 3, 4, 5, 6], 1, {"none"}),
+    ("P-s15", 15, (25, 25), [5, 4, 3, 3, 2, 2, 3, 3, 4, 5, 6], 1, {"mirror", "d4"}),
+    # the tradeoff's 40x/0.95 N = 15 quick crop (7 x 7 lenslets, s = 7, 21 depths), forward + adjoint
+    # on one thread (2026-12-02): one frame 0.031 s full, 0.028 mirror, 0.026 d4 (within 20%: any);
+    # a batch of 21 frames (the benchmark's repeats) 0.19 s full against 0.36 mirror and 0.67 d4
+    ("Q40-1", 7, (7, 7), _Q40, 1, {"none", "mirror", "d4"}),
+    ("Q40-21", 7, (7, 7), _Q40, 21, {"none"}),
 ])
-def test_storage_time_model_ranks_the_measured_cases(case, s, lenslets, radii, want):
+def test_storage_time_model_ranks_the_measured_cases(case, s, lenslets, radii, frames, want):
     import scipy.fft as sfft
 
     from reconstruction.cost import projection_seconds
@@ -377,6 +385,33 @@ def test_storage_time_model_ranks_the_measured_cases(case, s, lenslets, radii, w
     ly, lx = lenslets
     shapes = [(sfft.next_fast_len(ly + min(r, ly - 1)), sfft.next_fast_len(lx + min(r, lx - 1))) for r in radii]
     syms = ["none", "mirror"] + (["d4"] if ly == lx else [])
-    secs = {sym: projection_seconds(projection_cost(len(radii), s, 15, lenslets, radii, (1, 1), shapes, 4, sym), "cpu")
+    secs = {sym: projection_seconds(projection_cost(len(radii), s, 15, lenslets, radii, (1, 1), shapes, 4, sym,
+                                                    frames=frames), "cpu")
             for sym in syms}
     assert min(secs, key=secs.get) in want, (case, secs)
+
+
+def test_projection_cost_of_a_batch_reads_the_kernel_spectra_once():
+    one = projection_cost(3, 3, 5, (4, 5), [2, 0, 1])
+    four = projection_cost(3, 3, 5, (4, 5), [2, 0, 1], frames=4)
+    assert four.fourier_flops == pytest.approx(4 * one.fourier_flops)
+    assert four.kernel_spectra_bytes == one.kernel_spectra_bytes
+    assert four.fourier_bytes == pytest.approx(one.kernel_spectra_bytes + 4 * (one.fourier_bytes - one.kernel_spectra_bytes))
+    with pytest.raises(ValueError, match="frames"):
+        projection_cost(3, 3, 5, (4, 5), [2, 0, 1], frames=0)
+
+
+def test_auto_storage_follows_the_batch_it_is_built_for(rng64):
+    """``frames``: the batch "auto" storage is chosen for; at N = s = 9 one frame is modelled
+    bytes-bound (symmetric storage) and a batch of 16 FLOP-bound (full); the operator is the same."""
+    m = microscope(9, 9, (5, 5), z=[-2.0, 0.0, 2.0])
+    psf = symmetric_psf(m, [2, 1, 2], rng64, np.float64, transpose=True)
+    one = LightFieldOperator(psf, "cpu", np.float64, frames=1)
+    batch = LightFieldOperator(psf, "cpu", np.float64, frames=16)
+    assert (one.storage, batch.storage) == ("mirror", "full")
+    assert batch.frames == 16 and one.frames == 1
+    x = rng64.standard_normal((3, *one.volume_shape))
+    np.testing.assert_allclose(batch.forward(x), one.forward(x), rtol=0, atol=1e-11 * np.abs(one.forward(x)).max())
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="frames"):
+            LightFieldOperator(psf, "cpu", frames=bad)
