@@ -702,9 +702,7 @@ def sensor_pattern(
     dtype = _dtypes(precision)
     _check_window(window_lenslets)
     image = np.zeros(m.image_shape, dtype=np.float64)
-    mag = m.objective.magnification
     ly, lx = m.n_lenslets
-    npx = m.pixels_per_lenslet
     if m.mla is None:
         # only the pixels of the window that land on the image are evaluated
         patch, (r0, c0) = _widefield_patch(m, x, y, z, image_shape=m.image_shape, centre=(ly // 2, lx // 2))
