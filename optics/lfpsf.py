@@ -532,8 +532,8 @@ def _lfm_patterns(
     nip_in = np.empty(npos)
     passed = np.empty(npos)
     qs = offsets_um / dx
-    integer = bool(np.all(np.abs(qs - np.round(qs)) < 1e-9))
-    if integer:
+    shared = bool(np.all(np.abs(qs - np.round(qs)) < 1e-9))  # whole samples: one field for all
+    if shared:
         qi = np.round(qs).astype(int)
         omax = int(np.abs(qi).max(initial=0))
         c = _grid(n + 2 * omax, dx) / mag
@@ -543,10 +543,10 @@ def _lfm_patterns(
         ref = qs[0] + np.round(0.5 * (qs.min(axis=0) + qs.max(axis=0)) - qs[0])
         qi = np.round(qs - ref).astype(int)
         omax = int(np.abs(qi).max(initial=0))
-        integer = (bool(np.all(np.abs(qs - ref - qi) < 1e-9)) and npos > 1
-                   and (n + 2 * omax) ** 2 < npos * n * n)
-        c = _grid(n + 2 * omax, dx) if integer else _grid(n, dx)
-        if integer:
+        shared = (bool(np.all(np.abs(qs - ref - qi) < 1e-9)) and npos > 1
+                  and (n + 2 * omax) ** 2 < npos * n * n)
+        c = _grid(n + 2 * omax, dx) if shared else _grid(n, dx)
+        if shared:
             comps = table.components(((c - ref[0] * dx) / mag)[:, None], ((c - ref[1] * dx) / mag)[None, :], conj)
             base = [v.astype(prop.dtype) for v in comps]
     threads = min(worker_threads(), npos)
@@ -558,7 +558,7 @@ def _lfm_patterns(
         stop = min(npos, start + chunk)
         fields = np.empty((stop - start, ncomp, n, n), dtype=prop.dtype)
         for j, i in enumerate(range(start, stop)):
-            if integer:
+            if shared:
                 sy, sx = omax - qi[i, 0], omax - qi[i, 1]
                 for k in range(ncomp):
                     fields[j, k] = base[k][sy : sy + n, sx : sx + n]
