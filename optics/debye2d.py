@@ -119,14 +119,16 @@ class PupilTable:
         ex = np.exp(-1j * self.k * np.outer(x, self.s)).T
         return [(ey @ w) @ ex for w in self.w]
 
-    def components(self, y_obj: np.ndarray, x_obj: np.ndarray, conj: bool) -> list[np.ndarray]:
-        """The field at the grid of offsets ``y_obj`` (a column, (ny, 1)) x ``x_obj`` (a row, (1, nx))."""
+    def components(self, y_obj: np.ndarray, x_obj: np.ndarray, conj: bool, dtype=None) -> list[np.ndarray]:
+        """The field at the grid of offsets ``y_obj`` (a column, (ny, 1)) x ``x_obj`` (a row, (1, nx)),
+        complex128 (or cast to ``dtype``)."""
         if conj:
             raise ValueError("an aberrated field has no z-conjugation symmetry: conj must be False")
         y, x = np.asarray(y_obj), np.asarray(x_obj)
         if y.ndim != 2 or x.ndim != 2 or y.shape[1] != 1 or x.shape[0] != 1:
             raise ValueError("PupilTable.components takes a grid: y as a column (ny, 1) and x as a row (1, nx)")
-        return self._field(y[:, 0], x[0, :])
+        out = self._field(y[:, 0], x[0, :])
+        return out if dtype is None else [f.astype(dtype) for f in out]
 
     def grid_components(self, c_obj: np.ndarray, conj: bool, dtype) -> list[np.ndarray]:
         """``components`` on the square grid ``c_obj`` x ``c_obj``, as ``dtype``."""
