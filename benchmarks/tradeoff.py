@@ -53,6 +53,7 @@ import numpy as np
 from benchmarks import designs as D
 from benchmarks import focusband, report, timing, twopoint
 from benchmarks import protocol as P
+from benchmarks.resume import DesignStore, ResumeError
 from optics import theory
 from optics.io import atomic_write, atomic_write_bytes
 from optics.lfpsf import compute_psf
@@ -476,16 +477,23 @@ def _measure_in_worker(index: int, design: D.Design, size: D.Size, kwargs: dict)
     return measure(design, size, design_index=index, tick=lambda: _TICKS.put(1), full_camera_timing=None, **kwargs)
 
 
-def _measure_all(size, design_list, dev, jobs, bar, full_camera_timing, **kwargs) -> list[dict]:
+def _measure_all(size, design_list, dev, jobs, bar, full_camera_timing, store, done, **kwargs) -> list[dict]:
     """Every design's entry: in this process (jobs = 1), or in ``jobs`` worker processes with
     cpu_threads() / jobs threads each, longest first, then timed here one at a time with every core
-    (so that the times reported are those of the machine, not of a shared core)."""
+    (so that the times reported are those of the machine, not of a shared core).  ``done``: entries
+    of a resumed run (``benchmarks.resume``), not measured again; each new entry is saved to
+    ``store`` as soon as it is measured, and again once timed."""
+    entries: list = [done.get(i) for i in range(len(design_list))]
+    for i in done:
+        bar.update(len(design_list[i].depths_um))
     if jobs == 1:
-        entries = []
         for i, d in enumerate(design_list):
-            bar.set_postfix_str(d.name)
-            entries.append(measure(d, size, device=dev, design_index=i, tick=lambda: bar.update(1),
-                                   full_camera_timing=full_camera_timing, **kwargs))
+            if entries[i] is None:
+                bar.set_postfix_str(d.name)
+                entries[i] = measure(d, size, device=dev, design_index=i, tick=lambda: bar.update(1),
+                                     full_camera_timing=full_camera_timing, **kwargs)
+                store.save(i, entries[i])
+        _time_all(entries, design_list, size, dev, full_camera_timing, store)
         return entries
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -494,8 +502,7 @@ def _measure_all(size, design_list, dev, jobs, bar, full_camera_timing, **kwargs
     ctx = mp.get_context("spawn")  # no fork of a process with running threads
     ticks = ctx.Queue()
     threads = max(1, cpu_threads() // jobs)
-    entries: list = [None] * len(design_list)
-    order = sorted(range(len(design_list)), key=lambda i: -_cost(design_list[i], size))
+    order = sorted((i for i in range(len(design_list)) if entries[i] is None), key=lambda i: -_cost(design_list[i], size))
     bar.set_postfix_str(f"{jobs} designs side by side")
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(ticks, threads)) as pool:
         futures = {pool.submit(_measure_in_worker, i, design_list[i], size, {"device": dev, **kwargs}): i
@@ -503,28 +510,42 @@ def _measure_all(size, design_list, dev, jobs, bar, full_camera_timing, **kwargs
         pending = set(futures)
         try:
             while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 try:
                     while True:
                         bar.update(ticks.get_nowait())
                 except Empty:
                     pass
-                for f in done:
-                    entries[futures[f]] = f.result()  # a worker's exception is raised here
+                for f in finished:
+                    i = futures[f]
+                    entries[i] = f.result()  # a worker's exception is raised here
+                    store.save(i, entries[i])
         except BaseException:  # an error or Ctrl-C: the designs not started are not started
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     bar.set_postfix_str("timing")
-    for e, d in zip(entries, design_list):
-        finish_timing(e, d, size, dev, full_camera_timing)
+    _time_all(entries, design_list, size, dev, full_camera_timing, store)
     return entries
+
+
+def _time_all(entries, design_list, size, dev, full_camera_timing, store) -> None:
+    """Time, one at a time, the entries measured without their reconstruction time (``finish_timing``)."""
+    for i, (e, d) in enumerate(zip(entries, design_list)):
+        if "_timing_frame" in e:
+            finish_timing(e, d, size, dev, full_camera_timing)
+            store.timed(i, e)
 
 
 def run(size: D.Size, design_list: list[D.Design], out_dir: Path, *, device: str = "auto", seed: int = 0,
         threshold_um: float = DEFAULT_THRESHOLD_UM, progress: bool = True, plots: bool = True,
         protocol: P.Protocol | None = None, full_camera_timing: str = "auto",
-        camera_fps: float = DEFAULT_CAMERA_FPS, jobs=1) -> dict:
-    """Measure ``design_list`` and write the outputs into ``out_dir`` (which must exist and be empty).
+        camera_fps: float = DEFAULT_CAMERA_FPS, jobs=1, resume: bool = False) -> dict:
+    """Measure ``design_list`` and write the outputs into ``out_dir`` (which must exist and be empty,
+    or, with ``resume``, hold a stopped run of the same settings and code: ``benchmarks.resume``).
+
+    Each design's entry is saved in ``out_dir/designs`` as soon as it is measured; a resumed run
+    measures only the designs not saved there (a design interrupted half-way is measured again), and
+    ``results.json`` then lists the loaded ones under ``resumed_designs``.
 
     ``jobs``: designs measured side by side in worker processes (``resolve_jobs``; "auto": one per
     CPU).  They are spawned (not forked), so a script that calls this with jobs > 1 must do so under
@@ -538,12 +559,17 @@ def run(size: D.Size, design_list: list[D.Design], out_dir: Path, *, device: str
     prot = protocol or P.Protocol()
     dev = backend.get_device(device)
     njobs = resolve_jobs(jobs, dev, len(design_list))
+    manifest = {"benchmark": "tradeoff", "size": size.name, "device": dev, "seed": seed, "threshold_um": threshold_um,
+                "protocol": prot.as_dict(), "full_camera_timing": full_camera_timing, "camera_fps": camera_fps,
+                "designs": [[d.name, d.microscope.hash, list(d.depths_um)] for d in design_list]}
+    store = DesignStore(out_dir, manifest, resume=resume)
+    done = store.done()
     t0 = time.perf_counter()
     started = datetime.now().isoformat(timespec="seconds")
     total = sum(len(d.depths_um) for d in design_list)
     bar = tqdm(total=total, desc="tradeoff", unit="depth", disable=not progress or None)
     try:
-        entries = _measure_all(size, design_list, dev, njobs, bar, full_camera_timing, seed=seed,
+        entries = _measure_all(size, design_list, dev, njobs, bar, full_camera_timing, store, done, seed=seed,
                                threshold_um=threshold_um, protocol=prot, camera_fps=camera_fps)
     finally:
         bar.close()
@@ -564,7 +590,8 @@ def run(size: D.Size, design_list: list[D.Design], out_dir: Path, *, device: str
     }
     res["published"] = report.published_comparison(entries, convergence, size)
     res["notes"] = report.notes(res, size)
-    res["wall_seconds"] = time.perf_counter() - t0
+    res["wall_seconds"] = time.perf_counter() - t0  # of this session alone when resumed
+    res["resumed_designs"] = [design_list[i].name for i in sorted(done)]
     res["out"] = str(out_dir)
     write_outputs(res, out_dir, plots=plots)
     return res
@@ -598,6 +625,9 @@ def _parser() -> argparse.ArgumentParser:
                         "with a cold PSF cache, 10 designs, 2 side by side (--jobs auto); the scanning LFM ~2.4 min of it)")
     g.add_argument("--smallest", action="store_true", help="the test-suite size (one objective, about 1 min)")
     p.add_argument("--out", default=None, help="output folder (new; default results/tradeoff-YYYYmmdd-HHMMSS)")
+    p.add_argument("--resume", default=None, metavar="FOLDER",
+                   help="continue a stopped run in FOLDER (its output folder), measuring only the designs it has not "
+                        "saved; every other option must be as in that run (checked, with the code's digest)")
     p.add_argument("--designs", nargs="+", default=None, metavar="CONFIG",
                    help="config files (TOML/JSON) or preset names to measure instead of the standard sweep")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"),
@@ -650,7 +680,14 @@ def main(argv: list[str] | None = None) -> int:
             design_list = [D.design_from_config(_config_path(c), size) for c in args.designs]
         else:
             design_list = D.standard_designs(size)
-        out_dir = _new_out_dir(args.out)
+        if args.resume is not None and args.out is not None:
+            raise ValueError("--resume FOLDER writes into FOLDER: give --out or --resume, not both")
+        if args.resume is not None:
+            out_dir = Path(args.resume)
+            if not out_dir.is_dir():
+                raise FileNotFoundError(f"--resume {args.resume!r}: no such folder")
+        else:
+            out_dir = _new_out_dir(args.out)
     except (ValueError, FileExistsError, FileNotFoundError, backend.DeviceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -662,9 +699,14 @@ def main(argv: list[str] | None = None) -> int:
           f"K^2 frames), {prot.repeats} repeats, both signs of z", flush=True)
     if size.name != "full":
         print(f"tradeoff: reduced settings ({size.name}): {'; '.join(report.reductions(size))}", flush=True)
-    res = run(size, design_list, out_dir, device=dev, seed=args.seed, threshold_um=args.threshold_um,
-              progress=not args.no_progress, plots=not args.no_plots, protocol=prot,
-              full_camera_timing=args.full_camera_timing, camera_fps=args.camera_fps, jobs=args.jobs)
+    try:
+        res = run(size, design_list, out_dir, device=dev, seed=args.seed, threshold_um=args.threshold_um,
+                  progress=not args.no_progress, plots=not args.no_plots, protocol=prot,
+                  full_camera_timing=args.full_camera_timing, camera_fps=args.camera_fps, jobs=args.jobs,
+                  resume=args.resume is not None)
+    except ResumeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(report.summary(res))
     return 0
 

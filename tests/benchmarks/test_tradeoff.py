@@ -429,3 +429,47 @@ def test_widefield_partner_patterns_are_the_exact_patterns_at_their_positions():
     for g, w in zip(got, want):
         assert g.shape == w.shape == m.image_shape
         np.testing.assert_allclose(g, w, rtol=0, atol=1e-12 * w.max())
+
+
+def test_a_stopped_run_is_resumed_where_it_stopped(smallest_run, tmp_path, tmp_path_factory, monkeypatch, capsys):
+    """Each design's entry is saved as it is measured (``benchmarks.resume``); ``resume=True`` measures
+    only the designs not saved, refuses a folder started with other settings, and gives the results
+    of an uninterrupted run (the same seeded streams)."""
+    from benchmarks.resume import ResumeError
+
+    monkeypatch.setenv("LFMSIM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "lfmsim-cache"))
+    size = designs.SIZES["smallest"]
+    pick = designs.standard_designs(size)[:2]
+    out = tmp_path / "run"
+    out.mkdir()
+    real = tradeoff.measure
+    calls = []
+
+    def stopped_on_the_second(d, *a, **k):
+        calls.append(d.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(d, *a, **k)
+
+    monkeypatch.setattr(tradeoff, "measure", stopped_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        tradeoff.run(size, pick, out, device="cpu", progress=False, plots=False)
+    assert not (out / "results.json").exists()
+    assert sorted(p.name for p in (out / "designs").iterdir()) == [f"00-{pick[0].name}.json"]
+    with pytest.raises(ResumeError, match="seed"):
+        tradeoff.run(size, pick, out, device="cpu", progress=False, plots=False, seed=5, resume=True)
+    with pytest.raises(FileExistsError, match="not empty"):  # a new run never writes into it
+        tradeoff.run(size, pick, out, device="cpu", progress=False, plots=False)
+    assert tradeoff.main(["--smallest", "--resume", str(out), "--seed", "5", "--no-progress"]) == 2
+    assert "seed" in capsys.readouterr().err
+    calls.clear()
+    monkeypatch.setattr(tradeoff, "measure", lambda d, *a, **k: (calls.append(d.name), real(d, *a, **k))[1])
+    res = tradeoff.run(size, pick, out, device="cpu", progress=False, plots=False, resume=True)
+    assert calls == [pick[1].name]
+    assert res["resumed_designs"] == [pick[0].name]
+    assert (out / "results.json").exists()
+    ref = json.loads((smallest_run / "results.json").read_text())["designs"][:2]
+    for got, want in zip(res["designs"], ref):
+        assert got["name"] == want["name"]
+        for key in ("depths_um", "lateral_resolution_um", "usable_depth_range_um"):
+            assert got[key] == want[key], (got["name"], key)
