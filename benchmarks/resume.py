@@ -70,6 +70,8 @@ class DesignStore:
         if resume:
             if not path.exists():
                 raise ResumeError(f"--resume {str(self.dir)!r}: no {MANIFEST} there (not a run's output folder)")
+            if (self.dir / "results.json").exists():
+                raise ResumeError(f"--resume {str(self.dir)!r}: that run is complete (results.json exists); nothing to resume")
             old = json.loads(path.read_text())
             diff = _differences(old, self.manifest)
             if diff:

@@ -33,7 +33,9 @@ objectives and several lenslet pitches on one camera) and each depth z, on both 
 Wide-field is measured on the raw camera image (a wide-field microscope does not reconstruct); its
 axial FWHM from simulated through-focus stacks.  Outputs in ``--out`` (default a new
 ``results/tradeoff-YYYYmmdd-HHMMSS``; an existing folder is never overwritten): ``results.json``,
-``results.md``, ``resolution_vs_depth.png``, ``tradeoff.png``, ``convergence.png``.
+``results.md``, ``resolution_vs_depth.png``, ``tradeoff.png``, ``convergence.png``, and ``run.json``
+with ``designs/`` (each design's entry, saved as it is measured: ``--resume FOLDER`` continues a
+stopped run, ``benchmarks.resume``).
 """
 
 from __future__ import annotations

@@ -468,6 +468,8 @@ def test_a_stopped_run_is_resumed_where_it_stopped(smallest_run, tmp_path, tmp_p
     assert calls == [pick[1].name]
     assert res["resumed_designs"] == [pick[0].name]
     assert (out / "results.json").exists()
+    with pytest.raises(ResumeError, match="complete"):
+        tradeoff.run(size, pick, out, device="cpu", progress=False, plots=False, resume=True)
     ref = json.loads((smallest_run / "results.json").read_text())["designs"][:2]
     for got, want in zip(res["designs"], ref):
         assert got["name"] == want["name"]
