@@ -251,7 +251,7 @@ class _RadialTable:
         quad = self.components(half[:, None], half[None, :], conj, dtype)
         out = []
         for q, (py, px) in zip(quad, self._PARITY[self.vectorial]):
-            full = q.astype(dtype)[kmap[:, None], kmap[None, :]]
+            full = q.astype(dtype, copy=False)[kmap[:, None], kmap[None, :]]
             if py:
                 full *= sign[:, None]
             if px:
@@ -562,9 +562,8 @@ def _lfm_patterns(
                   and (n + 2 * omax) ** 2 < npos * n * n)
         c = _grid(n + 2 * omax, dx) if shared else _grid(n, dx)
         if shared:
-            comps = table.components(((c - ref[0] * dx) / mag)[:, None], ((c - ref[1] * dx) / mag)[None, :], conj,
-                                     prop.dtype)
-            base = [v.astype(prop.dtype) for v in comps]
+            base = [v.astype(prop.dtype, copy=False) for v in table.components(
+                ((c - ref[0] * dx) / mag)[:, None], ((c - ref[1] * dx) / mag)[None, :], conj, prop.dtype)]
     threads = min(worker_threads(), npos)
     # at most _BATCH_SAMPLES field samples in flight over all threads (one source each at least)
     # and the sources split evenly over the threads

@@ -13,7 +13,7 @@ import numpy as np
 
 from .symmetry import GROUPS, phase_plan
 
-__all__ = ["ProjectionCost", "projection_cost", "DEVICE_RATES", "projection_seconds"]
+__all__ = ["ProjectionCost", "projection_cost", "DEVICE_RATES", "projection_seconds", "check_frames"]
 
 #: Sustained (FLOP/s, bytes/s) of the Fourier route on each device, for choosing the kernel
 #: storage (``LightFieldOperator``): t = fourier_flops / F + fourier_bytes / B.  CPU: fitted to the
@@ -56,6 +56,13 @@ def projection_seconds(cost: ProjectionCost, device: str) -> float:
     return cost.fourier_flops / flops + cost.fourier_bytes / rate
 
 
+def check_frames(frames) -> int:
+    """``frames`` (frames projected together) as an int; a ValueError naming it unless an integer >= 1."""
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+        raise ValueError(f"frames = {frames!r} is invalid: expected an integer >= 1")
+    return int(frames)
+
+
 def _fft_flops(n: int) -> float:
     return 2.5 * n * math.log2(max(n, 2))
 
@@ -88,8 +95,7 @@ def projection_cost(
         Frames projected together (a batch: extra matmul columns).  FLOPs and the bytes of the
         volume and image spectra grow with it; the kernel spectra are read once per projection.
     """
-    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
-        raise ValueError(f"frames = {frames!r} is invalid: expected an integer >= 1")
+    frames = check_frames(frames)
     ly, lx = lenslets
     radii = [int(r) for r in radii]
     rmax = max(radii)
@@ -109,7 +115,7 @@ def projection_cost(
     vol_img = itemsize * (c * ly * lx + u * ly * lx) * frames
     fz = [py * (px // 2 + 1) for py, px in shapes]  # frequencies of each depth's FFT grid
     hh = stored
-    cols = groups * ntile * int(frames)  # matmul columns: group copies x tiles x frames
+    cols = groups * ntile * frames  # matmul columns: group copies x tiles x frames
     matmul = sum(8.0 * f * u * hh * cols for f in fz)
     ffts = sum(hh * cols * _fft_flops(py * px) for py, px in shapes)
     ffts += sum(u * cols * _fft_flops(py * px) for py, px in set(shapes))  # one per distinct size

@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from . import backend
-from .cost import ProjectionCost, projection_cost, projection_seconds
+from .cost import ProjectionCost, check_frames, projection_cost, projection_seconds
 from .symmetry import GROUPS, phase_plan
 
 __all__ = ["LightFieldOperator", "ProjectionCost", "projection_cost"]
@@ -112,8 +112,8 @@ class LightFieldOperator:
         Frames the projections will mostly carry together (a batch of frames reconstructed at once,
         e.g. a benchmark's repeats); "auto" storage is chosen for the modelled time of such a batch.
         The kernel spectra are read once per projection whatever the batch, while the FLOPs grow with
-        it, so a large batch favours full storage (measured on 2 cores, 40x/0.95 N = 15 at s = 7,
-        21 frames: forward + adjoint 0.21 s full against 0.35 s mirror and 0.61 s d4).  Default 1.
+        it, so a large batch favours full storage (measured on one thread, 40x/0.95 N = 15 at s = 7,
+        21 frames: forward + adjoint 0.19 s full against 0.36 s mirror and 0.67 s d4).  Default 1.
     progress : bool
         Show a progress bar while computing the kernel spectra.
 
@@ -148,9 +148,7 @@ class LightFieldOperator:
                  max_kernel_bytes: int | None = None, tile_lenslets=None, symmetry="auto",
                  frames: int = 1, progress: bool = False):
         dt = np.dtype(dtype)
-        if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
-            raise ValueError(f"frames = {frames!r} is invalid: expected an integer >= 1")
-        self.frames = int(frames)
+        self.frames = check_frames(frames)
         if dt not in _DTYPES:
             raise ValueError(f"dtype = {dtype!r} is invalid: expected float32 or float64")
         if max_chunk_bytes is not None and int(max_chunk_bytes) <= 0:
