@@ -623,7 +623,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--quick", action="store_true",
                    help="reduced size for a laptop, same protocol: N = 7 and 15 only, a 7-lenslet crop, coarser "
                         "voxels, 6 LFM depths, 6 separations, 20 RL iterations, a small convergence study, "
-                        "the other families at 4 depths and a 3x3 scanning LFM at 3 (measured 4 min 10 s - 4 min 31 s on 2 cores "
+                        "the other families at 4 depths and a 3x3 scanning LFM at 3 (measured 4 min 10 s - 4 min 41 s on 2 cores "
                         "with a cold PSF cache, 10 designs, 2 side by side (--jobs auto); the scanning LFM ~2.4 min of it)")
     g.add_argument("--smallest", action="store_true", help="the test-suite size (one objective, about 1 min)")
     p.add_argument("--out", default=None, help="output folder (new; default results/tradeoff-YYYYmmdd-HHMMSS)")
